@@ -1,0 +1,12 @@
+//! Alerts: what a rule's results mean over time.
+//!
+//! `state` is the one place that decides when an alert is pending, firing
+//! or resolved (Prometheus's semantics: `for`, `keep_firing_for`, one alert
+//! per label set); `template` renders annotations and labels. Nothing here
+//! reads a clock: the time of each evaluation is passed in, so the daemon,
+//! `replay` and tests drive the very same code.
+
+pub mod state;
+pub mod template;
+
+pub use state::{Alert, AlertState, AlertingRule, NamedTemplate};

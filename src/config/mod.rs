@@ -1,0 +1,440 @@
+//! The daemon's config file, `forewarn.yml`.
+//!
+//! Its sections are the ones users already have: Prometheus's `global`,
+//! `scrape_configs` and `rule_files`, Alertmanager's `route` and `receivers`
+//! (same keys, same meanings, so sections can be pasted across), plus
+//! forewarn's own `storage` and `http`. Every struct denies unknown keys: a
+//! typo is an error with its line, never a silently ignored setting.
+
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::duration::PromDuration;
+use crate::notify::email::EmailConfig;
+use crate::notify::webhook::WebhookConfig;
+pub use yaml::Located;
+
+/// The whole config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub global: GlobalConfig,
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+    #[serde(default)]
+    pub route: Option<RouteConfig>,
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// Prometheus's `global` plus Alertmanager's `global.smtp_*` defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    #[serde(default = "default_interval")]
+    pub scrape_interval: PromDuration,
+    #[serde(default = "default_timeout")]
+    pub scrape_timeout: PromDuration,
+    #[serde(default = "default_interval")]
+    pub evaluation_interval: PromDuration,
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    pub smtp_from: Option<String>,
+    pub smtp_smarthost: Option<String>,
+    pub smtp_hello: Option<String>,
+    pub smtp_auth_username: Option<String>,
+    pub smtp_auth_password: Option<String>,
+    pub smtp_require_tls: Option<bool>,
+    /// How long a resolved alert is still sent; how long a firing alert that is
+    /// no longer reported stays firing (Alertmanager's `resolve_timeout`).
+    #[serde(default = "default_resolve_timeout")]
+    pub resolve_timeout: PromDuration,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: default_interval(),
+            scrape_timeout: default_timeout(),
+            evaluation_interval: default_interval(),
+            external_labels: BTreeMap::new(),
+            smtp_from: None,
+            smtp_smarthost: None,
+            smtp_hello: None,
+            smtp_auth_username: None,
+            smtp_auth_password: None,
+            smtp_require_tls: None,
+            resolve_timeout: default_resolve_timeout(),
+        }
+    }
+}
+
+fn default_interval() -> PromDuration {
+    PromDuration::from_secs(60)
+}
+fn default_timeout() -> PromDuration {
+    PromDuration::from_secs(10)
+}
+fn default_resolve_timeout() -> PromDuration {
+    PromDuration::from_secs(300)
+}
+
+/// One `scrape_configs` entry (a job).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    pub job_name: String,
+    pub scrape_interval: Option<PromDuration>,
+    pub scrape_timeout: Option<PromDuration>,
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub honor_labels: bool,
+    #[serde(default = "yes")]
+    pub honor_timestamps: bool,
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    /// Bytes, with an optional unit: `10MB`, `512KiB`. 0 = forewarn's default cap.
+    pub body_size_limit: Option<ByteSize>,
+    /// More samples than this fail the whole scrape, as in Prometheus. 0 = no limit.
+    #[serde(default)]
+    pub sample_limit: usize,
+    #[serde(default)]
+    pub label_limit: usize,
+    #[serde(default)]
+    pub label_name_length_limit: usize,
+    #[serde(default)]
+    pub label_value_length_limit: usize,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+fn default_scheme() -> String {
+    "http".into()
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A size in bytes written as `1024`, `10MB`, `512KiB`, `1GB`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: expected a number with a unit like 10MB"))?;
+        let mult: f64 = match unit.trim() {
+            "" | "B" => 1.0,
+            "KB" | "kB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            u => return Err(format!("invalid size {s:?}: unknown unit {u:?} (use B, KB, MB, GB, KiB, MiB, GiB)")),
+        };
+        Ok(ByteSize((n * mult) as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Alertmanager's `route`: a tree of matchers deciding who hears of an alert.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub receiver: Option<String>,
+    pub group_by: Option<Vec<String>>,
+    /// `label=value`, `label!=value`, `label=~re`, `label!~re` (Alertmanager's syntax).
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    /// Deprecated in Alertmanager but still common in pasted configs.
+    #[serde(default, rename = "match")]
+    pub match_eq: BTreeMap<String, String>,
+    #[serde(default)]
+    pub match_re: BTreeMap<String, String>,
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+    pub group_wait: Option<PromDuration>,
+    pub group_interval: Option<PromDuration>,
+    pub repeat_interval: Option<PromDuration>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// One named receiver with any number of integrations.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    pub name: String,
+    #[serde(default)]
+    pub webhook_configs: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub email_configs: Vec<EmailConfig>,
+}
+
+/// Where state lives and how long samples are kept.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The state dir; the systemd unit sets it to /var/lib/forewarn.
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_retention")]
+    pub retention: PromDuration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { path: None, retention: default_retention() }
+    }
+}
+
+fn default_retention() -> PromDuration {
+    PromDuration::from_secs(8 * 86_400)
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The URL people use to reach forewarn (links in notifications).
+    pub external_url: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: default_listen(), external_url: None }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9099".into()
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Relative `rule_files`
+    /// are resolved against the config file's directory, as Prometheus does.
+    pub fn load(path: &Path) -> Result<Config, Vec<Located>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![Located::new(path.display().to_string(), 0, 0, format!("cannot read config: {e}"))])?;
+        Config::parse(&path.display().to_string(), &text, path.parent())
+    }
+
+    pub fn parse(file: &str, text: &str, base: Option<&Path>) -> Result<Config, Vec<Located>> {
+        let mut cfg: Config = yaml::parse(file, text).map_err(|e| vec![e])?;
+        if let Some(base) = base {
+            for f in cfg.rule_files.iter_mut() {
+                if Path::new(f).is_relative() && !base.as_os_str().is_empty() {
+                    *f = base.join(&*f).display().to_string();
+                }
+            }
+        }
+        let errors = cfg.validate(file);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks what serde cannot: references, uniqueness, ranges.
+    fn validate(&mut self, file: &str) -> Vec<Located> {
+        let mut errs = Vec::new();
+        let mut err = |m: String| errs.push(Located::new(file, 0, 0, m));
+        let g = &self.global;
+        if g.scrape_interval.is_zero() || g.evaluation_interval.is_zero() {
+            err("global: scrape_interval and evaluation_interval must be greater than 0s".into());
+        }
+        let mut jobs = std::collections::HashSet::new();
+        for sc in &self.scrape_configs {
+            if !jobs.insert(sc.job_name.clone()) {
+                err(format!("scrape_configs: duplicate job_name {:?}", sc.job_name));
+            }
+            if sc.scheme != "http" && sc.scheme != "https" {
+                err(format!("scrape_configs[{}]: scheme must be http or https, not {:?}", sc.job_name, sc.scheme));
+            }
+            let interval = sc.scrape_interval.unwrap_or(g.scrape_interval);
+            let timeout = sc.scrape_timeout.unwrap_or(g.scrape_timeout.min(interval));
+            if timeout > interval {
+                err(format!(
+                    "scrape_configs[{}]: scrape_timeout {} is greater than scrape_interval {}",
+                    sc.job_name, timeout, interval
+                ));
+            }
+            for st in &sc.static_configs {
+                for t in &st.targets {
+                    if t.contains('/') || t.is_empty() {
+                        err(format!(
+                            "scrape_configs[{}]: target {:?} must be host:port (the path goes in metrics_path)",
+                            sc.job_name, t
+                        ));
+                    }
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for r in &mut self.receivers {
+            if !names.insert(r.name.clone()) {
+                err(format!("receivers: duplicate receiver name {:?}", r.name));
+            }
+            for (i, e) in r.email_configs.iter_mut().enumerate() {
+                e.apply_defaults(&crate::notify::email::SmtpDefaults {
+                    smtp_from: g.smtp_from.clone(),
+                    smtp_smarthost: g.smtp_smarthost.clone(),
+                    smtp_hello: g.smtp_hello.clone(),
+                    smtp_auth_username: g.smtp_auth_username.clone(),
+                    smtp_auth_password: g.smtp_auth_password.clone(),
+                    smtp_require_tls: g.smtp_require_tls,
+                });
+                if let Err(e) = e.validate() {
+                    err(format!("receivers[{}].email_configs[{}]: {}", r.name, i, e));
+                }
+            }
+        }
+        match &self.route {
+            Some(route) => {
+                if route.receiver.is_none() {
+                    err("route: the root route needs a `receiver`".into());
+                }
+                if !route.matchers.is_empty() || !route.match_eq.is_empty() || !route.match_re.is_empty() {
+                    err("route: the root route must not have matchers (it matches every alert)".into());
+                }
+                check_route(route, &names, "route", &mut err);
+            }
+            None if !self.receivers.is_empty() => {
+                err("route: missing; add `route: { receiver: <name> }` so alerts reach a receiver".into())
+            }
+            None => {}
+        }
+        if self.storage.retention.as_millis() < 60_000 {
+            err(format!("storage.retention {} is too short (at least 1m)", self.storage.retention));
+        }
+        errs
+    }
+
+    pub fn external_labels(&self) -> crate::labels::Labels {
+        crate::labels::Labels::from_pairs(self.global.external_labels.clone())
+    }
+
+    pub fn external_url(&self) -> String {
+        match &self.http.external_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.http.listen),
+        }
+    }
+}
+
+fn check_route(
+    r: &RouteConfig,
+    receivers: &std::collections::HashSet<String>,
+    path: &str,
+    err: &mut impl FnMut(String),
+) {
+    if let Some(name) = &r.receiver {
+        if !receivers.contains(name) {
+            err(format!("{path}: receiver {name:?} is not defined under `receivers`"));
+        }
+    }
+    for m in &r.matchers {
+        if let Err(e) = crate::notify::route::parse_matcher(m) {
+            err(format!("{path}: matcher {m:?}: {e}"));
+        }
+    }
+    for (k, v) in &r.match_re {
+        if let Err(e) = crate::labels::Matcher::regex(k.clone(), v, false) {
+            err(format!("{path}: match_re {k}: {e}"));
+        }
+    }
+    for (i, child) in r.routes.iter().enumerate() {
+        check_route(child, receivers, &format!("{path}.routes[{i}]"), err);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_example_parses() {
+        let text = r#"
+global: { scrape_interval: 15s, evaluation_interval: 15s }
+scrape_configs:
+  - job_name: checkout
+    static_configs: [ { targets: ["127.0.0.1:9100"] } ]
+rule_files: [ "rules/*.yml" ]
+route: { receiver: team, group_by: [alertname, job], group_wait: 0s }
+receivers:
+  - name: team
+    webhook_configs: [ { url: "http://127.0.0.1:5001/hook" } ]
+    email_configs: [ { to: "team@example.com", from: "forewarn@example.com", smarthost: "127.0.0.1:25", require_tls: false } ]
+storage: { path: /var/lib/forewarn, retention: 8d }
+http: { listen: "127.0.0.1:9099" }
+"#;
+        let c = Config::parse("f.yml", text, Some(Path::new("/etc/forewarn"))).unwrap();
+        assert_eq!(c.global.scrape_interval.as_millis(), 15_000);
+        assert_eq!(c.rule_files, vec!["/etc/forewarn/rules/*.yml".to_string()]);
+        assert_eq!(c.receivers[0].webhook_configs.len(), 1);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_line() {
+        let e = Config::parse("f.yml", "global:\n  scrape_intervall: 15s\n", None).unwrap_err();
+        assert_eq!(e[0].line, 2, "{}", e[0]);
+        assert!(e[0].message.contains("scrape_intervall"), "{}", e[0]);
+    }
+
+    #[test]
+    fn undefined_receiver_is_reported() {
+        let e = Config::parse("f.yml", "route: { receiver: nobody }\n", None).unwrap_err();
+        assert!(e[0].message.contains("nobody"), "{}", e[0]);
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(ByteSize::parse("10MB").unwrap().0, 10_000_000);
+        assert_eq!(ByteSize::parse("1KiB").unwrap().0, 1024);
+        assert!(ByteSize::parse("ten").is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! The daemon: wires config, store, scrapers, rules, notifier and HTTP
+//! server together, and owns reload and shutdown.
+//!
+//! Reload is all-or-nothing per part: a config or rule file that fails to
+//! load is reported (log, `/-/reload` response, `forewarn_config_last_reload_successful`)
+//! and whatever ran before keeps running.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Located};
+use crate::notify::dispatch::{Dispatcher, Integration};
+use crate::notify::route::Route;
+use crate::promql::EvalOptions;
+use crate::rules::{self, EvalContext, RuleManager};
+use crate::scrape::{ScrapeManager, Target};
+use crate::store::Store;
+
+/// Why the daemon could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{}", join(.0))]
+    Config(Vec<Located>),
+    #[error("{}", join(.0))]
+    Rules(Vec<Located>),
+    #[error("route: {0}")]
+    Route(String),
+    #[error("cannot listen on {addr}: {source} (is another forewarn running? change http.listen)")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn join(errs: &[Located]) -> String {
+    errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// How the daemon was started.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Re-read on reload; `None` for a config built in memory (the demo).
+    pub config_path: Option<PathBuf>,
+    /// Also print every notification of this receiver to the terminal.
+    pub console_receiver: Option<String>,
+}
+
+type Reconfigure = (Route, HashMap<String, Vec<Integration>>);
+
+/// Shared state of a running daemon, handed to the HTTP server.
+pub struct Daemon {
+    pub options: Options,
+    pub store: Arc<Store>,
+    pub scrape: ScrapeManager,
+    pub rules: RuleManager,
+    pub config: Mutex<Config>,
+    pub metrics: PrometheusHandle,
+    pub ready: AtomicBool,
+    reconfigure: mpsc::UnboundedSender<Reconfigure>,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// Installs the `forewarn_*` metrics recorder once per process.
+pub fn metrics_handle() -> Result<PrometheusHandle, DaemonError> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let h = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| DaemonError::Other(format!("cannot install metrics recorder: {e}")))?;
+    Ok(HANDLE.get_or_init(|| h).clone())
+}
+
+fn targets_of(cfg: &Config) -> Vec<Target> {
+    cfg.scrape_configs.iter().flat_map(|sc| Target::from_config(sc, &cfg.global)).collect()
+}
+
+fn receivers_of(cfg: &Config, console: &Option<String>) -> Result<(Route, HashMap<String, Vec<Integration>>), DaemonError> {
+    let mut d = Dispatcher::from_config(cfg).map_err(DaemonError::Route)?;
+    if let Some(name) = console {
+        d.add_console(name);
+    }
+    Ok(d.into_parts())
+}
+
+impl Daemon {
+    /// Starts scraping, rule evaluation and notification for `cfg`.
+    pub async fn start(cfg: Config, options: Options) -> Result<Arc<Daemon>, DaemonError> {
+        let metrics = metrics_handle()?;
+        let store = Arc::new(Store::new(cfg.storage.retention.as_millis()));
+        let groups = rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
+        let scrape = ScrapeManager::new(store.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
+        scrape.replace(targets_of(&cfg));
+
+        let mut dispatcher = Dispatcher::from_config(&cfg).map_err(DaemonError::Route)?;
+        if let Some(name) = &options.console_receiver {
+            dispatcher.add_console(name);
+        }
+        let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
+        let (reconf_tx, reconf_rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatcher.run(alerts_rx, reconf_rx));
+
+        let ctx = EvalContext {
+            external_labels: cfg.external_labels(),
+            external_url: cfg.external_url(),
+            options: EvalOptions::default(),
+        };
+        let rules = RuleManager::new(store.clone(), ctx, alerts_tx);
+        let n_groups = groups.len();
+        rules.replace(groups);
+        tracing::info!(targets = scrape.targets().len(), rule_groups = n_groups, "forewarn started");
+
+        let daemon = Arc::new(Daemon {
+            options,
+            store: store.clone(),
+            scrape,
+            rules,
+            config: Mutex::new(cfg),
+            metrics,
+            ready: AtomicBool::new(false),
+            reconfigure: reconf_tx,
+            reload_lock: tokio::sync::Mutex::new(()),
+        });
+        metrics::gauge!("forewarn_config_last_reload_successful").set(1.0);
+
+        // Retention: drop old samples once a minute.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                store.compact(chrono::Utc::now().timestamp_millis());
+                let st = store.stats();
+                metrics::gauge!("forewarn_store_series").set(st.series as f64);
+                metrics::gauge!("forewarn_store_samples").set(st.samples as f64);
+            }
+        });
+        Ok(daemon)
+    }
+
+    /// Re-reads the config file and rule files. On any error nothing changes.
+    pub async fn reload(&self) -> Result<(), DaemonError> {
+        let _guard = self.reload_lock.lock().await;
+        let result = self.reload_inner();
+        match &result {
+            Ok(()) => {
+                metrics::gauge!("forewarn_config_last_reload_successful").set(1.0);
+                metrics::gauge!("forewarn_config_last_reload_success_timestamp_seconds")
+                    .set(chrono::Utc::now().timestamp() as f64);
+                tracing::info!("configuration reloaded");
+            }
+            Err(e) => {
+                metrics::gauge!("forewarn_config_last_reload_successful").set(0.0);
+                tracing::error!(error = %e, "reload failed; the previous configuration and rules keep running");
+            }
+        }
+        result
+    }
+
+    fn reload_inner(&self) -> Result<(), DaemonError> {
+        let cfg = match &self.options.config_path {
+            Some(p) => Config::load(p).map_err(DaemonError::Config)?,
+            None => self.config.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        };
+        let groups = rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
+        let parts = receivers_of(&cfg, &self.options.console_receiver)?;
+        // Everything is valid: swap.
+        self.scrape.replace(targets_of(&cfg));
+        self.rules.replace(groups);
+        let _ = self.reconfigure.send(parts);
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
+        Ok(())
+    }
+}
+
+/// Tells systemd (Type=notify) that we are ready, if it is listening.
+pub fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "sd_notify: cannot create socket");
+            return;
+        }
+    };
+    let bytes = path.as_encoded_bytes();
+    let result = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), std::path::Path::new(&path))
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}

@@ -1,0 +1,265 @@
+//! Prometheus-compatible `/api/v1/*` endpoints (same JSON shapes and error
+//! envelope), so Grafana and existing scripts can talk to forewarn.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value as Json_};
+
+use crate::alerts::{Alert, AlertState};
+use crate::daemon::Daemon;
+use crate::promql::{self, Value};
+use crate::rules::Rule;
+
+pub fn routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, which Prometheus uses for alert values.
+fn go_e(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+}
+
+/// Sample values in query results: Go's `FormatFloat(v, 'f', -1, 64)`.
+fn go_f(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+fn ok(data: Json_) -> Response {
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+fn bad(kind: &str, msg: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"status": "error", "errorType": kind, "error": msg.to_string()})))
+        .into_response()
+}
+
+pub fn all_alerts(d: &Daemon) -> Vec<Alert> {
+    let mut out: Vec<Alert> = d
+        .rules
+        .with_groups(|g, _| {
+            g.rules
+                .iter()
+                .filter_map(|r| match r {
+                    Rule::Alert(a) => Some(a.alerts().into_iter().filter(|x| x.state != AlertState::Inactive).cloned()),
+                    _ => None,
+                })
+                .flatten()
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
+
+fn alert_json(a: &Alert) -> Json_ {
+    json!({
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "state": a.state.as_str(),
+        "activeAt": rfc3339(a.active_at),
+        "value": go_e(a.value),
+    })
+}
+
+async fn alerts(State(d): State<Arc<Daemon>>) -> Response {
+    let list: Vec<Json_> = all_alerts(&d).iter().map(alert_json).collect();
+    ok(json!({ "alerts": list }))
+}
+
+async fn rules(State(d): State<Arc<Daemon>>) -> Response {
+    let groups = d.rules.with_groups(|g, health| {
+        let rules: Vec<Json_> = g
+            .rules
+            .iter()
+            .zip(health.iter().chain(std::iter::repeat(&Default::default())))
+            .map(|(r, h)| {
+                let common = json!({
+                    "health": if h.last_evaluation == 0 { "unknown" } else if h.last_error.is_some() { "err" } else { "ok" },
+                    "lastError": h.last_error.clone().unwrap_or_default(),
+                    "evaluationTime": h.evaluation_ms / 1000.0,
+                    "lastEvaluation": rfc3339(h.last_evaluation),
+                });
+                let mut v = match r {
+                    Rule::Alert(a) => {
+                        let alerts: Vec<&Alert> = a.alerts().into_iter().filter(|x| x.state != AlertState::Inactive).collect();
+                        let state = if alerts.iter().any(|x| x.state == AlertState::Firing) {
+                            "firing"
+                        } else if alerts.is_empty() {
+                            "inactive"
+                        } else {
+                            "pending"
+                        };
+                        json!({
+                            "type": "alerting", "name": a.name, "query": a.expr_text, "state": state,
+                            "duration": a.hold.as_millis() as f64 / 1000.0,
+                            "keepFiringFor": a.keep_firing_for.as_millis() as f64 / 1000.0,
+                            "labels": a.labels.iter().map(|t| (t.name.clone(), t.source.clone())).collect::<HashMap<_, _>>(),
+                            "annotations": a.annotations.iter().map(|t| (t.name.clone(), t.source.clone())).collect::<HashMap<_, _>>(),
+                            "alerts": alerts.iter().map(|x| alert_json(x)).collect::<Vec<_>>(),
+                        })
+                    }
+                    Rule::Record(rec) => json!({
+                        "type": "recording", "name": rec.name, "query": rec.expr_text, "labels": rec.labels,
+                    }),
+                };
+                if let (Some(obj), Some(c)) = (v.as_object_mut(), common.as_object()) {
+                    obj.extend(c.clone());
+                }
+                v
+            })
+            .collect();
+        json!({
+            "name": g.name, "file": g.file, "interval": g.interval.as_millis() as f64 / 1000.0,
+            "limit": g.limit, "rules": rules,
+        })
+    });
+    ok(json!({ "groups": groups }))
+}
+
+async fn targets(State(d): State<Arc<Daemon>>) -> Response {
+    let list: Vec<Json_> = d
+        .scrape
+        .targets()
+        .into_iter()
+        .map(|(t, h)| {
+            json!({
+                "discoveredLabels": t.labels, "labels": t.labels, "scrapePool": t.job, "scrapeUrl": t.url,
+                "globalUrl": t.url, "lastError": h.last_error,
+                "lastScrape": if h.last_scrape_ms == 0 { "0001-01-01T00:00:00Z".to_string() } else { rfc3339(h.last_scrape_ms) },
+                "lastScrapeDuration": h.last_scrape_duration_s, "health": h.health,
+                "scrapeInterval": crate::duration::PromDuration(t.interval).to_string(),
+                "scrapeTimeout": crate::duration::PromDuration(t.timeout).to_string(),
+            })
+        })
+        .collect();
+    ok(json!({ "activeTargets": list, "droppedTargets": [] }))
+}
+
+/// Prometheus accepts RFC 3339 or Unix seconds (with fractions).
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() {
+            return Ok((f * 1000.0).round() as i64);
+        }
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("cannot parse {s:?} to a valid timestamp"))
+}
+
+fn parse_step(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        if f.is_finite() && f > 0.0 {
+            return Ok((f * 1000.0).round() as i64);
+        }
+    }
+    crate::duration::PromDuration::parse(s)
+        .map(|d| d.as_millis())
+        .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
+}
+
+async fn query(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(text) = q.get("query") else { return bad("bad_data", "missing parameter: query") };
+    let t = match q.get("time").map(|s| parse_time(s)) {
+        None => Utc::now().timestamp_millis(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return bad("bad_data", format!("invalid parameter \"time\": {e}")),
+    };
+    let expr = match promql::parse(text) {
+        Ok(e) => e,
+        Err(e) => return bad("bad_data", format!("invalid parameter \"query\": {e}")),
+    };
+    let store = d.store.clone();
+    let result = tokio::task::spawn_blocking(move || promql::eval_instant(&*store, &expr, t, &Default::default())).await;
+    let value = match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return bad("execution", e),
+        Err(e) => return bad("internal", e),
+    };
+    let ts = t as f64 / 1000.0;
+    ok(match value {
+        Value::Scalar(v) => json!({"resultType": "scalar", "result": [ts, go_f(v)]}),
+        Value::String(s) => json!({"resultType": "string", "result": [ts, s]}),
+        Value::Vector(v) => json!({"resultType": "vector", "result": v.iter().map(|s| json!({"metric": s.labels, "value": [ts, go_f(s.v)]})).collect::<Vec<_>>()}),
+        Value::Matrix(m) => json!({"resultType": "matrix", "result": m.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()}),
+    })
+}
+
+async fn query_range(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(text) = q.get("query") else { return bad("bad_data", "missing parameter: query") };
+    let get = |k: &str| q.get(k).ok_or_else(|| format!("missing parameter: {k}"));
+    let parsed = (|| -> Result<(i64, i64, i64), String> {
+        let start = parse_time(get("start")?).map_err(|e| format!("invalid parameter \"start\": {e}"))?;
+        let end = parse_time(get("end")?).map_err(|e| format!("invalid parameter \"end\": {e}"))?;
+        let step = parse_step(get("step")?).map_err(|e| format!("invalid parameter \"step\": {e}"))?;
+        if end < start {
+            return Err("invalid parameter \"end\": end timestamp must not be before start time".into());
+        }
+        if (end - start) / step > 11_000 {
+            return Err("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into());
+        }
+        Ok((start, end, step))
+    })();
+    let (start, end, step) = match parsed {
+        Ok(x) => x,
+        Err(e) => return bad("bad_data", e),
+    };
+    let expr = match promql::parse(text) {
+        Ok(e) => e,
+        Err(e) => return bad("bad_data", format!("invalid parameter \"query\": {e}")),
+    };
+    let store = d.store.clone();
+    let result =
+        tokio::task::spawn_blocking(move || promql::eval_range(&*store, &expr, start, end, step, &Default::default()))
+            .await;
+    match result {
+        Ok(Ok(series)) => ok(json!({"resultType": "matrix", "result": series.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()})),
+        Ok(Err(e)) => bad("execution", e),
+        Err(e) => bad("internal", e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_float_formats() {
+        assert_eq!(super::go_e(1.0), "1e+00");
+        assert_eq!(super::go_e(123.5), "1.235e+02");
+        assert_eq!(super::go_e(0.001), "1e-03");
+        assert_eq!(super::go_f(0.5), "0.5");
+        assert_eq!(super::go_f(f64::INFINITY), "+Inf");
+    }
+}

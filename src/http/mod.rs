@@ -1,0 +1,99 @@
+//! The HTTP face: health and reload endpoints, the daemon's own metrics, and
+//! the Prometheus-compatible `/api/v1/*` that dashboards and scripts know.
+//!
+//! Handlers only translate; every decision lives in the modules they call.
+
+mod api;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::daemon::{Daemon, DaemonError};
+
+/// The full router.
+pub fn router(d: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "forewarn is Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload).put(reload))
+        .merge(api::routes())
+        .with_state(d)
+}
+
+/// Binds and serves until `shutdown` resolves.
+pub async fn serve(
+    d: Arc<Daemon>,
+    addr: &str,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: addr.to_string(), source })?;
+    let local = listener.local_addr().map_err(|e| DaemonError::Other(e.to_string()))?;
+    tracing::info!(address = %local, "HTTP server listening");
+    d.ready.store(true, Ordering::SeqCst);
+    axum::serve(listener, router(d))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| DaemonError::Other(format!("HTTP server: {e}")))
+}
+
+async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+    let st = d.store.stats();
+    ::metrics::gauge!("forewarn_store_series").set(st.series as f64);
+    ::metrics::gauge!("forewarn_store_samples").set(st.samples as f64);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], d.metrics.render())
+        .into_response()
+}
+
+async fn ready(State(d): State<Arc<Daemon>>) -> Response {
+    if d.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "forewarn is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+async fn reload(State(d): State<Arc<Daemon>>) -> Response {
+    match d.reload().await {
+        Ok(()) => (StatusCode::OK, "reloaded\n").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed; the previous configuration keeps running:\n{e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn index(State(d): State<Arc<Daemon>>) -> Response {
+    let mut html = String::from(
+        "<!doctype html><meta charset=utf-8><title>forewarn</title>\
+         <style>body{font:14px system-ui,sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left}\
+         .firing{color:#b00}.pending{color:#a60}</style><h1>forewarn</h1><h2>Alerts</h2><table>\
+         <tr><th>state</th><th>alert</th><th>labels</th><th>since</th><th>summary</th></tr>",
+    );
+    for a in api::all_alerts(&d) {
+        html.push_str(&format!(
+            "<tr class={s}><td>{s}</td><td>{n}</td><td>{l}</td><td>{t}</td><td>{sum}</td></tr>",
+            s = a.state.as_str(),
+            n = esc(a.labels.value("alertname")),
+            l = esc(&a.labels.to_string()),
+            t = api::rfc3339(a.active_at),
+            sum = esc(a.annotations.value("summary")),
+        ));
+    }
+    html.push_str("</table><p><a href=/api/v1/alerts>/api/v1/alerts</a> · <a href=/api/v1/rules>/api/v1/rules</a> · <a href=/api/v1/targets>/api/v1/targets</a> · <a href=/metrics>/metrics</a></p>");
+    axum::response::Html(html).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

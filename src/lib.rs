@@ -1,0 +1,25 @@
+//! forewarn: a metrics-driven alerting daemon.
+//!
+//! The modules follow the data: `scrape` fetches and parses targets into the
+//! `store`; `rules` evaluates PromQL (`promql`) over the store on each group's
+//! interval and feeds `alerts`, the state machine; `notify` routes, groups
+//! and delivers what the alerts say. `config` reads the one YAML file that
+//! wires them, `http` and the CLI in `main.rs` are thin faces over them, and
+//! `demo` serves built-in targets so the whole chain can be seen at once.
+
+pub mod alerts;
+pub mod analysis;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod duration;
+pub mod http;
+pub mod labels;
+pub mod notify;
+pub mod promql;
+pub mod rules;
+pub mod scrape;
+pub mod store;
+
+pub use labels::{Labels, Matcher};
+pub use store::{Queryable, Sample, Series, Store};

@@ -1,0 +1,125 @@
+//! Notifications: from alerts to a receiver's inbox.
+//!
+//! The pipeline, in the order an alert passes through it: `route` picks the
+//! receivers, `dispatch` groups alerts and decides when a group is due
+//! (group_wait, group_interval, repeat_interval), and each receiver folder
+//! (`webhook/`, `email/`, `console/`) turns a [`Notification`] into bytes on
+//! the wire. A receiver's config lives next to its sender.
+
+pub mod console;
+pub mod dispatch;
+pub mod email;
+pub mod route;
+pub mod webhook;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::labels::Labels;
+
+/// Whether a notification (or one alert in it) is about trouble or its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert as a receiver sees it (the Alertmanager webhook's `alerts[]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifiedAlert {
+    pub status: Status,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub starts_at: DateTime<Utc>,
+    /// Unset (`0001-01-01T00:00:00Z` on the wire) while the alert fires.
+    pub ends_at: Option<DateTime<Utc>>,
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+    pub fingerprint: String,
+}
+
+/// One message for one receiver about one group of alerts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    pub receiver: String,
+    pub status: Status,
+    pub alerts: Vec<NotifiedAlert>,
+    pub group_labels: Labels,
+    pub common_labels: Labels,
+    pub common_annotations: Labels,
+    /// Where a human can look at forewarn (`http.external_url`).
+    pub external_url: String,
+    /// Identifies the route and group, stable across notifications.
+    pub group_key: String,
+    pub truncated_alerts: usize,
+}
+
+impl Notification {
+    /// Builds the message, computing status and the common labels/annotations.
+    pub fn new(receiver: &str, group_key: String, group_labels: Labels, alerts: Vec<NotifiedAlert>, external_url: &str) -> Self {
+        let status =
+            if alerts.iter().any(|a| a.status == Status::Firing) { Status::Firing } else { Status::Resolved };
+        let common = |f: fn(&NotifiedAlert) -> &Labels| -> Labels {
+            let mut it = alerts.iter();
+            let Some(first) = it.next() else { return Labels::new() };
+            let mut common = f(first).clone();
+            for a in it {
+                let other = f(a);
+                let keep: Vec<(String, String)> = common
+                    .iter()
+                    .filter(|(n, v)| other.get(n) == Some(*v))
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                common = Labels::from_pairs(keep);
+            }
+            common
+        };
+        Notification {
+            receiver: receiver.to_string(),
+            status,
+            common_labels: common(|a| &a.labels),
+            common_annotations: common(|a| &a.annotations),
+            alerts,
+            group_labels,
+            external_url: external_url.to_string(),
+            group_key,
+            truncated_alerts: 0,
+        }
+    }
+
+    pub fn firing(&self) -> impl Iterator<Item = &NotifiedAlert> {
+        self.alerts.iter().filter(|a| a.status == Status::Firing)
+    }
+
+    pub fn resolved(&self) -> impl Iterator<Item = &NotifiedAlert> {
+        self.alerts.iter().filter(|a| a.status == Status::Resolved)
+    }
+}
+
+/// Why a delivery failed, and whether trying again may help.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Network trouble, timeouts, 5xx, 429: worth a retry.
+    #[error("{receiver}: {message} (will retry)")]
+    Retryable { receiver: String, message: String },
+    /// 4xx, a bad address, a template error: retrying sends the same mistake.
+    #[error("{receiver}: {message} (not retried; fix the receiver config)")]
+    Permanent { receiver: String, message: String },
+}
+
+impl DeliveryError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DeliveryError::Retryable { .. })
+    }
+}

@@ -1,0 +1,294 @@
+//! Evaluation of one expression at one instant: selectors (lookback,
+//! staleness, offset, `@`), subqueries, literals and the dispatch to the
+//! operator, aggregation and function modules.
+//!
+//! Everything is evaluated per timestamp: a range query is the same
+//! expression evaluated at each step. That keeps one code path for instant and
+//! range queries (and for subqueries, which are range queries inside a query),
+//! at the cost of re-reading the store per step, which is cheap for an
+//! in-memory store and rule-sized queries.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{AtModifier, Offset, VectorSelector};
+
+use super::{aggregate, binary, functions, EvalError, EvalOptions, Expr, VectorSample};
+use crate::labels::{Labels, MatchOp, Matcher, METRIC_NAME};
+use crate::store::{is_stale, Queryable, Sample, Series};
+
+/// Subquery step when the query does not give one (`x[5m:]`). Prometheus uses
+/// the global evaluation interval, whose default is one minute.
+pub(crate) const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// A range vector with the window it was selected for: `(start, end]`.
+/// Rate-like functions extrapolate to the window's edges, so they need it.
+#[derive(Clone, Debug)]
+pub(crate) struct RangeVector {
+    pub series: Vec<Series>,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// An intermediate value during evaluation at one instant.
+#[derive(Clone, Debug)]
+pub(crate) enum Val {
+    Scalar(f64),
+    Vector(Vec<VectorSample>),
+    Matrix(RangeVector),
+    String(String),
+}
+
+impl Val {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Val::Scalar(_) => "scalar",
+            Val::Vector(_) => "instant vector",
+            Val::Matrix(_) => "range vector",
+            Val::String(_) => "string",
+        }
+    }
+}
+
+/// What stays fixed while one query is evaluated.
+pub(crate) struct Ctx<'a> {
+    pub store: &'a dyn Queryable,
+    pub opts: &'a EvalOptions,
+    /// The outer query's bounds, which `@ start()` and `@ end()` refer to.
+    pub query_start: i64,
+    pub query_end: i64,
+}
+
+impl Ctx<'_> {
+    pub fn eval(&self, expr: &Expr, t: i64) -> Result<Val, EvalError> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Val::Scalar(v) => Ok(Val::Scalar(-v)),
+                Val::Vector(vec) => {
+                    let out: Vec<VectorSample> =
+                        vec.into_iter().map(|s| VectorSample { labels: drop_name(&s.labels), v: -s.v }).collect();
+                    check_unique(&out)?;
+                    Ok(Val::Vector(out))
+                }
+                other => Err(EvalError::Type(format!("unary minus on {}", other.type_name()))),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select_instant(vs, t)?)),
+            Expr::MatrixSelector(ms) => Ok(Val::Matrix(self.select_range(&ms.vs, duration_ms(&ms.range), t)?)),
+            Expr::Subquery(sq) => {
+                let end = self.anchor(&sq.at, &sq.offset, t);
+                let range = duration_ms(&sq.range);
+                let step = sq.step.as_ref().map(duration_ms).unwrap_or(DEFAULT_SUBQUERY_STEP_MS);
+                Ok(Val::Matrix(self.subquery(&sq.expr, end - range, end, step)?))
+            }
+            Expr::Binary(b) => binary::eval(self, b, t),
+            Expr::Aggregate(a) => aggregate::eval(self, a, t),
+            Expr::Call(c) => functions::eval(self, c, t),
+            Expr::Extension(_) => Err(EvalError::Unsupported("extension expressions".into())),
+        }
+    }
+
+    pub fn eval_scalar(&self, expr: &Expr, t: i64) -> Result<f64, EvalError> {
+        match self.eval(expr, t)? {
+            Val::Scalar(v) => Ok(v),
+            other => Err(EvalError::Type(format!("expected scalar, got {}", other.type_name()))),
+        }
+    }
+
+    pub fn eval_vector(&self, expr: &Expr, t: i64) -> Result<Vec<VectorSample>, EvalError> {
+        match self.eval(expr, t)? {
+            Val::Vector(v) => Ok(v),
+            other => Err(EvalError::Type(format!("expected instant vector, got {}", other.type_name()))),
+        }
+    }
+
+    pub fn eval_matrix(&self, expr: &Expr, t: i64) -> Result<RangeVector, EvalError> {
+        match self.eval(expr, t)? {
+            Val::Matrix(m) => Ok(m),
+            other => Err(EvalError::Type(format!("expected range vector, got {}", other.type_name()))),
+        }
+    }
+
+    /// The time a selector or subquery actually looks at: its `@` time (or
+    /// the evaluation time) moved back by its offset.
+    pub fn anchor(&self, at: &Option<AtModifier>, offset: &Option<Offset>, t: i64) -> i64 {
+        let base = match at {
+            None => t,
+            Some(AtModifier::Start) => self.query_start,
+            Some(AtModifier::End) => self.query_end,
+            Some(AtModifier::At(st)) => system_time_ms(st),
+        };
+        match offset {
+            None => base,
+            Some(Offset::Pos(d)) => base - duration_ms(d),
+            Some(Offset::Neg(d)) => base + duration_ms(d),
+        }
+    }
+
+    /// An instant selector: per series the newest sample within the lookback
+    /// window `(t - lookback, t]`, unless that sample is a stale marker.
+    pub fn select_instant(&self, vs: &VectorSelector, t: i64) -> Result<Vec<VectorSample>, EvalError> {
+        Ok(self.select_instant_with_time(vs, t)?.into_iter().map(|(s, _)| s).collect())
+    }
+
+    /// Like [`Ctx::select_instant`], with each sample's own timestamp.
+    pub fn select_instant_with_time(&self, vs: &VectorSelector, t: i64) -> Result<Vec<(VectorSample, i64)>, EvalError> {
+        let t = self.anchor(&vs.at, &vs.offset, t);
+        let matchers = selector_matchers(vs)?;
+        let series = self.store.select(&matchers, t - self.opts.lookback_delta_ms + 1, t);
+        Ok(series
+            .into_iter()
+            .filter_map(|s| {
+                let last = *s.samples.last()?;
+                (!is_stale(last.v)).then_some((VectorSample { labels: s.labels, v: last.v }, last.t))
+            })
+            .collect())
+    }
+
+    /// A range selector: every non-stale sample in `(t - range, t]`.
+    pub fn select_range(&self, vs: &VectorSelector, range: i64, t: i64) -> Result<RangeVector, EvalError> {
+        let end = self.anchor(&vs.at, &vs.offset, t);
+        let start = end - range;
+        let matchers = selector_matchers(vs)?;
+        let series = self
+            .store
+            .select(&matchers, start + 1, end)
+            .into_iter()
+            .filter_map(|mut s| {
+                s.samples.retain(|x| !is_stale(x.v));
+                (!s.samples.is_empty()).then_some(s)
+            })
+            .collect();
+        Ok(RangeVector { series, start, end })
+    }
+
+    /// Evaluates `expr` at the step-aligned instants in `(start, end]`, as
+    /// Prometheus does for subqueries (aligned to absolute time, so that
+    /// consecutive evaluations see the same inner points).
+    pub fn subquery(&self, expr: &Expr, start: i64, end: i64, step: i64) -> Result<RangeVector, EvalError> {
+        if step <= 0 {
+            return Err(EvalError::InvalidArgument("subquery step must be positive".into()));
+        }
+        let mut first = start.div_euclid(step) * step;
+        if first <= start {
+            first += step;
+        }
+        let mut out = SeriesCollector::default();
+        let mut ts = first;
+        while ts <= end {
+            match self.eval(expr, ts)? {
+                Val::Scalar(v) => out.push(&Labels::new(), ts, v),
+                Val::Vector(vec) => {
+                    for s in vec {
+                        out.push(&s.labels, ts, s.v);
+                    }
+                }
+                other => {
+                    return Err(EvalError::Type(format!("subquery over {} is not allowed", other.type_name())));
+                }
+            }
+            ts += step;
+        }
+        Ok(RangeVector { series: out.finish(), start, end })
+    }
+}
+
+/// Gathers per-step samples into series keyed by label set, keeping the order
+/// in which series first appeared.
+#[derive(Default)]
+pub(crate) struct SeriesCollector {
+    index: std::collections::HashMap<Labels, usize>,
+    series: Vec<Series>,
+}
+
+impl SeriesCollector {
+    pub fn push(&mut self, labels: &Labels, t: i64, v: f64) {
+        let i = match self.index.get(labels) {
+            Some(&i) => i,
+            None => {
+                self.series.push(Series { labels: labels.clone(), samples: Vec::new() });
+                self.index.insert(labels.clone(), self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        self.series[i].samples.push(Sample { t, v });
+    }
+
+    pub fn finish(self) -> Vec<Series> {
+        self.series
+    }
+}
+
+/// Converts a parsed selector into store matchers, metric name included.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, EvalError> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(EvalError::Unsupported("`or` inside label matchers".into()));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        out.push(Matcher::equal(METRIC_NAME, name.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        let converted = match &m.op {
+            PMatchOp::Equal => Matcher::equal(m.name.clone(), m.value.clone()),
+            PMatchOp::NotEqual => Matcher { name: m.name.clone(), op: MatchOp::NotEqual(m.value.clone()) },
+            PMatchOp::Re(parsed) | PMatchOp::NotRe(parsed) => {
+                let negate = matches!(m.op, PMatchOp::NotRe(_));
+                // Prefer our own anchoring (dot matches newline, as in Go);
+                // fall back to the parser's regex, which escapes Go-only
+                // syntax such as a literal `{`.
+                match Matcher::regex(m.name.clone(), &m.value, negate) {
+                    Ok(x) => x,
+                    Err(_) => {
+                        let op =
+                            if negate { MatchOp::NotRegex(parsed.clone()) } else { MatchOp::Regex(parsed.clone()) };
+                        Matcher { name: m.name.clone(), op }
+                    }
+                }
+            }
+        };
+        out.push(converted);
+    }
+    Ok(out)
+}
+
+pub(crate) fn duration_ms(d: &std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+pub(crate) fn system_time_ms(st: &SystemTime) -> i64 {
+    match st.duration_since(UNIX_EPOCH) {
+        Ok(d) => duration_ms(&d),
+        Err(e) => -duration_ms(&e.duration()),
+    }
+}
+
+/// Labels that name the metric rather than the series: `__name__`, plus
+/// the type and unit labels Prometheus attaches when asked to. A computed
+/// value is no longer that metric, so it loses all three.
+pub(crate) const NAME_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+
+pub(crate) fn drop_name(l: &Labels) -> Labels {
+    let mut out = l.clone();
+    for n in NAME_LABELS {
+        out.remove(n);
+    }
+    out
+}
+
+/// Errors when two elements of a result share a label set, which Prometheus
+/// refuses because the result would be ambiguous.
+pub(crate) fn check_unique(vec: &[VectorSample]) -> Result<(), EvalError> {
+    if vec.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(vec.len());
+    for s in vec {
+        if !seen.insert(&s.labels) {
+            return Err(EvalError::DuplicateLabelset);
+        }
+    }
+    Ok(())
+}

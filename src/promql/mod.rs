@@ -1,0 +1,145 @@
+//! The PromQL evaluator: turns a parsed expression (the `promql-parser`
+//! crate's AST) plus the sample [`Queryable`] into values, with Prometheus's
+//! semantics (lookback, staleness, left-open ranges, extrapolated rates,
+//! vector matching).
+//!
+//! The parser is borrowed; evaluation is ours, because rule results must agree
+//! with what Prometheus would alert on. Everything the evaluator cannot do yet
+//! is refused by [`check_supported`] at rule-load time rather than answered
+//! wrongly at evaluation time.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod histogram;
+pub mod promqltest;
+mod range_functions;
+mod series_notation;
+mod support;
+#[cfg(test)]
+mod tests;
+
+pub use series_notation::parse_series_values;
+pub use support::check_supported;
+
+use crate::labels::Labels;
+use crate::store::{Queryable, Series};
+use eval::{Ctx, SeriesCollector, Val};
+
+pub use promql_parser::parser::Expr;
+
+/// Prometheus refuses range queries with more points than this per series.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Knobs that change query results.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// How far back an instant selector looks for the latest sample.
+    pub lookback_delta_ms: i64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { lookback_delta_ms: 5 * 60 * 1000 }
+    }
+}
+
+/// The result of evaluating an expression at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Scalar(f64),
+    Vector(Vec<VectorSample>),
+    Matrix(Vec<Series>),
+    String(String),
+}
+
+/// One element of an instant vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorSample {
+    pub labels: Labels,
+    pub v: f64,
+}
+
+/// Why an expression could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+    #[error("vector cannot contain metrics with the same labelset")]
+    DuplicateLabelset,
+    /// One side of a vector match has several series for one match group.
+    #[error("{0};many-to-many matching not allowed: matching labels must be unique on one side")]
+    ManyToMany(String),
+    /// A match produced ambiguous results (missing group_left/group_right, or
+    /// grouping labels that do not make results unique).
+    #[error("{0}")]
+    DuplicateMatch(String),
+    #[error("type error: {0}")]
+    Type(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// Parses a PromQL expression.
+pub fn parse(expr: &str) -> Result<Expr, String> {
+    promql_parser::parser::parse(expr)
+}
+
+/// Evaluates `expr` at `t_ms`.
+pub fn eval_instant(store: &dyn Queryable, expr: &Expr, t_ms: i64, opts: &EvalOptions) -> Result<Value, EvalError> {
+    let ctx = Ctx { store, opts, query_start: t_ms, query_end: t_ms };
+    Ok(match ctx.eval(expr, t_ms)? {
+        Val::Scalar(v) => Value::Scalar(v),
+        Val::Vector(v) => Value::Vector(v),
+        Val::Matrix(m) => Value::Matrix(m.series),
+        Val::String(s) => Value::String(s),
+    })
+}
+
+/// Evaluates `expr` at every step of `[start_ms, end_ms]`, like `query_range`:
+/// one series per label set, with a point for each step where it had a value.
+/// A scalar result becomes a series without labels.
+pub fn eval_range(
+    store: &dyn Queryable,
+    expr: &Expr,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    opts: &EvalOptions,
+) -> Result<Vec<Series>, EvalError> {
+    if step_ms <= 0 {
+        return Err(EvalError::InvalidArgument(
+            "zero or negative query resolution step widths are not accepted".into(),
+        ));
+    }
+    if end_ms < start_ms {
+        return Err(EvalError::InvalidArgument("end timestamp must not be before start time".into()));
+    }
+    if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+        return Err(EvalError::InvalidArgument(format!(
+            "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries"
+        )));
+    }
+    let ctx = Ctx { store, opts, query_start: start_ms, query_end: end_ms };
+    let mut out = SeriesCollector::default();
+    let mut t = start_ms;
+    while t <= end_ms {
+        match ctx.eval(expr, t)? {
+            Val::Scalar(v) => out.push(&Labels::new(), t, v),
+            Val::Vector(vec) => {
+                for s in vec {
+                    out.push(&s.labels, t, s.v);
+                }
+            }
+            other => {
+                return Err(EvalError::Type(format!(
+                    "invalid expression type {:?} for range query, must be scalar or instant vector",
+                    other.type_name()
+                )))
+            }
+        }
+        t += step_ms;
+    }
+    Ok(out.finish())
+}

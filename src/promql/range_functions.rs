@@ -1,0 +1,258 @@
+//! Functions over range vectors: the counter family (`rate`, `increase`,
+//! `delta` with Prometheus's extrapolation, `irate`, `idelta`, `resets`),
+//! regression (`deriv`, `predict_linear`) and the `*_over_time` family.
+//!
+//! Each reduces one series' samples in the window to one value; a series that
+//! has too few samples for the function simply yields nothing.
+
+use promql_parser::parser::Expr;
+
+use super::aggregate::{extreme, kahan_inc, kahan_sum, mean, quantile, variance};
+use super::eval::{check_unique, drop_name, Ctx, RangeVector, Val};
+use super::functions::absent_labels;
+use super::{EvalError, VectorSample};
+use crate::store::Sample;
+
+pub(crate) const SUPPORTED: &[&str] = &[
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "resets",
+    "changes",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "last_over_time",
+    "first_over_time",
+    "quantile_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "mad_over_time",
+    "present_over_time",
+    "absent_over_time",
+    "ts_of_min_over_time",
+    "ts_of_max_over_time",
+    "ts_of_last_over_time",
+    "ts_of_first_over_time",
+    "double_exponential_smoothing",
+];
+
+pub(crate) fn eval(ctx: &Ctx, name: &str, args: &[&Expr], t: i64) -> Result<Val, EvalError> {
+    // The matrix argument is the first one except for quantile_over_time.
+    let (matrix_idx, scalar_args): (usize, Vec<usize>) = match name {
+        "quantile_over_time" => (1, vec![0]),
+        "predict_linear" => (0, vec![1]),
+        "double_exponential_smoothing" => (0, vec![1, 2]),
+        _ => (0, vec![]),
+    };
+    let matrix_expr =
+        args.get(matrix_idx).ok_or_else(|| EvalError::InvalidArgument(format!("{name}: missing range argument")))?;
+    let mut params = Vec::new();
+    for i in scalar_args {
+        let e = args.get(i).ok_or_else(|| EvalError::InvalidArgument(format!("{name}: missing argument {}", i + 1)))?;
+        params.push(ctx.eval_scalar(e, t)?);
+    }
+    let m = ctx.eval_matrix(matrix_expr, t)?;
+    if name == "absent_over_time" {
+        return Ok(Val::Vector(if m.series.is_empty() {
+            vec![VectorSample { labels: absent_labels(matrix_expr), v: 1.0 }]
+        } else {
+            Vec::new()
+        }));
+    }
+    if name == "double_exponential_smoothing" {
+        let (sf, tf) = (params[0], params[1]);
+        if !(sf > 0.0 && sf < 1.0 && tf > 0.0 && tf < 1.0) {
+            return Err(EvalError::InvalidArgument(format!(
+                "invalid smoothing factor or trend factor: expected 0 < sf < 1 and 0 < tf < 1, got sf={sf}, tf={tf}"
+            )));
+        }
+    }
+    // Only the functions that return a sample's value unchanged keep the name.
+    let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    let mut out = Vec::with_capacity(m.series.len());
+    for s in &m.series {
+        let v = match name {
+            "rate" => extrapolated(&m, &s.samples, true, true),
+            "increase" => extrapolated(&m, &s.samples, true, false),
+            "delta" => extrapolated(&m, &s.samples, false, false),
+            "irate" => instant_delta(&s.samples, true),
+            "idelta" => instant_delta(&s.samples, false),
+            "deriv" => (s.samples.len() >= 2).then(|| linear_regression(&s.samples, s.samples[0].t).0),
+            "predict_linear" => (s.samples.len() >= 2).then(|| {
+                let (slope, intercept) = linear_regression(&s.samples, t);
+                slope * params[0] + intercept
+            }),
+            "resets" => Some(s.samples.windows(2).filter(|w| w[1].v < w[0].v).count() as f64),
+            "changes" => Some(
+                s.samples.windows(2).filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan()))).count()
+                    as f64,
+            ),
+            "avg_over_time" => Some(mean(values(s))),
+            "min_over_time" => Some(extreme(values(s), |cur, new| new < cur)),
+            "max_over_time" => Some(extreme(values(s), |cur, new| new > cur)),
+            "sum_over_time" => Some(kahan_sum(values(s))),
+            "count_over_time" => Some(s.samples.len() as f64),
+            "last_over_time" => s.samples.last().map(|x| x.v),
+            "first_over_time" => s.samples.first().map(|x| x.v),
+            "quantile_over_time" => Some(quantile(params[0], values(s).collect())),
+            "stddev_over_time" => Some(variance(values(s)).sqrt()),
+            "stdvar_over_time" => Some(variance(values(s))),
+            "mad_over_time" => {
+                let med = quantile(0.5, values(s).collect());
+                Some(quantile(0.5, values(s).map(|x| (x - med).abs()).collect()))
+            }
+            "present_over_time" => Some(1.0),
+            "ts_of_last_over_time" => s.samples.last().map(|x| x.t as f64 / 1000.0),
+            "ts_of_first_over_time" => s.samples.first().map(|x| x.t as f64 / 1000.0),
+            "ts_of_min_over_time" => ts_of_extreme(&s.samples, |cur, new| new <= cur),
+            "ts_of_max_over_time" => ts_of_extreme(&s.samples, |cur, new| new >= cur),
+            "double_exponential_smoothing" => smoothing(&s.samples, params[0], params[1]),
+            _ => return Err(EvalError::Unsupported(format!("function {name}"))),
+        };
+        if let Some(v) = v {
+            let labels = if keep_name { s.labels.clone() } else { drop_name(&s.labels) };
+            out.push(VectorSample { labels, v });
+        }
+    }
+    check_unique(&out)?;
+    Ok(Val::Vector(out))
+}
+
+fn values(s: &crate::store::Series) -> impl Iterator<Item = f64> + '_ {
+    s.samples.iter().map(|x| x.v)
+}
+
+/// `rate`, `increase` and `delta`: the change over the window, corrected for
+/// counter resets, extrapolated towards the window edges. A series is assumed
+/// to continue to an edge if its first/last sample is within 110% of the
+/// average sample interval from it; otherwise it is assumed to start/end half
+/// an interval beyond its outermost sample. A counter is never extrapolated
+/// below zero.
+fn extrapolated(m: &RangeVector, samples: &[Sample], counter: bool, per_second: bool) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let first = samples[0];
+    let last = samples[samples.len() - 1];
+    let mut result = last.v - first.v;
+    if counter {
+        let mut prev = first.v;
+        for s in &samples[1..] {
+            if s.v < prev {
+                result += prev;
+            }
+            prev = s.v;
+        }
+    }
+    let range_secs = (m.end - m.start) as f64 / 1000.0;
+    let mut to_start = (first.t - m.start) as f64 / 1000.0;
+    let mut to_end = (m.end - last.t) as f64 / 1000.0;
+    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg_interval = sampled / (samples.len() - 1) as f64;
+    let threshold = avg_interval * 1.1;
+    if to_start >= threshold {
+        to_start = avg_interval / 2.0;
+    }
+    if counter && result > 0.0 && first.v >= 0.0 {
+        // Where a straight line through the samples would hit zero.
+        let to_zero = sampled * (first.v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_interval / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if per_second {
+        factor /= range_secs;
+    }
+    Some(result * factor)
+}
+
+/// `irate`/`idelta`: from the last two samples only.
+fn instant_delta(samples: &[Sample], rate: bool) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let (prev, last) = (samples[samples.len() - 2], samples[samples.len() - 1]);
+    let mut d = last.v - prev.v;
+    if rate && last.v < prev.v {
+        // A counter reset: the counter restarted from zero.
+        d = last.v;
+    }
+    if !rate {
+        return Some(d);
+    }
+    let dt = (last.t - prev.t) as f64 / 1000.0;
+    if dt == 0.0 {
+        return None;
+    }
+    Some(d / dt)
+}
+
+/// Least-squares fit of value against time (seconds relative to
+/// `intercept_t`), returning (slope per second, value at `intercept_t`).
+pub(crate) fn linear_regression(samples: &[Sample], intercept_t: i64) -> (f64, f64) {
+    let first = samples[0].v;
+    if samples.iter().all(|s| s.v == first) {
+        // A constant series has a flat slope, which the general formula
+        // would only approximate.
+        if first.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, first);
+    }
+    let n = samples.len() as f64;
+    let (mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for s in samples {
+        let x = (s.t - intercept_t) as f64 / 1000.0;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(s.v, sy, cy);
+        (sxy, cxy) = kahan_inc(x * s.v, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    let (sx, sy, sxy, sx2) = (sx + cx, sy + cy, sxy + cxy, sx2 + cx2);
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+/// Timestamp of the min/max sample; `replace(cur, new)` says whether a later
+/// sample takes over (ties go to the later sample).
+fn ts_of_extreme(samples: &[Sample], replace: fn(f64, f64) -> bool) -> Option<f64> {
+    let mut best = *samples.first()?;
+    for s in &samples[1..] {
+        if best.v.is_nan() || (!s.v.is_nan() && replace(best.v, s.v)) {
+            best = *s;
+        }
+    }
+    Some(best.t as f64 / 1000.0)
+}
+
+/// Holt's double exponential smoothing (formerly `holt_winters`).
+fn smoothing(samples: &[Sample], sf: f64, tf: f64) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    // s1 is the smoothed level, s0 the previous one, b the trend.
+    let (mut s0, mut s1) = (0.0, samples[0].v);
+    let mut b = samples[1].v - samples[0].v;
+    for (i, x) in samples.iter().enumerate().skip(1) {
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let next = sf * x.v + (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = next;
+    }
+    Some(s1)
+}

@@ -1,0 +1,131 @@
+//! Running rule groups in the daemon: one task per group, ticking on the
+//! group's interval with the wall clock, and whole-set swaps on reload.
+//!
+//! A reload builds the new rule set completely before touching the running
+//! one; if any file is broken the old set keeps running untouched and the
+//! errors are returned for the caller to report.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{EvalContext, RuleGroup, RuleHealth};
+use crate::alerts::Alert;
+use crate::store::Store;
+
+/// A batch of alerts from one group evaluation, for the notifier.
+#[derive(Debug)]
+pub struct AlertBatch {
+    pub at: i64,
+    /// How long an alert in this batch stays valid if no newer batch comes
+    /// (it resolves then; covers a deleted rule or a stuck evaluation).
+    pub valid_for_ms: i64,
+    pub alerts: Vec<Alert>,
+}
+
+/// A running group and what the API shows of it.
+pub struct RunningGroup {
+    pub group: Arc<Mutex<RuleGroup>>,
+    pub health: Arc<Mutex<Vec<RuleHealth>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RunningGroup {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Owns the running groups.
+pub struct RuleManager {
+    store: Arc<Store>,
+    ctx: EvalContext,
+    alerts_tx: mpsc::UnboundedSender<AlertBatch>,
+    running: Mutex<Vec<RunningGroup>>,
+}
+
+impl RuleManager {
+    pub fn new(store: Arc<Store>, ctx: EvalContext, alerts_tx: mpsc::UnboundedSender<AlertBatch>) -> Self {
+        RuleManager { store, ctx, alerts_tx, running: Mutex::new(Vec::new()) }
+    }
+
+    /// Replaces the running groups with `groups`, carrying alert state over
+    /// from groups with the same file and name.
+    pub fn replace(&self, groups: Vec<RuleGroup>) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut old: Vec<RunningGroup> = std::mem::take(&mut *running);
+        for mut g in groups {
+            if let Some(prev) = old.iter().find(|o| {
+                let og = o.group.lock().unwrap_or_else(|e| e.into_inner());
+                og.file == g.file && og.name == g.name
+            }) {
+                let mut og = prev.group.lock().unwrap_or_else(|e| e.into_inner());
+                g.inherit(&mut og);
+            }
+            running.push(self.start(g));
+        }
+        old.clear(); // aborts the old tasks
+        metrics::gauge!("forewarn_rule_groups").set(running.len() as f64);
+    }
+
+    fn start(&self, g: RuleGroup) -> RunningGroup {
+        let interval = g.interval.0.max(Duration::from_millis(100));
+        let n_rules = g.rules.len();
+        let name = g.name.clone();
+        let group = Arc::new(Mutex::new(g));
+        let health = Arc::new(Mutex::new(vec![RuleHealth::default(); n_rules]));
+        let (store, ctx, tx) = (self.store.clone(), self.ctx.clone(), self.alerts_tx.clone());
+        let (g2, h2) = (group.clone(), health.clone());
+        let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                let t = chrono::Utc::now().timestamp_millis();
+                let started = std::time::Instant::now();
+                let outcome = {
+                    let mut g = g2.lock().unwrap_or_else(|e| e.into_inner());
+                    tokio::task::block_in_place(|| g.eval(&store, t, &ctx))
+                };
+                let took = started.elapsed();
+                {
+                    let mut h = h2.lock().unwrap_or_else(|e| e.into_inner());
+                    for (slot, err) in h.iter_mut().zip(&outcome.errors) {
+                        slot.last_error = err.clone();
+                        slot.last_evaluation = t;
+                        slot.evaluation_ms = took.as_secs_f64() * 1000.0 / n_rules.max(1) as f64;
+                    }
+                }
+                let failures = outcome.errors.iter().filter(|e| e.is_some()).count();
+                for e in outcome.errors.iter().flatten() {
+                    tracing::warn!(group = %name, error = %e, "rule evaluation failed");
+                }
+                metrics::counter!("forewarn_rule_group_evaluations_total", "group" => name.clone()).increment(1);
+                metrics::counter!("forewarn_rule_evaluation_failures_total", "group" => name.clone())
+                    .increment(failures as u64);
+                metrics::histogram!("forewarn_rule_group_duration_seconds", "group" => name.clone())
+                    .record(took.as_secs_f64());
+                if tx.send(AlertBatch { at: t, valid_for_ms, alerts: outcome.alerts }).is_err() {
+                    return;
+                }
+            }
+        });
+        RunningGroup { group, health, task }
+    }
+
+    /// Calls `f` on each running group (for the API), in load order.
+    pub fn with_groups<R>(&self, mut f: impl FnMut(&RuleGroup, &[RuleHealth]) -> R) -> Vec<R> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .iter()
+            .map(|r| {
+                let g = r.group.lock().unwrap_or_else(|e| e.into_inner());
+                let h = r.health.lock().unwrap_or_else(|e| e.into_inner());
+                f(&g, &h)
+            })
+            .collect()
+    }
+}

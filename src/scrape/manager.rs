@@ -1,0 +1,100 @@
+//! Runs one task per target, each on its own interval with a stable
+//! per-target offset, so a thousand targets do not all fire on the same tick.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::target::{scrape_once, ScrapeState, Target, TargetHealth};
+use crate::store::Store;
+
+struct Running {
+    target: Target,
+    health: Arc<Mutex<TargetHealth>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Owns the scrape tasks.
+pub struct ScrapeManager {
+    store: Arc<Store>,
+    client: reqwest::Client,
+    running: Mutex<Vec<Running>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(String);
+
+impl ScrapeManager {
+    pub fn new(store: Arc<Store>) -> Result<Self, ClientError> {
+        let client = reqwest::Client::builder()
+            .gzip(true)
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError(e.to_string()))?;
+        Ok(ScrapeManager { store, client, running: Mutex::new(Vec::new()) })
+    }
+
+    /// Replaces the running targets. Targets whose URL and labels are
+    /// unchanged keep running (and keep their staleness state).
+    pub fn replace(&self, targets: Vec<Target>) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut old: Vec<Running> = std::mem::take(&mut *running);
+        for t in targets {
+            if let Some(pos) = old.iter().position(|r| same(&r.target, &t)) {
+                running.push(old.swap_remove(pos));
+            } else {
+                running.push(self.start(t));
+            }
+        }
+        drop(old);
+        metrics::gauge!("forewarn_scrape_targets").set(running.len() as f64);
+    }
+
+    fn start(&self, target: Target) -> Running {
+        let health = Arc::new(Mutex::new(TargetHealth { health: "unknown", ..Default::default() }));
+        let (client, store, h, t) = (self.client.clone(), self.store.clone(), health.clone(), target.clone());
+        let task = tokio::spawn(async move {
+            let interval_ms = t.interval.as_millis().max(1) as u64;
+            let offset = crate::labels::Labels::from_pairs([("u", t.url.as_str())]).fingerprint() % interval_ms;
+            tokio::time::sleep(Duration::from_millis(offset.min(interval_ms / 2))).await;
+            let mut tick = tokio::time::interval(t.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut state = ScrapeState::default();
+            loop {
+                tick.tick().await;
+                let now = chrono::Utc::now().timestamp_millis();
+                let result = scrape_once(&client, &t, &store, &mut state, now).await;
+                *h.lock().unwrap_or_else(|e| e.into_inner()) = result;
+            }
+        });
+        Running { target, health, task }
+    }
+
+    /// Targets and their health, for the API.
+    pub fn targets(&self) -> Vec<(Target, TargetHealth)> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .iter()
+            .map(|r| (r.target.clone(), r.health.lock().unwrap_or_else(|e| e.into_inner()).clone()))
+            .collect()
+    }
+}
+
+fn same(a: &Target, b: &Target) -> bool {
+    a.url == b.url
+        && a.labels == b.labels
+        && a.interval == b.interval
+        && a.timeout == b.timeout
+        && a.honor_labels == b.honor_labels
+        && a.body_size_limit == b.body_size_limit
+        && a.sample_limit == b.sample_limit
+}

@@ -1,0 +1,295 @@
+//! One target: its identity, its limits, and one scrape of it.
+//!
+//! A scrape is all-or-nothing, as in Prometheus: a body that is too big,
+//! unparsable or over `sample_limit` fails the whole scrape, `up` becomes 0,
+//! the error is kept for `/api/v1/targets`, and the series of the last good
+//! scrape are marked stale so that queries stop returning them.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::parse::{self, Format};
+use crate::config::ScrapeConfig;
+use crate::labels::{Labels, METRIC_NAME};
+use crate::store::{stale_nan, Store};
+
+/// Bodies larger than this fail unless `body_size_limit` says otherwise.
+pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// A scrape target, as resolved from config.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub job: String,
+    pub url: String,
+    /// `job`, `instance` and any static labels; added to every sample.
+    pub labels: Labels,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    pub body_size_limit: u64,
+    pub sample_limit: usize,
+    pub label_limit: usize,
+    pub label_name_length_limit: usize,
+    pub label_value_length_limit: usize,
+}
+
+impl Target {
+    /// Every target of a scrape config.
+    pub fn from_config(sc: &ScrapeConfig, global: &crate::config::GlobalConfig) -> Vec<Target> {
+        let interval = sc.scrape_interval.unwrap_or(global.scrape_interval).0;
+        let timeout = sc.scrape_timeout.unwrap_or(global.scrape_timeout).0.min(interval);
+        let mut out = Vec::new();
+        for st in &sc.static_configs {
+            for addr in &st.targets {
+                let mut labels = Labels::from_pairs(st.labels.clone());
+                labels.set("job".into(), sc.job_name.clone());
+                labels.set("instance".into(), addr.clone());
+                let mut url = format!("{}://{}{}", sc.scheme, addr, sc.metrics_path);
+                let params: Vec<String> = sc
+                    .params
+                    .iter()
+                    .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{}={}", urlencode(k), urlencode(v))))
+                    .collect();
+                if !params.is_empty() {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&params.join("&"));
+                }
+                out.push(Target {
+                    job: sc.job_name.clone(),
+                    url,
+                    labels,
+                    interval,
+                    timeout,
+                    honor_labels: sc.honor_labels,
+                    honor_timestamps: sc.honor_timestamps,
+                    body_size_limit: sc.body_size_limit.map(|b| b.0).filter(|&b| b > 0).unwrap_or(DEFAULT_BODY_LIMIT),
+                    sample_limit: sc.sample_limit,
+                    label_limit: sc.label_limit,
+                    label_name_length_limit: sc.label_name_length_limit,
+                    label_value_length_limit: sc.label_value_length_limit,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What `/api/v1/targets` shows of a target.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TargetHealth {
+    /// "up", "down" or "unknown" (not scraped yet).
+    pub health: &'static str,
+    pub last_error: String,
+    pub last_scrape_ms: i64,
+    pub last_scrape_duration_s: f64,
+    pub samples: usize,
+}
+
+/// The state a target keeps between scrapes.
+#[derive(Default)]
+pub struct ScrapeState {
+    /// Fingerprints and labels of the series in the last good scrape.
+    last_series: Vec<Labels>,
+    last_fps: HashSet<u64>,
+}
+
+/// Why a scrape failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{url}: body exceeds body_size_limit of {limit} bytes (raise body_size_limit or reduce what the target exposes)")]
+    BodyTooLarge { url: String, limit: u64 },
+    #[error("{url}: {source}")]
+    Parse { url: String, source: parse::ParseError },
+    #[error("{url}: {count} samples exceed sample_limit of {limit}; the whole scrape is rejected")]
+    SampleLimit { url: String, count: usize, limit: usize },
+    #[error("{url}: {message}")]
+    LabelLimit { url: String, message: String },
+}
+
+/// Fetches the body, honouring timeout and size limit.
+async fn fetch(client: &reqwest::Client, t: &Target) -> Result<(Vec<u8>, Format), ScrapeError> {
+    let http = |message: String| ScrapeError::Http { url: t.url.clone(), message };
+    let timeout_s = t.timeout.as_secs_f64();
+    let fut = async {
+        let mut resp = client
+            .get(&t.url)
+            .header(reqwest::header::ACCEPT, parse::ACCEPT_HEADER)
+            .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{timeout_s}"))
+            .send()
+            .await
+            .map_err(|e| http(describe_reqwest(&e)))?;
+        if !resp.status().is_success() {
+            return Err(http(format!("server returned HTTP status {}", resp.status())));
+        }
+        let format = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(Format::from_content_type)
+            .unwrap_or(Format::Prometheus);
+        if resp.content_length().is_some_and(|l| l > t.body_size_limit) {
+            return Err(ScrapeError::BodyTooLarge { url: t.url.clone(), limit: t.body_size_limit });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| http(describe_reqwest(&e)))? {
+            if body.len() as u64 + chunk.len() as u64 > t.body_size_limit {
+                return Err(ScrapeError::BodyTooLarge { url: t.url.clone(), limit: t.body_size_limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, format))
+    };
+    // The whole exchange, trickling bodies included, must fit in the timeout.
+    match tokio::time::timeout(t.timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(http(format!("scrape timed out after {timeout_s}s (scrape_timeout)"))),
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// Turns a parsed body into labelled samples, applying target labels and limits.
+fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<Vec<(Labels, i64, f64)>, ScrapeError> {
+    let mut out = Vec::new();
+    let mut limit_err: Option<String> = None;
+    let res = parse::parse(body, format, |s| {
+        if limit_err.is_some() {
+            return;
+        }
+        let mut labels = Labels::from_pairs(s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        labels.set(METRIC_NAME.into(), s.name.to_string());
+        for (k, v) in t.labels.iter() {
+            match labels.get(k) {
+                Some(_) if t.honor_labels => {}
+                Some(existing) => {
+                    let existing = existing.to_string();
+                    labels.set(format!("exported_{k}"), existing);
+                    labels.set(k.to_string(), v.to_string());
+                }
+                None => labels.set(k.to_string(), v.to_string()),
+            }
+        }
+        if t.label_limit > 0 && labels.len() - 1 > t.label_limit {
+            limit_err = Some(format!("series {labels} has {} labels, over label_limit {}", labels.len() - 1, t.label_limit));
+        }
+        for (k, v) in labels.iter() {
+            if t.label_name_length_limit > 0 && k.len() > t.label_name_length_limit {
+                limit_err = Some(format!("label name {k:?} is longer than label_name_length_limit {}", t.label_name_length_limit));
+            }
+            if t.label_value_length_limit > 0 && v.len() > t.label_value_length_limit {
+                limit_err = Some(format!("label {k} value is longer than label_value_length_limit {}", t.label_value_length_limit));
+            }
+        }
+        let ts = match s.timestamp_ms {
+            Some(ts) if t.honor_timestamps => ts,
+            _ => now,
+        };
+        out.push((labels, ts, s.value));
+    });
+    res.map_err(|e| ScrapeError::Parse { url: t.url.clone(), source: e })?;
+    if let Some(message) = limit_err {
+        return Err(ScrapeError::LabelLimit { url: t.url.clone(), message });
+    }
+    if t.sample_limit > 0 && out.len() > t.sample_limit {
+        return Err(ScrapeError::SampleLimit { url: t.url.clone(), count: out.len(), limit: t.sample_limit });
+    }
+    Ok(out)
+}
+
+/// Scrapes the target once at `now` (ms), writes samples and the synthetic
+/// series into the store, and returns the target's new health.
+pub async fn scrape_once(
+    client: &reqwest::Client,
+    t: &Target,
+    store: &Store,
+    state: &mut ScrapeState,
+    now: i64,
+) -> TargetHealth {
+    let started = Instant::now();
+    let result = match fetch(client, t).await {
+        Ok((body, format)) => to_samples(t, &body, format, now),
+        Err(e) => Err(e),
+    };
+    let duration = started.elapsed().as_secs_f64();
+    let synthetic = |name: &str| {
+        let mut l = t.labels.clone();
+        l.set(METRIC_NAME.into(), name.into());
+        l
+    };
+    let (up, scraped, added, error) = match result {
+        Ok(samples) => {
+            let mut fps = HashSet::with_capacity(samples.len());
+            let mut series = Vec::with_capacity(samples.len());
+            let mut added = 0;
+            for (labels, ts, v) in samples {
+                let fp = labels.fingerprint();
+                if !fps.insert(fp) {
+                    continue; // duplicate series in one body: first one wins
+                }
+                if !state.last_fps.contains(&fp) {
+                    added += 1;
+                }
+                store.append(&labels, ts, v);
+                series.push(labels);
+            }
+            for gone in state.last_series.iter().filter(|l| !fps.contains(&l.fingerprint())) {
+                store.append(gone, now, stale_nan());
+            }
+            let n = series.len();
+            state.last_series = series;
+            state.last_fps = fps;
+            (1.0, n, added, None)
+        }
+        Err(e) => {
+            for gone in state.last_series.drain(..) {
+                store.append(&gone, now, stale_nan());
+            }
+            state.last_fps.clear();
+            (0.0, 0, 0, Some(e.to_string()))
+        }
+    };
+    store.append(&synthetic("up"), now, up);
+    store.append(&synthetic("scrape_duration_seconds"), now, duration);
+    store.append(&synthetic("scrape_samples_scraped"), now, scraped as f64);
+    store.append(&synthetic("scrape_samples_post_metric_relabeling"), now, scraped as f64);
+    store.append(&synthetic("scrape_series_added"), now, added as f64);
+    metrics::counter!("forewarn_scrapes_total", "job" => t.job.clone()).increment(1);
+    metrics::histogram!("forewarn_scrape_duration_seconds", "job" => t.job.clone()).record(duration);
+    if let Some(e) = &error {
+        metrics::counter!("forewarn_scrape_failures_total", "job" => t.job.clone()).increment(1);
+        tracing::warn!(target = %t.url, job = %t.job, error = %e, "scrape failed");
+    }
+    TargetHealth {
+        health: if error.is_none() { "up" } else { "down" },
+        last_error: error.unwrap_or_default(),
+        last_scrape_ms: now,
+        last_scrape_duration_s: duration,
+        samples: scraped,
+    }
+}
