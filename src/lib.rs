@@ -19,6 +19,7 @@ pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
+pub mod state;
 pub mod store;
 
 pub use labels::{Labels, Matcher};

@@ -289,6 +289,7 @@ async fn webhook_url_file_is_read_at_send_time() {
     std::fs::remove_file(&path).unwrap();
     let e = permanent(bounded(WebhookSender::new().send(&cfg, &firing_two())).await);
     assert!(e.contains("url_file"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ------------------------------------------------------------------ email

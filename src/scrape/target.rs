@@ -178,7 +178,10 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<Vec<(Labels, i64, f64)>, ScrapeError> {
     let mut out = Vec::new();
     let mut limit_err: Option<String> = None;
-    let res = parse::parse(body, format, |s| {
+    // Lenient OpenMetrics, as Prometheus scrapes: real client libraries emit
+    // bodies the strict spec rejects (`forewarn check metrics` stays strict).
+    let opts = parse::ParseOptions { strict_openmetrics: false };
+    let res = parse::parse_with(body, format, opts, |s| {
         if limit_err.is_some() {
             return;
         }

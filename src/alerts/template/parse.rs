@@ -254,10 +254,8 @@ impl Parser<'_> {
             }
             Item::Else { pos, chain: Some(k) } => {
                 if k != kw {
-                    return Err((
-                        pos,
-                        format!("unexpected {{{{else {}}}}} in {{{{{context}}}}}", TokKind::Kw(k).describe()),
-                    ));
+                    let word = if k == Kw::If { "if" } else { "with" };
+                    return Err((pos, format!("unexpected {{{{else {word}}}}} in {{{{{context}}}}}")));
                 }
                 Some(vec![self.control(k, pos)?])
             }

@@ -406,7 +406,8 @@ fn parse_errors_have_positions() {
     assert_eq!(parse_err("{{ .a|}}").2, "missing command after \"|\"");
     assert_eq!(parse_err(r#"{{ "a".b }}"#).2, r#"unexpected . after term "a""#);
     assert_eq!(parse_err("{{ if 1 }}{{ else }}{{ else }}{{ end }}").2, "expected end; found {{else}}");
-    assert_eq!(parse_err("{{ range 1 }}{{ else if 1 }}{{ end }}").0, 1);
+    assert_eq!(parse_err("{{ range 1 }}{{ else if 1 }}{{ end }}").2, "unexpected {{else if}} in {{range}}");
+    assert_eq!(parse_err("é{{ nope }}"), (1, 5, r#"function "nope" not defined"#.into()));
     let deep = format!("{}1{}", "{{ ".to_string() + &"(".repeat(200), ")".repeat(200) + " }}");
     assert!(parse_err(&deep).2.contains("nesting deeper"));
     // Display carries the template name and position.

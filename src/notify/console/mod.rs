@@ -94,8 +94,8 @@ fn colorize(text: &str) -> String {
     for line in text.lines() {
         let colored = if line.starts_with("[FIRING") {
             line.find(']').map(|i| format!("{RED}{}{RESET}{}", &line[..=i], &line[i + 1..]))
-        } else if line.starts_with("[RESOLVED]") {
-            Some(format!("{GREEN}[RESOLVED]{RESET}{}", &line["[RESOLVED]".len()..]))
+        } else if let Some(rest) = line.strip_prefix("[RESOLVED]") {
+            Some(format!("{GREEN}[RESOLVED]{RESET}{rest}"))
         } else if let Some(rest) = line.strip_prefix("  ● FIRING  ") {
             Some(format!("  {RED}● FIRING{RESET}   {rest}"))
         } else {

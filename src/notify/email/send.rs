@@ -79,7 +79,10 @@ pub async fn send_with_timeout(cfg: &EmailConfig, n: &Notification, timeout: Dur
             Ok(())
         }
         Ok(Err(e)) => {
-            let (msg, retry) = classify(&e);
+            let (mut msg, retry) = classify(&e);
+            if e.is_client() && msg.contains("STARTTLS") {
+                msg.push_str(" (require_tls is true, the default; set require_tls: false only for a trusted relay)");
+            }
             tracing::debug!(receiver = %n.receiver, smarthost = %smarthost, error = %msg, retry, "email delivery failed");
             let msg = format!("email via {smarthost}: {msg}");
             Err(if retry { retryable(msg) } else { permanent(msg) })

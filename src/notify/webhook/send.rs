@@ -205,7 +205,7 @@ impl WebhookSender {
         let permanent = |message: String| DeliveryError::Permanent { receiver: n.receiver.clone(), message };
         let retryable = |message: String| DeliveryError::Retryable { receiver: n.receiver.clone(), message };
 
-        let url = resolve_url(cfg).map_err(permanent)?;
+        let url = resolve_url(cfg).map_err(|e| permanent(format!("webhook: {e}")))?;
         let shown = redact_url(&url);
         let body = serde_json::to_vec(&payload(n, cfg.max_alerts))
             .map_err(|e| permanent(format!("webhook {shown}: encoding the payload: {e}")))?;
