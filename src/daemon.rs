@@ -5,7 +5,6 @@
 //! load is reported (log, `/-/reload` response, `forewarn_config_last_reload_successful`)
 //! and whatever ran before keeps running.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -14,8 +13,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Located};
-use crate::notify::dispatch::{Dispatcher, Integration};
-use crate::notify::route::Route;
+use crate::notify::dispatch::{Dispatcher, Parts};
+use crate::notify::silence::Silences;
 use crate::promql::EvalOptions;
 use crate::rules::{self, EvalContext, RuleManager};
 use crate::scrape::{ScrapeManager, Target};
@@ -49,7 +48,7 @@ pub struct Options {
     pub console_receiver: Option<String>,
 }
 
-type Reconfigure = (Route, HashMap<String, Vec<Integration>>);
+type Reconfigure = Parts;
 
 /// Shared state of a running daemon, handed to the HTTP server.
 pub struct Daemon {
@@ -60,6 +59,10 @@ pub struct Daemon {
     pub config: Mutex<Config>,
     pub metrics: PrometheusHandle,
     pub ready: AtomicBool,
+    /// Silences, shared with the dispatcher (the `/api/v1/silences` API).
+    pub silences: Arc<Silences>,
+    /// Deploy markers (`/api/v1/deploys`), shared with scrapers and notifier.
+    pub deploys: Arc<crate::deploys::DeployLog>,
     reconfigure: mpsc::UnboundedSender<Reconfigure>,
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -80,7 +83,7 @@ fn targets_of(cfg: &Config) -> Vec<Target> {
     cfg.scrape_configs.iter().flat_map(|sc| Target::from_config(sc, &cfg.global)).collect()
 }
 
-fn receivers_of(cfg: &Config, console: &Option<String>) -> Result<(Route, HashMap<String, Vec<Integration>>), DaemonError> {
+fn receivers_of(cfg: &Config, console: &Option<String>) -> Result<Parts, DaemonError> {
     let mut d = Dispatcher::from_config(cfg).map_err(DaemonError::Route)?;
     if let Some(name) = console {
         d.add_console(name);
@@ -92,7 +95,9 @@ impl Daemon {
     /// Starts scraping, rule evaluation and notification for `cfg`.
     pub async fn start(cfg: Config, options: Options) -> Result<Arc<Daemon>, DaemonError> {
         let metrics = metrics_handle()?;
-        let store = Arc::new(Store::new(cfg.storage.retention.as_millis()));
+        // Durable in storage.path/samples when set (recovers the history), else in memory.
+        let store = Arc::new(crate::store::open_configured(&cfg.storage).map_err(|e| DaemonError::Other(e.to_string()))?);
+        crate::store::spawn_persistence(&store, &cfg.storage);
         let groups = rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
         let scrape = ScrapeManager::new(store.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
         scrape.replace(targets_of(&cfg));
@@ -101,14 +106,32 @@ impl Daemon {
         if let Some(name) = &options.console_receiver {
             dispatcher.add_console(name);
         }
+        // The state dir holds the outbox, the notification log and silences.
+        let state = match &cfg.storage.path {
+            Some(p) => crate::state::StateDir::new(p),
+            None => crate::state::StateDir::ephemeral(),
+        }
+        .map_err(|e| DaemonError::Other(e.to_string()))?;
+        let worker = crate::notify::outbox::WorkerOptions {
+            max_age_ms: cfg.outbox.max_age.as_millis(),
+            max_backoff_ms: cfg.outbox.max_backoff.as_millis() as u64,
+        };
+        let silences = dispatcher.attach(&state, worker).map_err(|e| DaemonError::Other(e.to_string()))?;
+        let deploys = crate::deploys::DeployLog::open(&state, cfg.deploys.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
+        dispatcher.set_deploys(deploys.clone());
+        scrape.set_detector(Arc::new(crate::deploys::Detector::new(deploys.clone())));
         let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
         let (reconf_tx, reconf_rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatcher.run(alerts_rx, reconf_rx));
 
+        let log = deploys.clone();
         let ctx = EvalContext {
             external_labels: cfg.external_labels(),
             external_url: cfg.external_url(),
             options: EvalOptions::default(),
+            changes: Some(crate::rules::ChangesHook(Arc::new(move |labels, onset, now| {
+                log.correlate_alert(labels, onset, None, now)
+            }))),
         };
         let rules = RuleManager::new(store.clone(), ctx, alerts_tx);
         let n_groups = groups.len();
@@ -123,10 +146,13 @@ impl Daemon {
             config: Mutex::new(cfg),
             metrics,
             ready: AtomicBool::new(false),
+            silences,
+            deploys: deploys.clone(),
             reconfigure: reconf_tx,
             reload_lock: tokio::sync::Mutex::new(()),
         });
         metrics::gauge!("forewarn_config_last_reload_successful").set(1.0);
+        deploys.set_chart_hook(crate::chart::alert::png_hook(Arc::downgrade(&daemon)));
 
         // Retention: drop old samples once a minute.
         tokio::spawn(async move {
@@ -172,6 +198,7 @@ impl Daemon {
         self.scrape.replace(targets_of(&cfg));
         self.rules.replace(groups);
         let _ = self.reconfigure.send(parts);
+        self.deploys.set_settings(cfg.deploys.clone());
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         Ok(())
     }

@@ -9,14 +9,17 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod chart;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod deploys;
 pub mod duration;
 pub mod http;
 pub mod labels;
 pub mod notify;
 pub mod promql;
+pub mod replay;
 pub mod rules;
 pub mod scrape;
 pub mod state;

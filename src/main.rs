@@ -39,6 +39,64 @@ enum Cmd {
         #[arg(long, value_parser = ["text", "openmetrics"], default_value = "text")]
         format: String,
     },
+    /// Manage silences on a running daemon (add, ls, expire).
+    Silence {
+        /// The daemon's HTTP address.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:9099")]
+        url: String,
+        #[command(subcommand)]
+        cmd: SilenceCmd,
+    },
+    /// Record a deploy marker on a running daemon (for CI pipelines).
+    Deploy(DeployArgs),
+    /// Replay rules over recorded history (OpenMetrics with timestamps) at simulated time.
+    Replay(ReplayArgs),
+    /// Print which receivers an alert with these labels would reach.
+    RouteTest {
+        #[arg(long, short, default_value = "forewarn.yml")]
+        config: PathBuf,
+        /// Exit 1 unless exactly these receivers (comma-separated) are reached.
+        #[arg(long)]
+        verify_receivers: Option<String>,
+        /// Labels as name=value, e.g. alertname=HighLatency severity=page.
+        #[arg(required = true)]
+        labels: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SilenceCmd {
+    /// Silence alerts matching all MATCHERS (name=value, name!=value, name=~re, name!~re).
+    Add {
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// Why (required): a ticket, an incident, a maintenance.
+        #[arg(long, short)]
+        comment: String,
+        /// Who (default: $USER).
+        #[arg(long, short)]
+        author: Option<String>,
+        /// How long from the start, e.g. 2h, 30m.
+        #[arg(long, short, default_value = "1h")]
+        duration: String,
+        /// Start time (RFC 3339); default now.
+        #[arg(long)]
+        start: Option<String>,
+    },
+    /// List silences.
+    Ls {
+        /// Also list expired silences.
+        #[arg(long)]
+        expired: bool,
+        /// Only print ids.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Expire silences now.
+    Expire {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,7 +117,198 @@ fn main() -> ExitCode {
         Cmd::Check { paths, format } => check(&paths, &format),
         Cmd::Run { config } => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
         Cmd::Demo { listen } => exit(runtime().and_then(|rt| rt.block_on(demo(listen)))),
+        Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
+        Cmd::Silence { url, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, cmd)))),
+        Cmd::Replay(args) => exit(replay(args)),
+        Cmd::RouteTest { config, verify_receivers, labels } => route_test(&config, verify_receivers.as_deref(), &labels),
     }
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Rule files (globs allowed).
+    #[arg(long, required = true, num_args = 1..)]
+    rules: Vec<String>,
+    /// OpenMetrics text with a timestamp on every sample, ending in `# EOF`.
+    #[arg(long)]
+    input: PathBuf,
+    /// Deploy markers: a JSON list of {service, version, kind, at, ...} (the shape of POST /api/v1/deploys).
+    #[arg(long)]
+    markers: Option<PathBuf>,
+    /// `text` (a line per alert) or `json` (a list of {alertname, labels, state, from, to, changes, verdict}).
+    #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+    output: String,
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let mut groups = forewarn::rules::load_patterns(&args.rules, forewarn::duration::PromDuration::from_secs(60))
+        .map_err(|e| anyhow::anyhow!("{}", lines(&e)))?;
+    let body = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    let h = forewarn::replay::load_openmetrics(&args.input.display().to_string(), &body)?;
+    let markers = match &args.markers {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Some(std::sync::Arc::new(
+                forewarn::deploys::load_markers_json(&text).with_context(|| format!("{}", p.display()))?,
+            ))
+        }
+        None => None,
+    };
+    let ctx = forewarn::rules::EvalContext {
+        changes: markers.clone().map(forewarn::replay::changes_hook),
+        ..Default::default()
+    };
+    let mut progress = forewarn::replay::output::Progress::default();
+    let mut report =
+        forewarn::replay::run(&mut groups, &h.store, h.start, h.end, &ctx, |f| progress.update(f));
+    if let Some(m) = &markers {
+        forewarn::replay::correlate(&mut report, m, h.end);
+    }
+    if args.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&forewarn::replay::output::json(&report))?);
+    } else {
+        print!("{}", forewarn::replay::output::text(&report));
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+struct DeployArgs {
+    /// The service that changed (matches alerts' `service` or `job` label).
+    #[arg(long)]
+    service: String,
+    /// The version now running.
+    #[arg(long)]
+    version: Option<String>,
+    /// This is a rollback to --version.
+    #[arg(long)]
+    rollback: bool,
+    /// deploy, rollback, restart or config (default: deploy, or rollback with --rollback).
+    #[arg(long)]
+    kind: Option<String>,
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long)]
+    commit: Option<String>,
+    /// Who deployed (default: $USER).
+    #[arg(long)]
+    by: Option<String>,
+    /// When (RFC 3339 or Unix seconds; default: now).
+    #[arg(long)]
+    at: Option<String>,
+    /// Extra labels as name=value (repeatable), e.g. --label env=prod.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// The daemon's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:9099")]
+    server: String,
+    /// Bearer token (deploys.token); default: $FOREWARN_TOKEN.
+    #[arg(long)]
+    token: Option<String>,
+}
+
+/// `forewarn deploy`: posts one marker and prints what was stored.
+async fn deploy(a: DeployArgs) -> anyhow::Result<()> {
+    let mut labels = serde_json::Map::new();
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').with_context(|| format!("--label {l:?}: expected name=value"))?;
+        labels.insert(k.trim().to_string(), serde_json::Value::String(v.trim().to_string()));
+    }
+    let body = serde_json::json!({
+        "service": a.service,
+        "version": a.version,
+        "kind": a.kind,
+        "rollback": a.rollback,
+        "url": a.url,
+        "commit": a.commit,
+        "by": a.by.or_else(|| std::env::var("USER").ok()),
+        "at": a.at,
+        "labels": labels,
+    });
+    let token = a.token.or_else(|| std::env::var("FOREWARN_TOKEN").ok());
+    let m = forewarn::deploys::client::post_marker(&a.server, token.as_deref(), &body).await?;
+    println!("recorded {} {} of {} at {} (id {})", m.kind.as_str(), m.version, m.service, forewarn::deploys::rfc3339(m.at), m.id);
+    Ok(())
+}
+
+async fn silence(url: &str, cmd: SilenceCmd) -> anyhow::Result<()> {
+    use forewarn::notify::client;
+    match cmd {
+        SilenceCmd::Add { matchers, comment, author, duration, start } => {
+            let start = match start {
+                Some(s) => Some(
+                    chrono::DateTime::parse_from_rfc3339(&s)
+                        .with_context(|| format!("--start {s:?}: expected RFC 3339, e.g. 2024-05-01T18:00:00Z"))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            };
+            let d = forewarn::duration::PromDuration::parse(&duration)
+                .map_err(|e| anyhow::anyhow!("--duration {duration:?}: {e}"))?;
+            let end = start.unwrap_or_else(chrono::Utc::now) + chrono::Duration::milliseconds(d.as_millis());
+            let author = author.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "forewarn-cli".into());
+            let id = client::silence_add(url, &matchers, start, end, &author, &comment).await?;
+            println!("{id}");
+        }
+        SilenceCmd::Ls { expired, quiet } => {
+            for s in client::silence_list(url).await? {
+                if !expired && s["status"]["state"] == "expired" {
+                    continue;
+                }
+                if quiet {
+                    println!("{}", s["id"].as_str().unwrap_or(""));
+                } else {
+                    println!("{}", client::format_silence(&s));
+                }
+            }
+        }
+        SilenceCmd::Expire { ids } => {
+            for id in ids {
+                client::silence_expire(url, &id).await?;
+                println!("expired {id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `forewarn route-test`: the receivers on the first line (comma-separated,
+/// as amtool prints them), then one line per matching route.
+fn route_test(config: &Path, verify: Option<&str>, labels: &[String]) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", lines(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let labels = match forewarn::notify::client::parse_labels(labels) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let parts = match forewarn::notify::dispatch::parts_of(&cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}: {e}", config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (receivers, details) = forewarn::notify::client::route_test(&parts.root, &labels);
+    println!("{}", receivers.join(","));
+    for d in details {
+        println!("  {d}");
+    }
+    if let Some(want) = verify {
+        let want: Vec<&str> = want.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if want != receivers {
+            eprintln!("WARNING: expected receivers {want:?}, got {receivers:?}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn exit(r: anyhow::Result<()>) -> ExitCode {
@@ -136,10 +385,14 @@ async fn serve_until_signal(d: Arc<Daemon>, listen: &str) -> anyhow::Result<()> 
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     });
-    forewarn::http::serve(d, listen, async {
+    let store = d.store.clone();
+    let served = forewarn::http::serve(d, listen, async {
         let _ = stop_rx.await;
     })
-    .await?;
+    .await;
+    // Clean shutdown: flush the sample WAL and write a final snapshot.
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    served?;
     Ok(())
 }
 

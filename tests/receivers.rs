@@ -47,6 +47,7 @@ fn alert(instance: &str, status: Status, ends: Option<DateTime<Utc>>) -> Notifie
         ends_at: ends,
         generator_url: "http://prometheus:9090/graph?g0.expr=latency".into(),
         fingerprint: format!("fp-{instance}"),
+        notes: None,
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::template::{Template, TemplateData};
+use super::template::{Template, TemplateData, TplValue};
 use crate::duration::PromDuration;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{Expr, VectorSample};
@@ -41,6 +41,26 @@ impl AlertState {
     }
 }
 
+/// One series a rule's evaluation found active: the input of the state machine.
+#[derive(Clone, Debug)]
+pub struct AlertInput {
+    /// Result labels (`__name__` is dropped by the state machine).
+    pub labels: Labels,
+    /// What `$value` shows.
+    pub value: f64,
+    /// Extra template variables, e.g. ("trend", {slope, eta, since}).
+    pub vars: Vec<(String, TplValue)>,
+    /// When the condition began, if the rule kind knows better than the
+    /// first evaluation that saw it (a trend's start).
+    pub onset: Option<i64>,
+}
+
+impl From<&VectorSample> for AlertInput {
+    fn from(s: &VectorSample) -> Self {
+        AlertInput { labels: s.labels.clone(), value: s.v, vars: Vec::new(), onset: None }
+    }
+}
+
 /// One alert: a rule's result for one label set, with its history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
@@ -50,8 +70,11 @@ pub struct Alert {
     pub state: AlertState,
     /// The value of the last evaluation that returned this label set.
     pub value: f64,
-    /// When it first became pending (the onset).
+    /// When it first became pending.
     pub active_at: i64,
+    /// When the problem began: `active_at`, or earlier when the rule kind
+    /// can tell (a trend's start). Deploys are correlated against this.
+    pub onset: i64,
     pub fired_at: Option<i64>,
     pub resolved_at: Option<i64>,
     /// Last evaluation in which the expression returned this label set.
@@ -95,6 +118,9 @@ pub struct AlertingRule {
     active: HashMap<u64, Alert>,
     /// Errors from the last evaluation (template or query), for the API.
     pub last_error: Option<String>,
+    /// For `trend`/`ratio`/`anomaly`/`threshold` rules: how the active
+    /// series are found (then `expr` is the series it watches, for charts).
+    pub kind: Option<crate::rules::kinds::RuleKind>,
 }
 
 impl AlertingRule {
@@ -120,6 +146,7 @@ impl AlertingRule {
             line,
             active: HashMap::new(),
             last_error: None,
+            kind: None,
         }
     }
 
@@ -134,17 +161,56 @@ impl AlertingRule {
     /// reload neither re-fires nor forgets an alert (Prometheus does the same).
     pub fn inherit(&mut self, old: &mut AlertingRule) {
         self.active = std::mem::take(&mut old.active);
+        if let (Some(new), Some(old)) = (self.kind.as_mut(), old.kind.as_mut()) {
+            new.inherit(old);
+        }
     }
 
     /// Advances the state machine with the result of evaluating the
     /// expression at `t`, and returns the alerts to hand to notification:
     /// every firing alert and every alert resolved in the last retention window.
     pub fn eval(&mut self, t: i64, result: &[VectorSample], external_labels: &Labels, external_url: &str) -> Vec<Alert> {
+        let inputs: Vec<AlertInput> = result.iter().map(AlertInput::from).collect();
+        let ctx = crate::rules::EvalContext {
+            external_labels: external_labels.clone(),
+            external_url: external_url.to_string(),
+            ..Default::default()
+        };
+        self.eval_inputs(t, &inputs, &ctx)
+    }
+
+    /// Like [`AlertingRule::eval`], for inputs that carry extra template
+    /// values and onsets (the rule kinds).
+    pub fn eval_inputs(&mut self, t: i64, result: &[AlertInput], ctx: &crate::rules::EvalContext) -> Vec<Alert> {
+        let (external_labels, external_url) = (&ctx.external_labels, ctx.external_url.as_str());
+        // Correlating with deploys costs a marker lookup: only when used.
+        let wants_changes = ctx.changes.is_some()
+            && self.annotations.iter().chain(&self.labels).any(|t| t.source.contains("$deploy") || t.source.contains("$changes"));
         let mut seen = std::collections::HashSet::new();
         let mut template_errors = Vec::new();
         for s in result {
             let sample_labels = s.labels.without_name();
-            let data = TemplateData::for_alert(&sample_labels, s.v, external_labels, external_url);
+            let mut data = TemplateData::for_alert(&sample_labels, s.value, external_labels, external_url);
+            for (k, v) in &s.vars {
+                data.vars.insert(k.clone(), v.clone());
+            }
+            if let (true, Some(hook)) = (wants_changes, &ctx.changes) {
+                let mut key = s.labels.clone();
+                key.remove(METRIC_NAME);
+                for nt in &self.labels {
+                    key.set(nt.name.clone(), nt.source.clone());
+                }
+                key.set("alertname".into(), self.name.clone());
+                let onset = match self.active.get(&key.fingerprint()) {
+                    Some(a) if a.state != AlertState::Inactive => a.onset,
+                    _ => s.onset.unwrap_or(t).min(t),
+                };
+                if let Some(c) = (hook.0)(&sample_labels, onset, t) {
+                    let (deploy, changes) = crate::deploys::template_values(&c);
+                    data.vars.insert("deploy".into(), deploy);
+                    data.vars.insert("changes".into(), changes);
+                }
+            }
             let mut labels = s.labels.clone();
             labels.remove(METRIC_NAME);
             for nt in &self.labels {
@@ -172,7 +238,7 @@ impl AlertingRule {
             }
             match self.active.get_mut(&fp) {
                 Some(a) if a.state != AlertState::Inactive => {
-                    a.value = s.v;
+                    a.value = s.value;
                     a.annotations = annotations;
                     a.last_seen = t;
                     a.keep_firing_since = None;
@@ -184,8 +250,9 @@ impl AlertingRule {
                             labels,
                             annotations,
                             state: AlertState::Pending,
-                            value: s.v,
+                            value: s.value,
                             active_at: t,
+                            onset: s.onset.unwrap_or(t).min(t),
                             fired_at: None,
                             resolved_at: None,
                             last_seen: t,

@@ -55,7 +55,8 @@ pub fn seasonal_baseline(
     check_period(period_ms, half_window_ms)?;
     let Some(first) = points.first() else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for k in 1..=max_periods as i64 {
+    // Saturating: usize::MAX means "as far back as the data goes".
+    for k in 1..=i64::try_from(max_periods).unwrap_or(i64::MAX) {
         let center = now_ms.saturating_sub(k.saturating_mul(period_ms));
         if center.saturating_add(half_window_ms) < first.t {
             break;

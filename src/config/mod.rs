@@ -33,9 +33,19 @@ pub struct Config {
     #[serde(default)]
     pub receivers: Vec<ReceiverConfig>,
     #[serde(default)]
+    pub inhibit_rules: Vec<crate::notify::inhibit::InhibitRuleConfig>,
+    #[serde(default)]
+    pub time_intervals: Vec<crate::notify::time_interval::TimeIntervalConfig>,
+    /// forewarn's own: how the durable outbox retries.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// forewarn's own: deploy markers (matching, lookback, API token).
+    #[serde(default)]
+    pub deploys: crate::deploys::DeploysConfig,
 }
 
 /// Prometheus's `global` plus Alertmanager's `global.smtp_*` defaults.
@@ -198,8 +208,40 @@ pub struct RouteConfig {
     pub group_wait: Option<PromDuration>,
     pub group_interval: Option<PromDuration>,
     pub repeat_interval: Option<PromDuration>,
+    /// Names from `time_intervals` during which this route sends nothing.
+    #[serde(default)]
+    pub mute_time_intervals: Vec<String>,
+    /// Names from `time_intervals` outside which this route sends nothing.
+    #[serde(default)]
+    pub active_time_intervals: Vec<String>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+}
+
+/// How long and how hard the outbox tries to deliver a notification.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// A notification not delivered within this long is dropped (logged and
+    /// counted in `forewarn_notifications_failed_total`).
+    #[serde(default = "default_max_age")]
+    pub max_age: PromDuration,
+    /// The longest wait between two attempts (backoff grows up to it).
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: PromDuration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig { max_age: default_max_age(), max_backoff: default_max_backoff() }
+    }
+}
+
+fn default_max_age() -> PromDuration {
+    PromDuration::from_secs(24 * 3600)
+}
+fn default_max_backoff() -> PromDuration {
+    PromDuration::from_secs(60)
 }
 
 /// One named receiver with any number of integrations.
@@ -211,6 +253,9 @@ pub struct ReceiverConfig {
     pub webhook_configs: Vec<WebhookConfig>,
     #[serde(default)]
     pub email_configs: Vec<EmailConfig>,
+    /// forewarn extension: forward alerts to Alertmanagers' `/api/v2/alerts`.
+    #[serde(default)]
+    pub alertmanager_configs: Vec<crate::notify::alertmanager::AlertmanagerConfig>,
 }
 
 /// Where state lives and how long samples are kept.
@@ -221,12 +266,35 @@ pub struct StorageConfig {
     pub path: Option<PathBuf>,
     #[serde(default = "default_retention")]
     pub retention: PromDuration,
+    /// Keep 5-minute min/max/avg/count aggregates this long (off when unset).
+    #[serde(default)]
+    pub downsample_retention: Option<PromDuration>,
+    /// How often the sample WAL is written and synced: a crash loses at most this much.
+    #[serde(default = "default_wal_fsync_interval")]
+    pub wal_fsync_interval: PromDuration,
+    /// How often all samples are snapshotted (the WAL is truncated after each).
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval: PromDuration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { path: None, retention: default_retention() }
+        StorageConfig {
+            path: None,
+            retention: default_retention(),
+            downsample_retention: None,
+            wal_fsync_interval: default_wal_fsync_interval(),
+            snapshot_interval: default_snapshot_interval(),
+        }
     }
+}
+
+fn default_wal_fsync_interval() -> PromDuration {
+    PromDuration::from_secs(1)
+}
+
+fn default_snapshot_interval() -> PromDuration {
+    PromDuration::from_secs(300)
 }
 
 fn default_retention() -> PromDuration {
@@ -332,6 +400,28 @@ impl Config {
                     err(format!("receivers[{}].email_configs[{}]: {}", r.name, i, e));
                 }
             }
+            for (i, a) in r.alertmanager_configs.iter().enumerate() {
+                if let Err(e) = a.validate() {
+                    err(format!("receivers[{}].alertmanager_configs[{}]: {}", r.name, i, e));
+                }
+            }
+        }
+        let mut intervals = std::collections::HashSet::new();
+        for t in &self.time_intervals {
+            if !intervals.insert(t.name.clone()) {
+                err(format!("time_intervals: duplicate name {:?}", t.name));
+            }
+            if let Err(e) = crate::notify::time_interval::TimeInterval::from_config(t) {
+                err(format!("time_intervals[{}]: {e}", t.name));
+            }
+        }
+        for (i, r) in self.inhibit_rules.iter().enumerate() {
+            if let Err(e) = crate::notify::inhibit::InhibitRule::from_config(r) {
+                err(format!("inhibit_rules[{i}]: {e}"));
+            }
+        }
+        if self.outbox.max_age.is_zero() || self.outbox.max_backoff.is_zero() {
+            err("outbox: max_age and max_backoff must be greater than 0s".into());
         }
         match &self.route {
             Some(route) => {
@@ -341,12 +431,19 @@ impl Config {
                 if !route.matchers.is_empty() || !route.match_eq.is_empty() || !route.match_re.is_empty() {
                     err("route: the root route must not have matchers (it matches every alert)".into());
                 }
+                if !route.mute_time_intervals.is_empty() || !route.active_time_intervals.is_empty() {
+                    err("route: the root route must not have mute_time_intervals or active_time_intervals (set them on a child route)".into());
+                }
                 check_route(route, &names, "route", &mut err);
+                check_route_intervals(route, &intervals, "route", &mut err);
             }
             None if !self.receivers.is_empty() => {
                 err("route: missing; add `route: { receiver: <name> }` so alerts reach a receiver".into())
             }
             None => {}
+        }
+        for e in self.deploys.validate() {
+            err(e);
         }
         if self.storage.retention.as_millis() < 60_000 {
             err(format!("storage.retention {} is too short (at least 1m)", self.storage.retention));
@@ -392,6 +489,24 @@ fn check_route(
     }
 }
 
+fn check_route_intervals(
+    r: &RouteConfig,
+    intervals: &std::collections::HashSet<String>,
+    path: &str,
+    err: &mut impl FnMut(String),
+) {
+    for (key, names) in [("mute_time_intervals", &r.mute_time_intervals), ("active_time_intervals", &r.active_time_intervals)] {
+        for n in names {
+            if !intervals.contains(n) {
+                err(format!("{path}: {key}: {n:?} is not defined under `time_intervals`"));
+            }
+        }
+    }
+    for (i, child) in r.routes.iter().enumerate() {
+        check_route_intervals(child, intervals, &format!("{path}.routes[{i}]"), err);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +544,21 @@ http: { listen: "127.0.0.1:9099" }
     fn undefined_receiver_is_reported() {
         let e = Config::parse("f.yml", "route: { receiver: nobody }\n", None).unwrap_err();
         assert!(e[0].message.contains("nobody"), "{}", e[0]);
+    }
+
+    #[test]
+    fn routes_inhibit_and_time_intervals_are_checked() {
+        let ok = "route: { receiver: t, routes: [ { matchers: [a=b], mute_time_intervals: [nights] } ] }\nreceivers: [ { name: t } ]\ntime_intervals: [ { name: nights, time_intervals: [ { times: [ { start_time: '00:00', end_time: '06:00' } ] } ] } ]\ninhibit_rules: [ { source_matchers: [severity=page], target_matchers: [severity=info], equal: [job] } ]\n";
+        let c = Config::parse("f.yml", ok, None).unwrap();
+        assert_eq!(c.inhibit_rules.len(), 1);
+        assert_eq!(c.outbox.max_age.as_millis(), 24 * 3600 * 1000);
+        let bad = "route: { receiver: t, mute_time_intervals: [x], routes: [ { active_time_intervals: [weekends] } ] }\nreceivers: [ { name: t } ]\ntime_intervals: [ { name: x, time_intervals: [ { weekdays: [funday] } ] } ]\ninhibit_rules: [ { target_matchers: ['a=~\"(\"'] } ]\n";
+        let e: Vec<String> = Config::parse("f.yml", bad, None).unwrap_err().iter().map(|e| e.message.clone()).collect();
+        let has = |s: &str| e.iter().any(|m| m.contains(s));
+        assert!(has("root route must not have mute_time_intervals"), "{e:?}");
+        assert!(has("route.routes[0]: active_time_intervals: \"weekends\""), "{e:?}");
+        assert!(has("time_intervals[x]") && has("funday"), "{e:?}");
+        assert!(has("inhibit_rules[0]: target_matchers"), "{e:?}");
     }
 
     #[test]

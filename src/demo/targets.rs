@@ -51,8 +51,10 @@ async fn metrics(State(d): State<Arc<Demo>>, Path(name): Path<String>) -> Respon
                  # TYPE process_resident_memory_bytes gauge\n\
                  process_resident_memory_bytes {:.0}\n\
                  # TYPE checkout_build_info gauge\n\
-                 checkout_build_info{{version=\"2.3.0\"}} 1\n",
-                base + leak
+                 checkout_build_info{{version=\"{}\"}} 1\n",
+                base + leak,
+                // The deploy that brings the leak, shortly before it starts.
+                if t < s.leak_at - 2.0 { "2.3.0" } else { "2.4.0" }
             )
         }
         "filter" => {

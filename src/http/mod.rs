@@ -4,6 +4,8 @@
 //! Handlers only translate; every decision lives in the modules they call.
 
 mod api;
+mod deploys;
+mod silences;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload).put(reload))
         .merge(api::routes())
+        .merge(deploys::routes())
+        .merge(silences::routes())
         .with_state(d)
 }
 

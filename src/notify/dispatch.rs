@@ -2,41 +2,52 @@
 //!
 //! Alerts arrive in batches from rule evaluation. Each is routed, then put
 //! into an aggregation group (route + the `group_by` labels). A new group is
-//! flushed after `group_wait`, then every `group_interval`; a flush sends a
-//! notification to each of the receiver's integrations only when something
-//! changed since that integration last heard (a new firing alert, a newly
-//! resolved one if it wants resolutions) or `repeat_interval` has passed.
-//! This is Alertmanager's dispatcher and dedup stage, in-process. Time is
-//! passed into every method; only [`Dispatcher::run`] reads the clock.
+//! flushed after `group_wait`, then every `group_interval`; a flush leaves
+//! out silenced and inhibited alerts, skips routes muted by a time interval,
+//! and sends a notification to each of the receiver's integrations only when
+//! something changed since that integration last heard (a new firing alert,
+//! a newly resolved one if it wants resolutions) or `repeat_interval` has
+//! passed. This is Alertmanager's dispatcher and notification pipeline,
+//! in-process. What each integration was told (the log) and what is to be
+//! sent are committed to the [`Outbox`] together, so restarts neither lose
+//! nor repeat notifications. Time is passed into every method; only
+//! [`Dispatcher::run`] reads the clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use tokio::sync::mpsc;
 
+use super::inhibit::InhibitRule;
+use super::outbox::{LogChange, Outbox, OutboxError, Receivers, WorkerOptions};
 use super::route::Route;
-use super::{DeliveryError, NotifiedAlert, Notification, Status};
+use super::silence::Silences;
+use super::time_interval::TimeInterval;
+use super::{DeliveryError, Notification, NotifiedAlert, Status};
 use crate::alerts::{Alert, AlertState};
 use crate::config::Config;
 use crate::labels::Labels;
 use crate::rules::manager::AlertBatch;
+use crate::state::StateDir;
 
 /// One way to reach a receiver.
 #[derive(Clone, Debug)]
 pub enum Integration {
     Webhook(super::webhook::WebhookConfig),
     Email(super::email::EmailConfig),
+    Alertmanager(super::alertmanager::AlertmanagerConfig),
     /// Prints to the terminal (`forewarn demo`).
     Console,
 }
 
 impl Integration {
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Integration::Webhook(_) => "webhook",
             Integration::Email(_) => "email",
+            Integration::Alertmanager(_) => "alertmanager",
             Integration::Console => "console",
         }
     }
@@ -45,9 +56,26 @@ impl Integration {
         match self {
             Integration::Webhook(w) => w.send_resolved,
             Integration::Email(e) => e.send_resolved,
+            Integration::Alertmanager(a) => a.send_resolved,
             Integration::Console => true,
         }
     }
+}
+
+/// The stable name of the `i`th integration of a receiver, e.g.
+/// `team/webhook/0`: the key of its log entries and queued notifications,
+/// unchanged by a reload that keeps the receiver's shape.
+pub fn integration_key(receiver: &str, list: &[Integration], i: usize) -> String {
+    let kind = list[i].kind();
+    let n = list[..i].iter().filter(|x| x.kind() == kind).count();
+    format!("{receiver}/{kind}/{n}")
+}
+
+/// The integration a key names, if it is still configured.
+pub fn find_integration(receivers: &HashMap<String, Vec<Integration>>, key: &str) -> Option<Integration> {
+    let receiver = key.rsplitn(3, '/').nth(2)?;
+    let list = receivers.get(receiver)?;
+    (0..list.len()).find(|&i| integration_key(receiver, list, i) == key).map(|i| list[i].clone())
 }
 
 /// What the dispatcher knows of one alert.
@@ -56,6 +84,8 @@ struct Entry {
     labels: Labels,
     annotations: Labels,
     starts_at: i64,
+    /// When the problem began (deploys are correlated against it).
+    onset: i64,
     /// Resolved at this time, or valid until it if still firing.
     ends_at: i64,
     fingerprint: u64,
@@ -68,11 +98,11 @@ impl Entry {
 }
 
 /// What an integration was last told about a group (Alertmanager's nflog).
-#[derive(Clone, Debug, Default)]
-struct LogEntry {
-    firing: HashSet<u64>,
-    resolved: HashSet<u64>,
-    at: i64,
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogEntry {
+    pub firing: HashSet<u64>,
+    pub resolved: HashSet<u64>,
+    pub at: i64,
 }
 
 struct Group {
@@ -80,63 +110,123 @@ struct Group {
     labels: Labels,
     alerts: BTreeMap<u64, Entry>,
     next_flush: i64,
-    log: Vec<Option<LogEntry>>,
+    /// By integration key.
+    log: HashMap<String, LogEntry>,
+}
+
+impl Group {
+    fn key(&self) -> String {
+        format!("{}:{}", self.route.id, self.labels)
+    }
+}
+
+/// Everything a reload can change.
+pub struct Parts {
+    pub root: Route,
+    pub receivers: HashMap<String, Vec<Integration>>,
+    pub inhibit: Vec<InhibitRule>,
+    pub intervals: HashMap<String, TimeInterval>,
+}
+
+/// The senders, shared by all deliveries (connection pools).
+#[derive(Clone, Debug, Default)]
+pub struct Senders {
+    pub webhook: super::webhook::WebhookSender,
+    pub alertmanager: super::alertmanager::AlertmanagerSender,
 }
 
 /// The notification pipeline's state.
 pub struct Dispatcher {
     root: Arc<Route>,
-    receivers: HashMap<String, Vec<Integration>>,
+    receivers: Receivers,
+    inhibit: Vec<InhibitRule>,
+    intervals: HashMap<String, TimeInterval>,
+    silences: Arc<Silences>,
     groups: HashMap<(String, u64), Group>,
     external_url: String,
-    webhook: super::webhook::WebhookSender,
+    senders: Senders,
+    /// The log as loaded from the outbox, claimed by groups as they reappear.
+    restored: HashMap<String, HashMap<String, LogEntry>>,
+    /// Log changes since the last [`Dispatcher::take_log_changes`].
+    log_changes: Vec<LogChange>,
+    outbox: Option<Arc<Outbox>>,
+    /// Deploy markers, for "what changed" and the chart in each alert.
+    deploys: Option<Arc<crate::deploys::DeployLog>>,
 }
 
 /// A notification ready to go out through one integration.
 pub struct Outgoing {
     pub integration: Integration,
+    /// See [`integration_key`].
+    pub key: String,
     pub notification: Notification,
 }
+
+/// How long a log entry outlives its group's last flush (Alertmanager's
+/// nflog retention, 120h): covers alerts that vanished while forewarn was down.
+const LOG_RETENTION_MS: i64 = 120 * 3600 * 1000;
 
 impl Dispatcher {
     pub fn new(root: Route, receivers: HashMap<String, Vec<Integration>>, external_url: String) -> Self {
         Dispatcher {
             root: Arc::new(root),
-            receivers,
+            receivers: Arc::new(RwLock::new(receivers)),
+            inhibit: Vec::new(),
+            intervals: HashMap::new(),
+            silences: Arc::new(Silences::in_memory()),
             groups: HashMap::new(),
             external_url,
-            webhook: super::webhook::WebhookSender::new(),
+            senders: Senders::default(),
+            restored: HashMap::new(),
+            log_changes: Vec::new(),
+            outbox: None,
+            deploys: None,
         }
     }
 
-    /// Builds the dispatcher from the config's `route` and `receivers`.
+    /// Adds deploy notes (changes, verdict, chart) to every notified alert.
+    pub fn set_deploys(&mut self, log: Arc<crate::deploys::DeployLog>) {
+        self.deploys = Some(log);
+    }
+
+    /// Builds the dispatcher from the config's `route`, `receivers`,
+    /// `inhibit_rules` and `time_intervals`.
     pub fn from_config(cfg: &Config) -> Result<Self, String> {
-        let Some(route_cfg) = &cfg.route else {
-            return Ok(Dispatcher::new(
-                Route::from_config(&Default::default())?,
-                HashMap::new(),
-                cfg.external_url(),
-            ));
-        };
-        let root = Route::from_config(route_cfg)?;
-        let mut receivers = HashMap::new();
-        for r in &cfg.receivers {
-            let mut list: Vec<Integration> = r.webhook_configs.iter().cloned().map(Integration::Webhook).collect();
-            list.extend(r.email_configs.iter().cloned().map(Integration::Email));
-            receivers.insert(r.name.clone(), list);
-        }
-        Ok(Dispatcher::new(root, receivers, cfg.external_url()))
+        let parts = parts_of(cfg)?;
+        let mut d = Dispatcher::new(parts.root, parts.receivers, cfg.external_url());
+        d.inhibit = parts.inhibit;
+        d.intervals = parts.intervals;
+        Ok(d)
     }
 
-    /// The routing tree and receivers, for handing to a running dispatcher.
-    pub fn into_parts(self) -> (Route, HashMap<String, Vec<Integration>>) {
-        ((*self.root).clone(), self.receivers)
+    /// Makes the pipeline durable: opens the outbox and the silences in the
+    /// state dir, loads the notification log and starts the delivery worker
+    /// (so this needs a tokio runtime). Returns the silences for the API.
+    pub fn attach(&mut self, state: &StateDir, opts: WorkerOptions) -> Result<Arc<Silences>, OutboxError> {
+        let outbox = Arc::new(Outbox::open(state)?);
+        self.restored = outbox.load_log(Utc::now().timestamp_millis(), LOG_RETENTION_MS)?;
+        self.silences = Arc::new(Silences::open(state)?);
+        tokio::spawn(super::outbox::run_worker(outbox.clone(), self.receivers.clone(), self.senders.clone(), opts));
+        self.outbox = Some(outbox);
+        Ok(self.silences.clone())
+    }
+
+    /// Uses these silences (tests; [`Dispatcher::attach`] opens the persisted ones).
+    pub fn set_silences(&mut self, s: Arc<Silences>) {
+        self.silences = s;
+    }
+
+    /// The routing tree, receivers, inhibit rules and time intervals, for
+    /// handing to a running dispatcher.
+    pub fn into_parts(self) -> Parts {
+        let receivers = self.receivers.read().unwrap_or_else(|p| p.into_inner()).clone();
+        Parts { root: (*self.root).clone(), receivers, inhibit: self.inhibit, intervals: self.intervals }
     }
 
     /// Swaps routes and receivers on reload. Groups whose route still exists
     /// keep their alerts and notification log, so a reload re-sends nothing.
-    pub fn reconfigure(&mut self, root: Route, receivers: HashMap<String, Vec<Integration>>) {
-        let root = Arc::new(root);
+    pub fn reconfigure(&mut self, parts: Parts) {
+        let root = Arc::new(parts.root);
         let routes: HashMap<String, Route> = root.walk().into_iter().map(|r| (r.id.clone(), r.clone())).collect();
         self.groups.retain(|(id, _), g| match routes.get(id) {
             Some(r) if r.receiver == g.route.receiver => {
@@ -146,12 +236,19 @@ impl Dispatcher {
             _ => false,
         });
         self.root = root;
-        self.receivers = receivers;
+        *self.receivers.write().unwrap_or_else(|p| p.into_inner()) = parts.receivers;
+        self.inhibit = parts.inhibit;
+        self.intervals = parts.intervals;
     }
 
     /// Adds a receiver that prints to the terminal (used by the demo).
     pub fn add_console(&mut self, receiver: &str) {
-        self.receivers.entry(receiver.to_string()).or_default().push(Integration::Console);
+        self.receivers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(receiver.to_string())
+            .or_default()
+            .push(Integration::Console);
     }
 
     /// Takes in a batch from rule evaluation.
@@ -162,20 +259,24 @@ impl Dispatcher {
             for route in routes {
                 let glabels = route.group_by.group_labels(&a.labels);
                 let key = (route.id.clone(), glabels.fingerprint());
-                let n_integrations = self.receivers.get(&route.receiver).map_or(0, Vec::len);
-                let group = self.groups.entry(key).or_insert_with(|| Group {
-                    next_flush: now + route.group_wait.as_millis(),
-                    route: Arc::new(route.clone()),
-                    labels: glabels,
-                    alerts: BTreeMap::new(),
-                    log: vec![None; n_integrations],
+                let restored = &mut self.restored;
+                let group = self.groups.entry(key).or_insert_with(|| {
+                    let mut g = Group {
+                        next_flush: now + route.group_wait.as_millis(),
+                        route: Arc::new(route.clone()),
+                        labels: glabels,
+                        alerts: BTreeMap::new(),
+                        log: HashMap::new(),
+                    };
+                    g.log = restored.remove(&g.key()).unwrap_or_default();
+                    g
                 });
                 match group.alerts.get_mut(&entry.fingerprint) {
                     // A firing update must not reopen an alert that resolved
                     // with an older onset: it is a new alert (new starts_at).
                     Some(e) => *e = Entry { starts_at: e.starts_at.min(entry.starts_at), ..entry.clone() },
                     None => {
-                        if entry.resolved(now) && group.alerts.is_empty() && group.log.iter().all(Option::is_none) {
+                        if entry.resolved(now) && group.alerts.is_empty() && group.log.is_empty() {
                             // A resolution for something nobody was told about.
                             continue;
                         }
@@ -184,7 +285,7 @@ impl Dispatcher {
                 }
             }
         }
-        self.groups.retain(|_, g| !g.alerts.is_empty() || g.log.iter().any(Option::is_some));
+        self.groups.retain(|_, g| !g.alerts.is_empty() || !g.log.is_empty());
     }
 
     /// When the next group is due, if any.
@@ -192,47 +293,108 @@ impl Dispatcher {
         self.groups.values().filter(|g| !g.alerts.is_empty()).map(|g| g.next_flush).min()
     }
 
+    /// Log changes made by flushes since the last call, for the outbox.
+    pub fn take_log_changes(&mut self) -> Vec<LogChange> {
+        std::mem::take(&mut self.log_changes)
+    }
+
     /// Flushes every group due at `now` and returns what must be sent.
     pub fn flush_due(&mut self, now: i64) -> Vec<Outgoing> {
         let mut out = Vec::new();
         let mut dead = Vec::new();
+        let receivers = self.receivers.read().unwrap_or_else(|p| p.into_inner()).clone();
+        // Inhibition looks at every firing alert, whatever its group.
+        let firing_all: Vec<&Labels> = if self.inhibit.is_empty() {
+            Vec::new()
+        } else {
+            let mut seen = HashSet::new();
+            self.groups
+                .values()
+                .flat_map(|g| g.alerts.values())
+                .filter(|e| !e.resolved(now) && seen.insert(e.fingerprint))
+                .map(|e| &e.labels)
+                .collect()
+        };
+        let muted: HashSet<u64> = self
+            .groups
+            .values()
+            .filter(|g| g.next_flush <= now)
+            .flat_map(|g| g.alerts.values())
+            .filter(|e| {
+                self.silences.is_silenced(&e.labels, now)
+                    || self.inhibit.iter().any(|r| r.mutes(&e.labels, e.fingerprint, &firing_all))
+            })
+            .map(|e| e.fingerprint)
+            .collect();
         for (key, g) in self.groups.iter_mut() {
             if g.next_flush > now || g.alerts.is_empty() {
                 continue;
             }
             g.next_flush = now + g.route.group_interval.as_millis();
-            let integrations = self.receivers.get(&g.route.receiver).cloned().unwrap_or_default();
-            let firing: HashSet<u64> = g.alerts.values().filter(|e| !e.resolved(now)).map(|e| e.fingerprint).collect();
-            let resolved: HashSet<u64> = g.alerts.values().filter(|e| e.resolved(now)).map(|e| e.fingerprint).collect();
-            let group_key = format!("{}:{}", g.route.id, g.labels);
-            for (i, integ) in integrations.iter().enumerate() {
-                if g.log.len() <= i {
-                    g.log.resize(i + 1, None);
+            let group_key = g.key();
+            let route_muted = time_muted(&g.route, &self.intervals, now);
+            let visible: Vec<&Entry> = g.alerts.values().filter(|e| !muted.contains(&e.fingerprint)).collect();
+            // Muted (time interval) or nothing left after silences and
+            // inhibitions: Alertmanager stops the pipeline here, so the log
+            // stays as it was and the alerts count as new once unmuted.
+            if !route_muted && !visible.is_empty() {
+                let firing: HashSet<u64> = visible.iter().filter(|e| !e.resolved(now)).map(|e| e.fingerprint).collect();
+                let resolved: HashSet<u64> =
+                    visible.iter().filter(|e| e.resolved(now)).map(|e| e.fingerprint).collect();
+                let integrations = receivers.get(&g.route.receiver).cloned().unwrap_or_default();
+                for (i, integ) in integrations.iter().enumerate() {
+                    let ikey = integration_key(&g.route.receiver, &integrations, i);
+                    let send_resolved = integ.send_resolved();
+                    let resolved_seen: HashSet<u64> = if send_resolved { resolved.clone() } else { HashSet::new() };
+                    let mut repeat = g.route.repeat_interval.as_millis();
+                    if matches!(integ, Integration::Alertmanager(_)) {
+                        // Alertmanager resolves alerts it stops hearing about.
+                        repeat = repeat.min(g.route.group_interval.as_millis());
+                    }
+                    if !needs_update(g.log.get(&ikey), &firing, &resolved_seen, send_resolved, repeat, now) {
+                        continue;
+                    }
+                    let entry = LogEntry { firing: firing.clone(), resolved: resolved_seen.clone(), at: now };
+                    g.log.insert(ikey.clone(), entry.clone());
+                    self.log_changes.push(LogChange::Set {
+                        group_key: group_key.clone(),
+                        integration: ikey.clone(),
+                        entry,
+                    });
+                    let alerts: Vec<NotifiedAlert> = visible
+                        .iter()
+                        .filter(|e| !e.resolved(now) || send_resolved)
+                        .map(|e| {
+                            notified(
+                                e,
+                                now,
+                                &self.external_url,
+                                self.deploys.as_deref(),
+                                matches!(integ, Integration::Email(_)),
+                            )
+                        })
+                        .collect();
+                    if alerts.is_empty() {
+                        continue;
+                    }
+                    out.push(Outgoing {
+                        integration: integ.clone(),
+                        key: ikey,
+                        notification: Notification::new(
+                            &g.route.receiver,
+                            group_key.clone(),
+                            g.labels.clone(),
+                            alerts,
+                            &self.external_url,
+                        ),
+                    });
                 }
-                let send_resolved = integ.send_resolved();
-                let resolved_seen: HashSet<u64> = if send_resolved { resolved.clone() } else { HashSet::new() };
-                if !needs_update(g.log[i].as_ref(), &firing, &resolved_seen, send_resolved, g.route.repeat_interval.as_millis(), now) {
-                    continue;
-                }
-                g.log[i] = Some(LogEntry { firing: firing.clone(), resolved: resolved_seen.clone(), at: now });
-                let alerts: Vec<NotifiedAlert> = g
-                    .alerts
-                    .values()
-                    .filter(|e| !e.resolved(now) || send_resolved)
-                    .map(|e| notified(e, now, &self.external_url))
-                    .collect();
-                if alerts.is_empty() {
-                    continue;
-                }
-                out.push(Outgoing {
-                    integration: integ.clone(),
-                    notification: Notification::new(&g.route.receiver, group_key.clone(), g.labels.clone(), alerts, &self.external_url),
-                });
             }
-            // Resolved alerts have been reported; forget them.
+            // Resolved alerts have been reported (or muted); forget them.
             g.alerts.retain(|_, e| !e.resolved(now));
             if g.alerts.is_empty() {
                 dead.push(key.clone());
+                self.log_changes.push(LogChange::DeleteGroup { group_key });
             }
         }
         for k in dead {
@@ -245,7 +407,7 @@ impl Dispatcher {
     pub async fn run(
         mut self,
         mut rx: mpsc::UnboundedReceiver<AlertBatch>,
-        mut reconfigure: mpsc::UnboundedReceiver<(Route, HashMap<String, Vec<Integration>>)>,
+        mut reconfigure: mpsc::UnboundedReceiver<Parts>,
     ) {
         loop {
             let now = Utc::now().timestamp_millis();
@@ -255,15 +417,77 @@ impl Dispatcher {
                     let Some(batch) = batch else { return };
                     self.ingest(&batch, Utc::now().timestamp_millis());
                 }
-                Some((root, receivers)) = reconfigure.recv() => self.reconfigure(root, receivers),
+                Some(parts) = reconfigure.recv() => self.reconfigure(parts),
                 _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
             }
-            for o in self.flush_due(Utc::now().timestamp_millis()) {
-                let sender = self.webhook.clone();
-                tokio::spawn(deliver(sender, o));
+            let now = Utc::now().timestamp_millis();
+            let out = self.flush_due(now);
+            let changes = self.take_log_changes();
+            let Some(outbox) = &self.outbox else {
+                for o in out {
+                    let senders = self.senders.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = deliver_once(&senders, &o.integration, &o.notification).await {
+                            tracing::error!(error = %e, "notification failed (no outbox: not retried)");
+                        }
+                    });
+                }
+                continue;
+            };
+            let items: Vec<(String, Notification)> = out.into_iter().map(|o| (o.key, o.notification)).collect();
+            if let Err(e) = outbox.commit(&items, &changes, now) {
+                // Better sent once without a safety net than not at all.
+                tracing::error!(error = %e, notifications = items.len(), "outbox: cannot store notifications; sending them without retries");
+                let receivers = self.receivers.read().unwrap_or_else(|p| p.into_inner()).clone();
+                for (key, n) in items {
+                    let Some(integ) = find_integration(&receivers, &key) else { continue };
+                    let senders = self.senders.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = deliver_once(&senders, &integ, &n).await {
+                            tracing::error!(error = %e, "notification failed");
+                        }
+                    });
+                }
             }
         }
     }
+}
+
+/// The routing tree and its settings from the config.
+pub fn parts_of(cfg: &Config) -> Result<Parts, String> {
+    let root = match &cfg.route {
+        Some(r) => Route::from_config(r)?,
+        None => Route::from_config(&Default::default())?,
+    };
+    let mut receivers = HashMap::new();
+    if cfg.route.is_some() {
+        for r in &cfg.receivers {
+            let mut list: Vec<Integration> = r.webhook_configs.iter().cloned().map(Integration::Webhook).collect();
+            list.extend(r.email_configs.iter().cloned().map(Integration::Email));
+            list.extend(r.alertmanager_configs.iter().cloned().map(Integration::Alertmanager));
+            receivers.insert(r.name.clone(), list);
+        }
+    }
+    let mut inhibit = Vec::new();
+    for (i, r) in cfg.inhibit_rules.iter().enumerate() {
+        inhibit.push(InhibitRule::from_config(r).map_err(|e| format!("inhibit_rules[{i}]: {e}"))?);
+    }
+    let mut intervals = HashMap::new();
+    for t in &cfg.time_intervals {
+        intervals.insert(
+            t.name.clone(),
+            TimeInterval::from_config(t).map_err(|e| format!("time_intervals[{}]: {e}", t.name))?,
+        );
+    }
+    Ok(Parts { root, receivers, inhibit, intervals })
+}
+
+/// Whether a route must stay quiet at `now`: inside one of its
+/// `mute_time_intervals`, or outside all of its `active_time_intervals`.
+fn time_muted(route: &Route, intervals: &HashMap<String, TimeInterval>, now: i64) -> bool {
+    let inside = |name: &String| intervals.get(name).is_some_and(|t| t.contains(now));
+    route.mute_time_intervals.iter().any(inside)
+        || (!route.active_time_intervals.is_empty() && !route.active_time_intervals.iter().any(inside))
 }
 
 /// Alertmanager's dedup rule: notify when a firing alert is new to this
@@ -299,6 +523,7 @@ fn entry_for(a: &Alert, batch: &AlertBatch) -> Entry {
         labels: a.labels.clone(),
         annotations: a.annotations.clone(),
         starts_at: a.fired_at.unwrap_or(a.active_at),
+        onset: a.onset.min(a.active_at),
         ends_at,
         fingerprint: a.labels.fingerprint(),
     }
@@ -308,8 +533,16 @@ fn ts(ms: i64) -> chrono::DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-fn notified(e: &Entry, now: i64, external_url: &str) -> NotifiedAlert {
+fn notified(
+    e: &Entry,
+    now: i64,
+    external_url: &str,
+    deploys: Option<&crate::deploys::DeployLog>,
+    png: bool,
+) -> NotifiedAlert {
     let resolved = e.resolved(now);
+    let (fp, res_at) = (e.fingerprint, resolved.then_some(e.ends_at));
+    let notes = crate::deploys::notes_for(deploys, &e.labels, fp, e.onset, res_at, now, external_url, png);
     NotifiedAlert {
         status: if resolved { Status::Resolved } else { Status::Firing },
         labels: e.labels.clone(),
@@ -318,47 +551,20 @@ fn notified(e: &Entry, now: i64, external_url: &str) -> NotifiedAlert {
         ends_at: resolved.then(|| ts(e.ends_at)),
         generator_url: format!("{}/api/v1/alerts?alertname={}", external_url, e.labels.value("alertname")),
         fingerprint: format!("{:016x}", e.fingerprint),
+        notes,
     }
 }
 
-/// Sends one notification, retrying transient failures with exponential
-/// backoff and jitter for up to an hour.
-pub async fn deliver(webhook: super::webhook::WebhookSender, o: Outgoing) {
-    let kind = o.integration.kind();
-    let receiver = o.notification.receiver.clone();
-    let started = std::time::Instant::now();
-    let max_age = Duration::from_secs(3600);
-    let mut attempt: u32 = 0;
-    loop {
-        let result: Result<(), DeliveryError> = match &o.integration {
-            Integration::Webhook(cfg) => webhook.send(cfg, &o.notification).await,
-            Integration::Email(cfg) => super::email::send(cfg, &o.notification).await,
-            Integration::Console => {
-                super::console::ConsoleReceiver.print(&o.notification);
-                Ok(())
-            }
-        };
-        match result {
-            Ok(()) => {
-                metrics::counter!("forewarn_notifications_sent_total", "receiver" => receiver.clone(), "integration" => kind).increment(1);
-                metrics::histogram!("forewarn_notification_latency_seconds", "integration" => kind)
-                    .record(started.elapsed().as_secs_f64());
-                tracing::info!(receiver = %receiver, integration = kind, status = o.notification.status.as_str(), alerts = o.notification.alerts.len(), "notification delivered");
-                return;
-            }
-            Err(e) => {
-                metrics::counter!("forewarn_notifications_failed_total", "receiver" => receiver.clone(), "integration" => kind).increment(1);
-                if !e.is_retryable() || started.elapsed() > max_age {
-                    tracing::error!(receiver = %receiver, integration = kind, error = %e, "notification dropped");
-                    return;
-                }
-                attempt += 1;
-                let base = 500u64.saturating_mul(1 << attempt.min(7)).min(60_000);
-                let wait = base / 2 + fastrand::u64(0..=base / 2);
-                tracing::warn!(receiver = %receiver, integration = kind, error = %e, attempt, retry_in_ms = wait, "notification failed");
-                metrics::counter!("forewarn_notifications_retried_total", "integration" => kind).increment(1);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
+/// One attempt to send one notification through one integration; the
+/// outbox decides about retries.
+pub async fn deliver_once(senders: &Senders, integ: &Integration, n: &Notification) -> Result<(), DeliveryError> {
+    match integ {
+        Integration::Webhook(cfg) => senders.webhook.send(cfg, n).await,
+        Integration::Email(cfg) => super::email::send(cfg, n).await,
+        Integration::Alertmanager(cfg) => senders.alertmanager.send(cfg, n).await,
+        Integration::Console => {
+            super::console::ConsoleReceiver.print(n);
+            Ok(())
         }
     }
 }
@@ -375,6 +581,7 @@ mod tests {
             state,
             value: 1.0,
             active_at: at,
+            onset: at,
             fired_at: Some(at),
             resolved_at: (state == AlertState::Inactive).then_some(at),
             last_seen: at,
@@ -432,5 +639,140 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].notification.status, Status::Resolved);
         assert!(d.next_due().is_none());
+    }
+
+    #[test]
+    fn restored_log_stops_a_resend_after_restart() {
+        let y = "receiver: team\ngroup_by: [alertname]\ngroup_wait: 0s\ngroup_interval: 1m\nrepeat_interval: 1h\n";
+        let mut d = dispatcher(y);
+        d.ingest(&batch(0, vec![alert("A", "x", AlertState::Firing, 0)]), 0);
+        assert_eq!(d.flush_due(0).len(), 1);
+        let changes = d.take_log_changes();
+        assert!(matches!(&changes[..], [LogChange::Set { integration, .. }] if integration == "team/console/0"));
+        // A new process: the log comes back from the outbox.
+        let mut restored: HashMap<String, HashMap<String, LogEntry>> = HashMap::new();
+        if let LogChange::Set { group_key, integration, entry } = &changes[0] {
+            restored.entry(group_key.clone()).or_default().insert(integration.clone(), entry.clone());
+        }
+        let mut d2 = dispatcher(y);
+        d2.restored = restored;
+        d2.ingest(&batch(5_000, vec![alert("A", "x", AlertState::Firing, 5_000)]), 5_000);
+        assert!(d2.flush_due(5_000).is_empty(), "already told before the restart");
+        d2.ingest(&batch(6_000, vec![alert("A", "y", AlertState::Firing, 6_000)]), 6_000);
+        assert_eq!(d2.flush_due(65_000).len(), 1, "a new alert in the group is news");
+        // Everything resolved and reported: the group and its log go.
+        d2.ingest(
+            &batch(
+                70_000,
+                vec![alert("A", "x", AlertState::Inactive, 70_000), alert("A", "y", AlertState::Inactive, 70_000)],
+            ),
+            70_000,
+        );
+        assert_eq!(d2.flush_due(125_000).len(), 1);
+        assert!(d2.take_log_changes().iter().any(|c| matches!(c, LogChange::DeleteGroup { .. })));
+    }
+
+    #[test]
+    fn silences_and_inhibitions_mute_until_lifted() {
+        let y = "receiver: team\ngroup_by: ['...']\ngroup_wait: 0s\ngroup_interval: 1m\n";
+        let mut d = dispatcher(y);
+        let sil = Arc::new(Silences::in_memory());
+        d.set_silences(sil.clone());
+        let now = chrono::Utc::now();
+        let body = format!(
+            r#"{{"matchers":["job=\"x\""],"endsAt":"{}","createdBy":"t","comment":"c"}}"#,
+            (now + chrono::Duration::minutes(10)).to_rfc3339()
+        );
+        let id = sil.upsert(&serde_json::from_str(&body).unwrap(), now).unwrap();
+        let t0 = now.timestamp_millis();
+        d.ingest(
+            &batch(t0, vec![alert("A", "x", AlertState::Firing, t0), alert("A", "y", AlertState::Firing, t0)]),
+            t0,
+        );
+        let out = d.flush_due(t0);
+        assert_eq!(out.len(), 1, "only the unsilenced group");
+        assert_eq!(out[0].notification.alerts[0].labels.value("job"), "y");
+        sil.expire(&id, now + chrono::Duration::seconds(30)).unwrap();
+        let t1 = t0 + 60_000;
+        d.ingest(
+            &batch(t1, vec![alert("A", "x", AlertState::Firing, t0), alert("A", "y", AlertState::Firing, t0)]),
+            t1,
+        );
+        let out = d.flush_due(t1);
+        assert_eq!(out.len(), 1, "silence lifted: x is news, y is not");
+        assert_eq!(out[0].notification.alerts[0].labels.value("job"), "x");
+
+        let mut d = dispatcher(y);
+        let rule: crate::notify::inhibit::InhibitRuleConfig = crate::config::yaml::parse(
+            "i",
+            "source_matchers: [alertname=Down]\ntarget_matchers: [alertname=Slow]\nequal: [job]\n",
+        )
+        .unwrap();
+        d.inhibit = vec![InhibitRule::from_config(&rule).unwrap()];
+        d.ingest(
+            &batch(
+                0,
+                vec![
+                    alert("Down", "x", AlertState::Firing, 0),
+                    alert("Slow", "x", AlertState::Firing, 0),
+                    alert("Slow", "z", AlertState::Firing, 0),
+                ],
+            ),
+            0,
+        );
+        let mut names: Vec<String> =
+            d.flush_due(0).iter().map(|o| o.notification.alerts[0].labels.to_string()).collect();
+        names.sort();
+        assert_eq!(names, vec![r#"{alertname="Down", job="x"}"#, r#"{alertname="Slow", job="z"}"#]);
+    }
+
+    #[test]
+    fn mute_and_active_time_intervals() {
+        let cfg: RouteConfig = crate::config::yaml::parse(
+            "r",
+            "receiver: team\ngroup_wait: 0s\ngroup_interval: 1m\nroutes:\n  - matchers: [job=x]\n    mute_time_intervals: [nights]\n  - matchers: [job=y]\n    active_time_intervals: [nights]\n",
+        )
+        .unwrap();
+        let mut receivers = HashMap::new();
+        receivers.insert("team".to_string(), vec![Integration::Console]);
+        let mut d = Dispatcher::new(Route::from_config(&cfg).unwrap(), receivers, "http://fw".into());
+        let ti: crate::notify::time_interval::TimeIntervalConfig = crate::config::yaml::parse(
+            "t",
+            "name: nights\ntime_intervals:\n  - times: [{start_time: '00:00', end_time: '06:00'}]\n",
+        )
+        .unwrap();
+        d.intervals.insert("nights".into(), TimeInterval::from_config(&ti).unwrap());
+        // 1970-01-01 01:00 UTC is night; 12:00 is day.
+        let night = 3_600_000;
+        d.ingest(
+            &batch(night, vec![alert("A", "x", AlertState::Firing, night), alert("A", "y", AlertState::Firing, night)]),
+            night,
+        );
+        let out = d.flush_due(night);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].notification.alerts[0].labels.value("job"), "y");
+        let day = 12 * 3_600_000;
+        d.ingest(
+            &batch(day, vec![alert("A", "x", AlertState::Firing, night), alert("A", "y", AlertState::Firing, night)]),
+            day,
+        );
+        let out = d.flush_due(day);
+        assert_eq!(out.len(), 1, "x unmuted by day and news; y already told");
+        assert_eq!(out[0].notification.alerts[0].labels.value("job"), "x");
+    }
+
+    #[test]
+    fn integration_keys_are_stable_and_found() {
+        let list = vec![
+            Integration::Console,
+            Integration::Webhook(crate::notify::webhook::WebhookConfig::new("http://a/")),
+            Integration::Console,
+        ];
+        assert_eq!(integration_key("team/ops", &list, 2), "team/ops/console/1");
+        let mut m = HashMap::new();
+        m.insert("team/ops".to_string(), list);
+        assert!(matches!(find_integration(&m, "team/ops/webhook/0"), Some(Integration::Webhook(_))));
+        assert!(find_integration(&m, "team/ops/webhook/1").is_none());
+        assert!(find_integration(&m, "nobody/console/0").is_none());
     }
 }

@@ -4,21 +4,30 @@
 //! receivers, `dispatch` groups alerts and decides when a group is due
 //! (group_wait, group_interval, repeat_interval), and each receiver folder
 //! (`webhook/`, `email/`, `console/`) turns a [`Notification`] into bytes on
-//! the wire. A receiver's config lives next to its sender.
+//! the wire. A receiver's config lives next to its sender. Between `dispatch`
+//! and the receivers sit `silence`, `inhibit` and `time_interval` (what must
+//! not be sent now) and `outbox` (every notification is stored in the state
+//! dir before it is sent, and retried until delivered).
 
+pub mod alertmanager;
+pub mod client;
 pub mod console;
 pub mod dispatch;
 pub mod email;
+pub mod inhibit;
+pub mod outbox;
 pub mod route;
+pub mod silence;
+pub mod time_interval;
 pub mod webhook;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::labels::Labels;
 
 /// Whether a notification (or one alert in it) is about trouble or its end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Firing,
@@ -35,7 +44,9 @@ impl Status {
 }
 
 /// One alert as a receiver sees it (the Alertmanager webhook's `alerts[]`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Also stored as JSON in the outbox: new fields need `Deserialize` and,
+/// so rows queued by an older version still load, `#[serde(default)]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifiedAlert {
     pub status: Status,
@@ -47,10 +58,15 @@ pub struct NotifiedAlert {
     #[serde(rename = "generatorURL")]
     pub generator_url: String,
     pub fingerprint: String,
+    /// What changed before the alert began, the verdict and the chart
+    /// (deploy markers); not part of Alertmanager's `alerts[]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<crate::deploys::AlertNotes>,
 }
 
-/// One message for one receiver about one group of alerts.
-#[derive(Clone, Debug, PartialEq)]
+/// One message for one receiver about one group of alerts. Stored as JSON
+/// in the outbox (see [`NotifiedAlert`] on adding fields).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub receiver: String,
     pub status: Status,
@@ -62,14 +78,20 @@ pub struct Notification {
     pub external_url: String,
     /// Identifies the route and group, stable across notifications.
     pub group_key: String,
+    #[serde(default)]
     pub truncated_alerts: usize,
 }
 
 impl Notification {
     /// Builds the message, computing status and the common labels/annotations.
-    pub fn new(receiver: &str, group_key: String, group_labels: Labels, alerts: Vec<NotifiedAlert>, external_url: &str) -> Self {
-        let status =
-            if alerts.iter().any(|a| a.status == Status::Firing) { Status::Firing } else { Status::Resolved };
+    pub fn new(
+        receiver: &str,
+        group_key: String,
+        group_labels: Labels,
+        alerts: Vec<NotifiedAlert>,
+        external_url: &str,
+    ) -> Self {
+        let status = if alerts.iter().any(|a| a.status == Status::Firing) { Status::Firing } else { Status::Resolved };
         let common = |f: fn(&NotifiedAlert) -> &Labels| -> Labels {
             let mut it = alerts.iter();
             let Some(first) = it.next() else { return Labels::new() };

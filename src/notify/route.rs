@@ -39,6 +39,10 @@ pub struct Route {
     pub group_wait: PromDuration,
     pub group_interval: PromDuration,
     pub repeat_interval: PromDuration,
+    /// Names of `time_intervals` when this route sends nothing (not inherited).
+    pub mute_time_intervals: Vec<String>,
+    /// When set, names of `time_intervals` outside which it sends nothing.
+    pub active_time_intervals: Vec<String>,
     pub routes: Vec<Route>,
 }
 
@@ -54,6 +58,8 @@ impl Route {
             group_wait: PromDuration::from_secs(30),
             group_interval: PromDuration::from_secs(300),
             repeat_interval: PromDuration::from_secs(4 * 3600),
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
             routes: Vec::new(),
         };
         build(cfg, &root_defaults, "0".into())
@@ -120,6 +126,9 @@ fn build(cfg: &RouteConfig, parent: &Route, id: String) -> Result<Route, String>
         group_wait: cfg.group_wait.unwrap_or(parent.group_wait),
         group_interval: cfg.group_interval.unwrap_or(parent.group_interval),
         repeat_interval: cfg.repeat_interval.unwrap_or(parent.repeat_interval),
+        // Alertmanager does not inherit these: each route names its own.
+        mute_time_intervals: cfg.mute_time_intervals.clone(),
+        active_time_intervals: cfg.active_time_intervals.clone(),
         routes: Vec::new(),
     };
     if route.group_interval.is_zero() {

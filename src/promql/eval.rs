@@ -222,7 +222,7 @@ impl SeriesCollector {
 }
 
 /// Converts a parsed selector into store matchers, metric name included.
-pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, EvalError> {
+pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, EvalError> {
     if !vs.matchers.or_matchers.is_empty() {
         return Err(EvalError::Unsupported("`or` inside label matchers".into()));
     }

@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::kinds::{self, KindYaml};
 use super::{AlertingRule, RecordingRule, Rule, RuleGroup};
 use crate::alerts::NamedTemplate;
 use crate::config::yaml::{self, Located};
@@ -51,6 +52,10 @@ struct RuleYaml {
     labels: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     annotations: BTreeMap<String, Spanned<String>>,
+    trend: Option<Spanned<kinds::spec::TrendYaml>>,
+    ratio: Option<Spanned<kinds::spec::RatioYaml>>,
+    anomaly: Option<Spanned<kinds::spec::AnomalyYaml>>,
+    threshold: Option<Spanned<kinds::spec::ThresholdYaml>>,
 }
 
 /// `expr:` may be a YAML number or boolean (`expr: 1`), which is valid PromQL.
@@ -174,11 +179,39 @@ pub fn parse_rules(file: &str, text: &str, default_interval: PromDuration) -> Re
     }
 }
 
-fn build_rule(file: &str, r: Spanned<RuleYaml>, group_labels: &BTreeMap<String, String>) -> Result<Rule, Vec<Located>> {
+fn build_rule(file: &str, mut r: Spanned<RuleYaml>, group_labels: &BTreeMap<String, String>) -> Result<Rule, Vec<Located>> {
     let at_rule = |m: String| Located::new(file, r.referenced.line(), r.referenced.column(), m);
     let mut errs = Vec::new();
+    // A rule kind (trend, ratio, anomaly, threshold) stands instead of `expr`.
+    let mut kind_yaml: Vec<(u64, u64, KindYaml)> = Vec::new();
+    if let Some(k) = r.value.trend.take() {
+        kind_yaml.push((k.referenced.line(), k.referenced.column(), KindYaml::Trend(k.value)));
+    }
+    if let Some(k) = r.value.ratio.take() {
+        kind_yaml.push((k.referenced.line(), k.referenced.column(), KindYaml::Ratio(k.value)));
+    }
+    if let Some(k) = r.value.anomaly.take() {
+        kind_yaml.push((k.referenced.line(), k.referenced.column(), KindYaml::Anomaly(k.value)));
+    }
+    if let Some(k) = r.value.threshold.take() {
+        kind_yaml.push((k.referenced.line(), k.referenced.column(), KindYaml::Threshold(k.value)));
+    }
     let r_val = &r.value;
+    let mut kind = None;
+    if kind_yaml.len() > 1 || (!kind_yaml.is_empty() && r_val.expr.is_some()) {
+        errs.push(at_rule("a rule has exactly one of expr, trend, ratio, anomaly, threshold".into()));
+    } else if let Some((line, col, k)) = kind_yaml.pop() {
+        if r_val.record.is_some() {
+            errs.push(Located::new(file, line, col, "rule kinds (trend, ratio, anomaly, threshold) are for alerting rules; a recording rule needs `expr`"));
+        }
+        match kinds::build_kind(k) {
+            Ok(built) => kind = Some(built),
+            Err(es) => errs.extend(es.into_iter().map(|m| Located::new(file, line, col, m))),
+        }
+    }
+    let kind_expr = kind.as_ref().map(|(_, text, e)| (text.clone(), e.clone()));
     let expr = match &r_val.expr {
+        None if kind_expr.is_some() || !errs.is_empty() => kind_expr,
         None => {
             errs.push(at_rule("field 'expr' must be set in rule".into()));
             None
@@ -266,7 +299,7 @@ fn build_rule(file: &str, r: Spanned<RuleYaml>, group_labels: &BTreeMap<String, 
             }
             if errs.is_empty() {
                 if let Some((text, ast)) = expr {
-                    return Ok(Rule::Alert(AlertingRule::new(
+                    let mut rule = AlertingRule::new(
                         alert.value.clone(),
                         text,
                         ast,
@@ -275,7 +308,9 @@ fn build_rule(file: &str, r: Spanned<RuleYaml>, group_labels: &BTreeMap<String, 
                         label_templates,
                         annotations,
                         r.referenced.line(),
-                    )));
+                    );
+                    rule.kind = kind.map(|(k, _, _)| k);
+                    return Ok(Rule::Alert(rule));
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! each group on its interval in the daemon and swaps rule sets on reload.
 
 pub mod file;
+pub mod kinds;
 pub mod manager;
 
 use serde::Serialize;
@@ -62,12 +63,25 @@ pub struct RuleGroup {
     pub rules: Vec<Rule>,
 }
 
+/// Finds the deploy markers that matter for an alert: (labels, onset, now)
+/// -> correlation. The daemon reads its marker log; replay reads `--markers`.
+#[derive(Clone)]
+pub struct ChangesHook(pub std::sync::Arc<dyn Fn(&Labels, i64, i64) -> Option<crate::deploys::Correlation> + Send + Sync>);
+
+impl std::fmt::Debug for ChangesHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangesHook")
+    }
+}
+
 /// What evaluation needs besides the store.
 #[derive(Clone, Debug, Default)]
 pub struct EvalContext {
     pub external_labels: Labels,
     pub external_url: String,
     pub options: EvalOptions,
+    /// Gives templates `$deploy` and `$changes`; without it they are empty.
+    pub changes: Option<ChangesHook>,
 }
 
 /// The outcome of one group evaluation.
@@ -86,7 +100,25 @@ impl RuleGroup {
     pub fn eval(&mut self, store: &Store, t: i64, ctx: &EvalContext) -> GroupOutcome {
         let mut out = GroupOutcome::default();
         let qt = t - self.query_offset.as_millis();
+        let interval_ms = self.interval.as_millis();
         for rule in &mut self.rules {
+            if let Rule::Alert(a) = rule {
+                if let Some(kind) = a.kind.as_mut() {
+                    let kctx = kinds::KindContext { store, t: qt, interval_ms, options: &ctx.options };
+                    match kind.eval(&kctx) {
+                        Ok(inputs) => {
+                            a.last_error = None;
+                            out.alerts.extend(a.eval_inputs(t, &inputs, ctx));
+                            out.errors.push(a.last_error.clone());
+                        }
+                        Err(e) => {
+                            a.last_error = Some(e.to_string());
+                            out.errors.push(Some(e.to_string()));
+                        }
+                    }
+                    continue;
+                }
+            }
             let result = promql::eval_instant(store, rule_expr(rule), qt, &ctx.options);
             let vector = match result.map(into_vector) {
                 Ok(Ok(v)) => v,
@@ -118,7 +150,8 @@ impl RuleGroup {
                 }
                 Rule::Alert(a) => {
                     a.last_error = None;
-                    out.alerts.extend(a.eval(t, &vector, &ctx.external_labels, &ctx.external_url));
+                    let inputs: Vec<crate::alerts::AlertInput> = vector.iter().map(Into::into).collect();
+                    out.alerts.extend(a.eval_inputs(t, &inputs, ctx));
                     out.errors.push(a.last_error.clone());
                 }
             }

@@ -26,6 +26,8 @@ pub struct ScrapeManager {
     store: Arc<Store>,
     client: reqwest::Client,
     running: Mutex<Vec<Running>>,
+    /// Deploy/restart detection, handed to every scrape task (set once).
+    detector: Arc<std::sync::OnceLock<Arc<crate::deploys::Detector>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +42,7 @@ impl ScrapeManager {
             .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError(e.to_string()))?;
-        Ok(ScrapeManager { store, client, running: Mutex::new(Vec::new()) })
+        Ok(ScrapeManager { store, client, running: Mutex::new(Vec::new()), detector: Default::default() })
     }
 
     /// Replaces the running targets. Targets whose URL and labels are
@@ -62,6 +64,7 @@ impl ScrapeManager {
     fn start(&self, target: Target) -> Running {
         let health = Arc::new(Mutex::new(TargetHealth { health: "unknown", ..Default::default() }));
         let (client, store, h, t) = (self.client.clone(), self.store.clone(), health.clone(), target.clone());
+        let det = self.detector.clone();
         let task = tokio::spawn(async move {
             let interval_ms = t.interval.as_millis().max(1) as u64;
             let offset = crate::labels::Labels::from_pairs([("u", t.url.as_str())]).fingerprint() % interval_ms;
@@ -71,12 +74,20 @@ impl ScrapeManager {
             let mut state = ScrapeState::default();
             loop {
                 tick.tick().await;
+                if state.detector.is_none() {
+                    state.detector = det.get().cloned();
+                }
                 let now = chrono::Utc::now().timestamp_millis();
                 let result = scrape_once(&client, &t, &store, &mut state, now).await;
                 *h.lock().unwrap_or_else(|e| e.into_inner()) = result;
             }
         });
         Running { target, health, task }
+    }
+
+    /// Hands every scrape (running and future targets) to `d`; once.
+    pub fn set_detector(&self, d: Arc<crate::deploys::Detector>) {
+        let _ = self.detector.set(d);
     }
 
     /// Targets and their health, for the API.

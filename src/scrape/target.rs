@@ -106,6 +106,8 @@ pub struct ScrapeState {
     /// Fingerprints and labels of the series in the last good scrape.
     last_series: Vec<Labels>,
     last_fps: HashSet<u64>,
+    /// Sees every good scrape's samples to record deploys and restarts.
+    pub detector: Option<std::sync::Arc<crate::deploys::Detector>>,
 }
 
 /// Why a scrape failed.
@@ -245,8 +247,13 @@ pub async fn scrape_once(
         l.set(METRIC_NAME.into(), name.into());
         l
     };
+    // One batch per scrape: a single WAL record for all its samples.
+    let mut store = store.appender();
     let (up, scraped, added, error) = match result {
         Ok(samples) => {
+            if let Some(d) = &state.detector {
+                d.observe(&samples, now);
+            }
             let mut fps = HashSet::with_capacity(samples.len());
             let mut series = Vec::with_capacity(samples.len());
             let mut added = 0;
@@ -282,6 +289,7 @@ pub async fn scrape_once(
     store.append(&synthetic("scrape_samples_scraped"), now, scraped as f64);
     store.append(&synthetic("scrape_samples_post_metric_relabeling"), now, scraped as f64);
     store.append(&synthetic("scrape_series_added"), now, added as f64);
+    store.commit();
     metrics::counter!("forewarn_scrapes_total", "job" => t.job.clone()).increment(1);
     metrics::histogram!("forewarn_scrape_duration_seconds", "job" => t.job.clone()).record(duration);
     if let Some(e) = &error {

@@ -1,181 +1,134 @@
-//! The local implementation of [`Queryable`]: series in memory, indexed by label.
+//! The local implementation of [`Queryable`]: series in memory, sharded by
+//! label fingerprint, each shard with its own inverted index.
+//!
+//! A series' label set is stored once (interned in its [`Entry`]) and its
+//! samples live in compressed chunks ([`SeriesData`]). Sharding keeps scrape
+//! tasks from serialising: an append to a known series takes a read lock on
+//! one of 16 shards plus the series' own mutex; creating a series takes one
+//! shard's write lock. When the store is durable every append is also
+//! logged to the WAL through an [`Appender`], once per batch.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-use super::{Queryable, Sample, Series};
+use super::downsample::Aggregate;
+use super::series::{Pushed, SeriesData};
+use super::wal::{SampleBatch, Wal};
+use super::{Queryable, Series};
 use crate::labels::{Labels, MatchOp, Matcher};
 
-type SeriesId = u32;
+const SHARDS: usize = 16;
 
-struct Entry {
-    labels: Labels,
-    samples: Mutex<VecDeque<Sample>>,
+/// Slot of a series within its shard.
+type SlotId = u32;
+
+/// One series: its interned labels, WAL reference and samples.
+pub(crate) struct Entry {
+    pub labels: Labels,
+    /// The id that names this series in the WAL and snapshots.
+    pub r: u64,
+    pub data: Mutex<SeriesData>,
+}
+
+impl Entry {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, SeriesData> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[derive(Default)]
-struct Index {
-    /// Slot per series id; `None` once a series is dropped by retention.
-    series: Vec<Option<std::sync::Arc<Entry>>>,
-    by_fingerprint: HashMap<u64, Vec<SeriesId>>,
-    /// name -> value -> ids (sorted, since ids only grow).
-    postings: HashMap<String, HashMap<String, Vec<SeriesId>>>,
-    free: Vec<SeriesId>,
+struct Shard {
+    /// `None` once a series is dropped by retention (the slot is reused).
+    series: Vec<Option<Arc<Entry>>>,
+    /// Fingerprint -> slot; the rare second series with the same
+    /// fingerprint goes to `collisions`.
+    by_fp: HashMap<u64, SlotId>,
+    collisions: Vec<SlotId>,
+    /// name -> value -> slots (sorted).
+    postings: HashMap<Box<str>, HashMap<Box<str>, Vec<SlotId>>>,
+    free: Vec<SlotId>,
 }
 
-/// Counts for `/metrics` and `/api/v1/status`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StoreStats {
-    pub series: usize,
-    pub samples: usize,
-}
-
-/// The in-memory series store.
-pub struct Store {
-    index: RwLock<Index>,
-    retention_ms: i64,
-}
-
-impl Store {
-    pub fn new(retention_ms: i64) -> Self {
-        Store { index: RwLock::new(Index::default()), retention_ms }
+impl Shard {
+    fn find(&self, fp: u64, labels: &Labels) -> Option<&Arc<Entry>> {
+        let is = |id: &SlotId| self.series[*id as usize].as_ref().filter(|e| e.labels == *labels);
+        self.by_fp.get(&fp).and_then(is).or_else(|| self.collisions.iter().find_map(is))
     }
 
-    pub fn retention_ms(&self) -> i64 {
-        self.retention_ms
-    }
-
-    /// Appends one sample. Samples older than the series' newest one are
-    /// dropped (out-of-order), a sample at the same timestamp replaces it.
-    pub fn append(&self, labels: &Labels, t: i64, v: f64) {
-        let fp = labels.fingerprint();
-        if let Some(entry) = self.lookup(fp, labels) {
-            push(&entry, t, v);
-            return;
-        }
-        let entry = self.create(fp, labels);
-        push(&entry, t, v);
-    }
-
-    fn lookup(&self, fp: u64, labels: &Labels) -> Option<std::sync::Arc<Entry>> {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        idx.by_fingerprint.get(&fp)?.iter().find_map(|&id| {
-            let e = idx.series[id as usize].as_ref()?;
-            (e.labels == *labels).then(|| e.clone())
-        })
-    }
-
-    fn create(&self, fp: u64, labels: &Labels) -> std::sync::Arc<Entry> {
-        let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
-        // Another task may have created it between our read and write lock.
-        if let Some(ids) = idx.by_fingerprint.get(&fp) {
-            for &id in ids {
-                if let Some(e) = &idx.series[id as usize] {
-                    if e.labels == *labels {
-                        return e.clone();
-                    }
-                }
-            }
-        }
-        let entry = std::sync::Arc::new(Entry { labels: labels.clone(), samples: Mutex::new(VecDeque::new()) });
-        let id = match idx.free.pop() {
-            Some(id) => {
-                idx.series[id as usize] = Some(entry.clone());
-                id
-            }
+    fn insert(&mut self, fp: u64, entry: Arc<Entry>) {
+        let id = match self.free.pop() {
+            Some(id) => id,
             None => {
-                idx.series.push(Some(entry.clone()));
-                (idx.series.len() - 1) as SeriesId
+                self.series.push(None);
+                (self.series.len() - 1) as SlotId
             }
         };
-        idx.by_fingerprint.entry(fp).or_default().push(id);
-        for (n, v) in labels.iter() {
-            let list = idx.postings.entry(n.to_string()).or_default().entry(v.to_string()).or_default();
+        for (n, v) in entry.labels.iter() {
+            let list = self.postings.entry(n.into()).or_default().entry(v.into()).or_default();
             let pos = list.partition_point(|&x| x < id);
             list.insert(pos, id);
         }
-        entry
+        self.series[id as usize] = Some(entry);
+        match self.by_fp.entry(fp) {
+            std::collections::hash_map::Entry::Occupied(_) => self.collisions.push(id),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+        }
     }
 
-    /// Drops samples older than the retention window relative to `now`, and
-    /// series left with no samples.
-    pub fn compact(&self, now: i64) {
-        let cutoff = now - self.retention_ms;
-        let mut empty = Vec::new();
-        {
-            let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-            for (id, e) in idx.series.iter().enumerate() {
-                let Some(e) = e else { continue };
-                let mut s = e.samples.lock().unwrap_or_else(|e| e.into_inner());
-                while s.front().is_some_and(|x| x.t < cutoff) {
-                    s.pop_front();
-                }
-                if s.is_empty() {
-                    empty.push(id as SeriesId);
-                }
-                s.shrink_to_fit();
+    fn remove(&mut self, id: SlotId) {
+        let Some(e) = self.series[id as usize].take() else { return };
+        let fp = e.labels.fingerprint();
+        if self.by_fp.get(&fp) == Some(&id) {
+            self.by_fp.remove(&fp);
+            let series = &self.series;
+            if let Some(pos) = self
+                .collisions
+                .iter()
+                .position(|c| series[*c as usize].as_ref().is_some_and(|x| x.labels.fingerprint() == fp))
+            {
+                let moved = self.collisions.swap_remove(pos);
+                self.by_fp.insert(fp, moved);
             }
+        } else {
+            self.collisions.retain(|&c| c != id);
         }
-        if empty.is_empty() {
-            return;
-        }
-        let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
-        for id in empty {
-            let Some(e) = idx.series[id as usize].clone() else { continue };
-            // It may have received a sample since we looked.
-            if !e.samples.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
-                continue;
-            }
-            idx.series[id as usize] = None;
-            let fp = e.labels.fingerprint();
-            if let Some(ids) = idx.by_fingerprint.get_mut(&fp) {
-                ids.retain(|&x| x != id);
-                if ids.is_empty() {
-                    idx.by_fingerprint.remove(&fp);
-                }
-            }
-            for (n, v) in e.labels.iter() {
-                if let Some(values) = idx.postings.get_mut(n) {
-                    if let Some(list) = values.get_mut(v) {
-                        list.retain(|&x| x != id);
-                        if list.is_empty() {
-                            values.remove(v);
-                        }
-                    }
-                    if values.is_empty() {
-                        idx.postings.remove(n);
+        for (n, v) in e.labels.iter() {
+            if let Some(values) = self.postings.get_mut(n) {
+                if let Some(list) = values.get_mut(v) {
+                    list.retain(|&x| x != id);
+                    if list.is_empty() {
+                        values.remove(v);
                     }
                 }
+                if values.is_empty() {
+                    self.postings.remove(n);
+                }
             }
-            idx.free.push(id);
         }
+        self.free.push(id);
     }
 
-    pub fn stats(&self) -> StoreStats {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let mut st = StoreStats::default();
-        for e in idx.series.iter().flatten() {
-            st.series += 1;
-            st.samples += e.samples.lock().unwrap_or_else(|e| e.into_inner()).len();
-        }
-        st
-    }
-
-    /// Ids of series matching every matcher, using postings where they help.
-    fn matching(&self, idx: &Index, matchers: &[Matcher]) -> Vec<SeriesId> {
-        let mut candidates: Option<Vec<SeriesId>> = None;
+    /// Entries matching every matcher, using postings where they help.
+    fn matching(&self, matchers: &[Matcher]) -> Vec<Arc<Entry>> {
+        let mut candidates: Option<Vec<SlotId>> = None;
         for m in matchers {
             // Matchers that match "" also select series without the label:
             // the index cannot enumerate those, so they only filter.
             if m.matches_empty() {
                 continue;
             }
-            let Some(values) = idx.postings.get(&m.name) else { return Vec::new() };
-            let mut ids: Vec<SeriesId> = match &m.op {
-                MatchOp::Equal(v) => values.get(v).cloned().unwrap_or_default(),
+            let Some(values) = self.postings.get(m.name.as_str()) else { return Vec::new() };
+            let mut ids: Vec<SlotId> = match &m.op {
+                MatchOp::Equal(v) => values.get(v.as_str()).cloned().unwrap_or_default(),
                 _ => {
-                    let mut all: Vec<SeriesId> =
-                        values.iter().filter(|(v, _)| m.matches_value(v)).flat_map(|(_, l)| l.iter().copied()).collect();
+                    let mut all: Vec<SlotId> = values
+                        .iter()
+                        .filter(|(v, _)| m.matches_value(v))
+                        .flat_map(|(_, l)| l.iter().copied())
+                        .collect();
                     all.sort_unstable();
                     all
                 }
@@ -185,23 +138,252 @@ impl Store {
             }
             candidates = Some(ids);
         }
-        let ids = candidates.unwrap_or_else(|| (0..idx.series.len() as SeriesId).collect());
+        let ids = candidates.unwrap_or_else(|| (0..self.series.len() as SlotId).collect());
         ids.into_iter()
-            .filter(|&id| idx.series[id as usize].as_ref().is_some_and(|e| matchers.iter().all(|m| m.matches(&e.labels))))
+            .filter_map(|id| self.series[id as usize].as_ref())
+            .filter(|e| matchers.iter().all(|m| m.matches(&e.labels)))
+            .cloned()
             .collect()
     }
 }
 
-fn push(entry: &Entry, t: i64, v: f64) {
-    let mut s = entry.samples.lock().unwrap_or_else(|e| e.into_inner());
-    match s.back_mut() {
-        Some(last) if last.t == t => last.v = v,
-        Some(last) if last.t > t => {}
-        _ => s.push_back(Sample { t, v }),
+/// Counts for `/metrics` and `/api/v1/status`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreStats {
+    pub series: usize,
+    pub samples: usize,
+}
+
+/// How long to keep what.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    pub retention_ms: i64,
+    /// Keep 5-minute min/max/avg/count aggregates this long; `None` = off.
+    pub downsample_retention_ms: Option<i64>,
+}
+
+impl StoreOptions {
+    pub fn new(retention_ms: i64) -> Self {
+        StoreOptions { retention_ms, downsample_retention_ms: None }
     }
 }
 
-fn intersect(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
+/// A series' downsampled aggregates in a time range (see
+/// [`Store::select_downsampled`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DownsampledSeries {
+    pub labels: Labels,
+    pub buckets: Vec<Aggregate>,
+}
+
+/// The series store.
+pub struct Store {
+    shards: Box<[RwLock<Shard>]>,
+    pub(crate) options: StoreOptions,
+    pub(crate) next_ref: AtomicU64,
+    /// Set for a store opened on a directory ([`Store::open`]).
+    pub(crate) durable: Option<super::durable::Durable>,
+}
+
+impl Store {
+    pub fn new(retention_ms: i64) -> Self {
+        Store::with_options(StoreOptions::new(retention_ms))
+    }
+
+    pub fn with_options(options: StoreOptions) -> Self {
+        Store {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            options,
+            next_ref: AtomicU64::new(1),
+            durable: None,
+        }
+    }
+
+    pub fn retention_ms(&self) -> i64 {
+        self.options.retention_ms
+    }
+
+    fn shard(&self, fp: u64) -> &RwLock<Shard> {
+        &self.shards[((fp ^ (fp >> 32)) % SHARDS as u64) as usize]
+    }
+
+    fn wal(&self) -> Option<&Wal> {
+        self.durable.as_ref().map(|d| &d.wal)
+    }
+
+    /// A batch appender: appends go to memory at once and to the WAL (if
+    /// any) in one piece on [`Appender::commit`] or drop. One per scrape.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender { store: self, batch: SampleBatch::default(), appended: 0 }
+    }
+
+    /// Appends one sample. Samples older than the series' newest one are
+    /// dropped (out-of-order), a sample at the same timestamp replaces it.
+    pub fn append(&self, labels: &Labels, t: i64, v: f64) {
+        self.appender().append(labels, t, v);
+    }
+
+    /// Appends many samples, logging them to the WAL as one record.
+    pub fn append_batch(&self, samples: &[(Labels, i64, f64)]) {
+        let mut a = self.appender();
+        for (labels, t, v) in samples {
+            a.append(labels, *t, *v);
+        }
+    }
+
+    /// The series with these labels, created (and logged) if new; `r` is
+    /// its WAL reference when replaying, `None` to assign a fresh one.
+    pub(crate) fn get_or_create(&self, labels: &Labels, r: Option<u64>) -> Arc<Entry> {
+        let fp = labels.fingerprint();
+        let lock = self.shard(fp);
+        if let Some(e) = lock.read().unwrap_or_else(|e| e.into_inner()).find(fp, labels) {
+            return e.clone();
+        }
+        let mut shard = lock.write().unwrap_or_else(|e| e.into_inner());
+        // Another task may have created it between our read and write lock.
+        if let Some(e) = shard.find(fp, labels) {
+            return e.clone();
+        }
+        let r = r.unwrap_or_else(|| self.next_ref.fetch_add(1, Ordering::Relaxed));
+        let data = SeriesData::new(self.options.downsample_retention_ms.is_some());
+        let entry = Arc::new(Entry { labels: labels.clone(), r, data: Mutex::new(data) });
+        // Logged under the shard lock: no other task can log a sample of
+        // this series before the series record.
+        if let Some(w) = self.wal() {
+            w.log_series(r, labels);
+        }
+        shard.insert(fp, entry.clone());
+        entry
+    }
+
+    /// Every series, shard by shard (no lock is held while `f` runs).
+    pub(crate) fn entries(&self) -> Vec<Arc<Entry>> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            out.extend(s.read().unwrap_or_else(|e| e.into_inner()).series.iter().flatten().cloned());
+        }
+        out
+    }
+
+    /// Drops samples older than the retention window relative to `now`,
+    /// aggregates older than the downsample retention, and series left
+    /// with neither.
+    pub fn compact(&self, now: i64) {
+        let cutoff = now.saturating_sub(self.options.retention_ms);
+        let down_cutoff = now.saturating_sub(self.options.downsample_retention_ms.unwrap_or(0));
+        for lock in self.shards.iter() {
+            let mut empty = Vec::new();
+            {
+                let shard = lock.read().unwrap_or_else(|e| e.into_inner());
+                for (id, e) in shard.series.iter().enumerate() {
+                    if let Some(e) = e {
+                        if e.lock().compact(cutoff, down_cutoff) {
+                            empty.push(id as SlotId);
+                        }
+                    }
+                }
+            }
+            if empty.is_empty() {
+                continue;
+            }
+            let mut shard = lock.write().unwrap_or_else(|e| e.into_inner());
+            for id in empty {
+                // It may have received a sample since we looked.
+                if shard.series[id as usize].as_ref().is_some_and(|e| e.lock().last_t().is_none()) {
+                    shard.remove(id);
+                }
+            }
+        }
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let mut st = StoreStats::default();
+        for e in self.entries() {
+            st.series += 1;
+            st.samples += e.lock().samples();
+        }
+        st
+    }
+
+    /// Bytes held by compressed chunks (sealed and head), for benchmarks.
+    pub fn chunk_bytes(&self) -> usize {
+        self.entries()
+            .iter()
+            .map(|e| {
+                let d = e.lock();
+                d.chunks.iter().map(|c| c.data.len()).sum::<usize>() + d.head.bytes().len()
+            })
+            .sum()
+    }
+
+    fn matching(&self, matchers: &[Matcher]) -> Vec<Arc<Entry>> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            out.extend(s.read().unwrap_or_else(|e| e.into_inner()).matching(matchers));
+        }
+        out
+    }
+
+    /// The 5-minute aggregates (bucket start in `[start, end]`) of series
+    /// matching `matchers`, sorted by labels; series without buckets in
+    /// range are left out. Only filled when the store was built with
+    /// `downsample_retention_ms` (`storage.downsample_retention`); rules
+    /// with windows longer than the raw retention read these instead of
+    /// raw samples (avg = sum / count).
+    pub fn select_downsampled(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<DownsampledSeries> {
+        let mut out: Vec<DownsampledSeries> = self
+            .matching(matchers)
+            .into_iter()
+            .filter_map(|e| {
+                let buckets = e.lock().down.as_ref().map(|d| d.range(start, end).to_vec()).unwrap_or_default();
+                (!buckets.is_empty()).then(|| DownsampledSeries { labels: e.labels.clone(), buckets })
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+}
+
+/// Appends a batch of samples: memory at once, the WAL once at the end.
+pub struct Appender<'a> {
+    store: &'a Store,
+    batch: SampleBatch,
+    appended: u64,
+}
+
+impl Appender<'_> {
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) {
+        let e = self.store.get_or_create(labels, None);
+        let pushed = e.lock().push(t, v);
+        if pushed == Pushed::OutOfOrder {
+            metrics::counter!("forewarn_store_out_of_order_samples_total").increment(1);
+            return;
+        }
+        self.appended += 1;
+        if self.store.durable.is_some() {
+            self.batch.add(e.r, t, v);
+        }
+    }
+
+    /// Hands the batch to the WAL (also done on drop).
+    pub fn commit(&mut self) {
+        if let Some(w) = self.store.wal() {
+            w.log_samples(&mut self.batch);
+        }
+        if self.appended > 0 {
+            metrics::counter!("forewarn_store_samples_appended_total").increment(self.appended);
+            self.appended = 0;
+        }
+    }
+}
+
+impl Drop for Appender<'_> {
+    fn drop(&mut self) {
+        self.commit();
+    }
+}
+
+fn intersect(a: &[SlotId], b: &[SlotId]) -> Vec<SlotId> {
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
@@ -219,59 +401,56 @@ fn intersect(a: &[SeriesId], b: &[SeriesId]) -> Vec<SeriesId> {
 
 impl Queryable for Store {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series> {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::new();
-        for id in self.matching(&idx, matchers) {
-            let Some(e) = &idx.series[id as usize] else { continue };
-            let s = e.samples.lock().unwrap_or_else(|e| e.into_inner());
-            let from = s.partition_point(|x| x.t < start);
-            let to = s.partition_point(|x| x.t <= end);
-            if from < to {
-                out.push(Series { labels: e.labels.clone(), samples: s.range(from..to).copied().collect() });
-            }
-        }
+        let mut out: Vec<Series> = self
+            .matching(matchers)
+            .into_iter()
+            .filter_map(|e| {
+                let mut samples = Vec::new();
+                e.lock().read(start, end, &mut samples);
+                (!samples.is_empty()).then(|| Series { labels: e.labels.clone(), samples })
+            })
+            .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = if matchers.is_empty() {
-            idx.postings.keys().cloned().collect()
-        } else {
-            let mut set = std::collections::BTreeSet::new();
-            for id in self.matching(&idx, matchers) {
-                if let Some(e) = &idx.series[id as usize] {
-                    set.extend(e.labels.iter().map(|(n, _)| n.to_string()));
-                }
+        let mut set = BTreeSet::new();
+        if matchers.is_empty() {
+            for s in self.shards.iter() {
+                set.extend(s.read().unwrap_or_else(|e| e.into_inner()).postings.keys().map(|k| k.to_string()));
             }
-            set.into_iter().collect()
-        };
-        names.sort();
-        names
+        } else {
+            for e in self.matching(matchers) {
+                set.extend(e.labels.iter().map(|(n, _)| n.to_string()));
+            }
+        }
+        set.into_iter().collect()
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
-        let idx = self.index.read().unwrap_or_else(|e| e.into_inner());
-        let mut values: Vec<String> = if matchers.is_empty() {
-            idx.postings.get(name).map(|v| v.keys().cloned().collect()).unwrap_or_default()
+        let mut set = BTreeSet::new();
+        if matchers.is_empty() {
+            for s in self.shards.iter() {
+                if let Some(v) = s.read().unwrap_or_else(|e| e.into_inner()).postings.get(name) {
+                    set.extend(v.keys().map(|k| k.to_string()));
+                }
+            }
         } else {
-            let mut set = std::collections::BTreeSet::new();
-            for id in self.matching(&idx, matchers) {
-                if let Some(v) = idx.series[id as usize].as_ref().and_then(|e| e.labels.get(name)) {
+            for e in self.matching(matchers) {
+                if let Some(v) = e.labels.get(name) {
                     set.insert(v.to_string());
                 }
             }
-            set.into_iter().collect()
-        };
-        values.sort();
-        values
+        }
+        set.into_iter().collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Sample;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
         Labels::from_pairs(pairs.iter().copied())
@@ -287,12 +466,17 @@ mod tests {
         assert_eq!(sel(vec![Matcher::equal("__name__", "up")]), 3);
         assert_eq!(sel(vec![Matcher::equal("__name__", "up"), Matcher::equal("job", "a")]), 1);
         assert_eq!(
-            sel(vec![Matcher::equal("__name__", "up"), Matcher { name: "job".into(), op: MatchOp::NotEqual("a".into()) }]),
+            sel(vec![
+                Matcher::equal("__name__", "up"),
+                Matcher { name: "job".into(), op: MatchOp::NotEqual("a".into()) }
+            ]),
             2
         );
         assert_eq!(sel(vec![Matcher::regex("job", "a|b", false).unwrap()]), 2);
         assert_eq!(sel(vec![Matcher::equal("__name__", "up"), Matcher::regex("job", "a", true).unwrap()]), 2);
         assert_eq!(sel(vec![Matcher::equal("__name__", "up"), Matcher::equal("job", "")]), 1);
+        assert_eq!(s.label_names(&[]), vec!["__name__", "job"]);
+        assert_eq!(s.label_values("job", &[]), vec!["a", "b"]);
     }
 
     #[test]
@@ -305,9 +489,53 @@ mod tests {
         let got = s.select(&[Matcher::equal("__name__", "x")], 1500, 2500);
         assert_eq!(got[0].samples, vec![Sample { t: 2000, v: 2000.0 }]);
         s.compact(12_500);
-        assert_eq!(s.stats().samples, 1);
+        let got = s.select(&[Matcher::equal("__name__", "x")], 0, 99_999);
+        assert_eq!(got[0].samples, vec![Sample { t: 3000, v: 3000.0 }]);
         s.compact(20_000);
         assert_eq!(s.stats().series, 0);
         assert!(s.select(&[Matcher::equal("__name__", "x")], 0, 99_999).is_empty());
+        // The slot is reused by the next new series and the index follows.
+        s.append(&l(&[("__name__", "y")]), 30_000, 1.0);
+        assert_eq!(s.label_values("__name__", &[]), vec!["y"]);
+    }
+
+    #[test]
+    fn concurrent_batches_from_many_threads_all_land() {
+        let s = Store::new(i64::MAX / 4);
+        std::thread::scope(|scope| {
+            for th in 0..4 {
+                let s = &s;
+                scope.spawn(move || {
+                    for t in 0..300i64 {
+                        let batch: Vec<(Labels, i64, f64)> = (0..50)
+                            .map(|i| (l(&[("__name__", "m"), ("i", &format!("{th}-{i}"))]), t * 1000, t as f64))
+                            .collect();
+                        s.append_batch(&batch);
+                    }
+                });
+            }
+        });
+        let st = s.stats();
+        assert_eq!((st.series, st.samples), (200, 200 * 300));
+        let sel = s.select(&[Matcher::equal("i", "3-7")], 0, i64::MAX);
+        assert_eq!(sel[0].samples.len(), 300);
+        assert_eq!(sel[0].samples[299], Sample { t: 299_000, v: 299.0 });
+    }
+
+    #[test]
+    fn downsampled_aggregates_outlive_raw_samples() {
+        let s = Store::with_options(StoreOptions { retention_ms: 600_000, downsample_retention_ms: Some(86_400_000) });
+        let a = l(&[("__name__", "g")]);
+        for i in 0..240i64 {
+            s.append(&a, i * 15_000, (i % 20) as f64); // one hour
+        }
+        s.compact(3_600_000 + 600_000);
+        assert!(s.select(&[Matcher::equal("__name__", "g")], 0, 3_000_000).is_empty());
+        let d = s.select_downsampled(&[Matcher::equal("__name__", "g")], 0, i64::MAX);
+        assert_eq!(d.len(), 1);
+        // 12 buckets of 20 samples; the newest sample is not yet committed.
+        assert_eq!(d[0].buckets.len(), 12);
+        let b = d[0].buckets[0];
+        assert_eq!((b.t, b.min, b.max, b.count, b.avg()), (0, 0.0, 19.0, 20, 9.5));
     }
 }

@@ -1,16 +1,34 @@
-//! The in-memory sample store: every series the scrapers have seen, with its
-//! samples for the retention window.
+//! The sample store: every series the scrapers have seen, with its samples
+//! for the retention window, compressed, indexed, and (with a state dir)
+//! durable across restarts.
 //!
-//! Appends to a known series take only that series' lock (plus a shared read
-//! lock on the index), so scrape tasks do not serialise on one global lock;
-//! only a new series takes the index write lock. Selection goes through an
-//! inverted index (label name -> value -> series ids), so `job="x"` does not
-//! scan every series. The evaluator reads through the narrow [`Queryable`]
-//! trait, which a remote Prometheus client can also implement.
+//! - `codec`: Gorilla-style chunks (delta-of-delta timestamps, XOR floats),
+//!   ~1–2 bytes per sample instead of 16.
+//! - `series`: one series' sealed chunks, open head chunk and newest sample.
+//! - `memory`: the [`Store`]: interned label sets, an inverted index
+//!   (label name -> value -> series) sharded 16 ways so scrape tasks do not
+//!   serialise on one lock, retention, and the [`Queryable`] implementation
+//!   the evaluator reads through (a remote Prometheus client can implement
+//!   it too).
+//! - `downsample`: optional 5-minute min/max/sum/count aggregates kept past
+//!   the raw retention ([`Store::select_downsampled`]).
+//! - `wal`, `snapshot`, `frame`, `durable`: the write-ahead log, snapshots,
+//!   their CRC-checked framing, and [`Store::open`]/recovery/checkpoints.
 
+mod codec;
+mod downsample;
+mod durable;
+mod frame;
 mod memory;
+mod series;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+mod wal;
 
-pub use memory::{Store, StoreStats};
+pub use downsample::{Aggregate, DOWNSAMPLE_MS};
+pub use durable::{open_configured, spawn_persistence, RecoveryReport, StoreError};
+pub use memory::{Appender, DownsampledSeries, Store, StoreOptions, StoreStats};
 
 use crate::labels::{Labels, Matcher};
 

@@ -127,6 +127,7 @@ mod tests {
             ends_at: ends,
             generator_url: String::new(),
             fingerprint: "f".into(),
+            notes: None,
         }
     }
 
@@ -169,6 +170,7 @@ mod tests {
             ends_at: None,
             generator_url: String::new(),
             fingerprint: String::new(),
+            notes: None,
         };
         let s = format_at(&Notification::new("r", "k".into(), Labels::new(), vec![a], ""), at(12, 0, 30));
         assert_eq!(s, "[FIRING:1]  [12:00:30 UTC → r]\n  ● FIRING   alert\n             since 12:00:00 (30s ago)\n");

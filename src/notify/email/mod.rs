@@ -5,6 +5,7 @@
 //! is where custom templates and chart attachments will plug in; `send` owns
 //! the SMTP session and what its failures mean for retrying.
 
+pub mod changes;
 pub mod config;
 pub mod render;
 pub mod send;

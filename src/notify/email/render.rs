@@ -20,6 +20,8 @@ pub struct Rendered {
     pub subject: String,
     pub text: Option<String>,
     pub html: Option<String>,
+    /// Charts the HTML shows inline (`cid:`); empty without HTML.
+    pub images: Vec<super::changes::InlineImage>,
 }
 
 /// Renders `n` for `cfg` as of now.
@@ -41,12 +43,16 @@ pub fn render_at(cfg: &EmailConfig, n: &Notification, now: DateTime<Utc>) -> Ren
         BodySource::Literal(t) => Some(t),
         BodySource::Omitted => None,
     };
+    let mut images = Vec::new();
     let html = match cfg.html_source().unwrap_or(BodySource::Builtin) {
-        BodySource::Builtin => Some(html_body(n, &subject, now)),
+        BodySource::Builtin => {
+            images = super::changes::images(n);
+            Some(html_body(n, &subject, now, &images))
+        }
         BodySource::Literal(t) => Some(t),
         BodySource::Omitted => None,
     };
-    Rendered { subject, text, html }
+    Rendered { subject, text, html, images }
 }
 
 /// Label values the way Alertmanager's `SortedPairs.Values` orders them:
@@ -184,6 +190,9 @@ fn text_body(n: &Notification, subject: &str, now: DateTime<Utc>) -> String {
             if !a.generator_url.is_empty() {
                 out.push_str(&format!("  source: {}\n", a.generator_url));
             }
+            if let Some(notes) = &a.notes {
+                out.push_str(&super::changes::text(notes));
+            }
         }
     }
     out.push_str(&format!("\n-- \nSent by forewarn to receiver {:?}.\n", n.receiver));
@@ -215,7 +224,7 @@ fn link(url: &str, label: &str) -> String {
     }
 }
 
-fn html_body(n: &Notification, subject: &str, now: DateTime<Utc>) -> String {
+fn html_body(n: &Notification, subject: &str, now: DateTime<Utc>, images: &[super::changes::InlineImage]) -> String {
     let e = escape_html;
     let mut out = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\n\
@@ -258,6 +267,9 @@ fn html_body(n: &Notification, subject: &str, now: DateTime<Utc>) -> String {
             if !a.generator_url.is_empty() {
                 out.push_str(&format!("<div>{}</div>\n", link(&a.generator_url, "Source")));
             }
+            if let Some(notes) = &a.notes {
+                out.push_str(&super::changes::html(a, notes, images));
+            }
             out.push_str("</div>\n");
         }
     }
@@ -291,6 +303,7 @@ mod tests {
             ends_at: ends,
             generator_url: "http://prom:9090/graph?g0.expr=x".into(),
             fingerprint: "f".into(),
+            notes: None,
         }
     }
 

@@ -144,12 +144,26 @@ pub fn build_message(cfg: &EmailConfig, r: &Rendered) -> Result<Message, String>
         b = b.raw_header(HeaderValue::new(hn, value.clone()));
     }
     let built = match (&r.text, &r.html) {
+        (Some(t), Some(h)) if !r.images.is_empty() => b.multipart(
+            MultiPart::alternative().singlepart(SinglePart::plain(t.clone())).multipart(with_images(h, &r.images)),
+        ),
+        (None, Some(h)) if !r.images.is_empty() => b.multipart(with_images(h, &r.images)),
         (Some(t), Some(h)) => b.multipart(MultiPart::alternative_plain_html(t.clone(), h.clone())),
         (Some(t), None) => b.singlepart(SinglePart::plain(t.clone())),
         (None, Some(h)) => b.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(h.clone())),
         (None, None) => return Err("the message has no body (text and html are both empty)".to_string()),
     };
     built.map_err(|e| format!("building the message: {e}"))
+}
+
+/// The HTML part with its inline charts (`multipart/related`).
+fn with_images(html: &str, images: &[super::changes::InlineImage]) -> MultiPart {
+    let mut m = MultiPart::related().singlepart(SinglePart::html(html.to_string()));
+    for img in images {
+        let png = ContentType::parse("image/png").unwrap_or(ContentType::TEXT_PLAIN);
+        m = m.singlepart(lettre::message::Attachment::new_inline(img.cid.clone()).body(img.png.clone(), png));
+    }
+    m
 }
 
 fn transport(cfg: &EmailConfig, host: &str, port: u16) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
@@ -205,7 +219,12 @@ mod tests {
     }
 
     fn rendered() -> Rendered {
-        Rendered { subject: "[FIRING:1] X".into(), text: Some("hello".into()), html: Some("<p>hello</p>".into()) }
+        Rendered {
+            subject: "[FIRING:1] X".into(),
+            text: Some("hello".into()),
+            html: Some("<p>hello</p>".into()),
+            images: Vec::new(),
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn labels_json(l: &Labels) -> Value {
 }
 
 fn alert_json(a: &NotifiedAlert) -> Value {
-    json!({
+    let mut v = json!({
         "status": a.status.as_str(),
         "labels": labels_json(&a.labels),
         "annotations": labels_json(&a.annotations),
@@ -45,7 +45,12 @@ fn alert_json(a: &NotifiedAlert) -> Value {
         "endsAt": a.ends_at.as_ref().map_or_else(|| ZERO_TIME.to_string(), rfc3339),
         "generatorURL": a.generator_url,
         "fingerprint": a.fingerprint,
-    })
+    });
+    // forewarn's additions: `changes`, `verdict`, `chartURL` (deploy markers).
+    if let (Some(n), Value::Object(o)) = (&a.notes, &mut v) {
+        o.extend(crate::deploys::notes::webhook_fields(n));
+    }
+    v
 }
 
 /// The Alertmanager webhook body for `n`, keeping at most `max_alerts`
@@ -81,33 +86,12 @@ pub fn without_resolved(n: &Notification) -> Option<Notification> {
     Some(out)
 }
 
-/// HMAC-SHA256 (RFC 2104) over rustls' SHA-256, hex-encoded.
-///
-/// SHA-256 comes from the *ring* provider rustls already links, so no hash
-/// code lives here; only the two-pass HMAC construction does.
+/// HMAC-SHA256 (RFC 2104) of `msg` under `key`, hex-encoded: the value of
+/// the `X-Forewarn-Signature: sha256=<hex>` header, which a receiver
+/// recomputes over the raw body with the shared `hmac_secret`.
 pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
-    const BLOCK: usize = 64;
-    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
-    let hash = match suite.tls13() {
-        Some(s) => s.common.hash_provider,
-        None => unreachable!("a TLS 1.3 suite is always a TLS 1.3 suite"),
-    };
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        let d = hash.hash(key);
-        k[..d.as_ref().len()].copy_from_slice(d.as_ref());
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.map(|x| x ^ b);
-    let mut inner = hash.start();
-    inner.update(&pad(0x36));
-    inner.update(msg);
-    let inner = inner.finish();
-    let mut outer = hash.start();
-    outer.update(&pad(0x5c));
-    outer.update(inner.as_ref());
-    outer.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&key, msg).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -375,6 +359,7 @@ mod tests {
             ends_at: ends,
             generator_url: "http://prom/graph".into(),
             fingerprint: format!("{:016x}", name.len()),
+            notes: None,
         }
     }
 

@@ -1,0 +1,205 @@
+//! The chart of one live alert: finds the alert by fingerprint among the
+//! running rules, evaluates its rule's expression over a window around the
+//! onset, and adds the spans and the deploy markers.
+//!
+//! When the expression is a comparison with a number (`x > 0.9`), the left
+//! side is drawn with the number as a threshold line, which is what a
+//! reader wants to see; otherwise the expression's own result is drawn.
+
+use promql_parser::parser::{BinaryExpr, Expr};
+
+use super::{ChartError, ChartSeries, ChartSpec, HLine, Span, SpanKind, VLine};
+use crate::alerts::{Alert, AlertState};
+use crate::deploys::{words, DeployLog, Kind, Marker};
+use crate::labels::{Labels, METRIC_NAME};
+use crate::promql::{self, EvalOptions};
+use crate::rules::{Rule, RuleManager};
+use crate::store::Queryable;
+
+/// Points per series: enough for a smooth line, few enough to be quick.
+const POINTS: i64 = 240;
+
+/// The alert with `fingerprint` and its rule's expression, if running.
+pub fn find_alert(rules: &RuleManager, fingerprint: u64) -> Option<(Alert, Expr)> {
+    rules
+        .with_groups(|g, _| {
+            g.rules.iter().find_map(|r| match r {
+                Rule::Alert(a) => {
+                    a.alerts().into_iter().find(|x| x.fingerprint() == fingerprint).map(|x| (x.clone(), a.expr.clone()))
+                }
+                _ => None,
+            })
+        })
+        .into_iter()
+        .flatten()
+        .next()
+}
+
+/// `expr > 3` -> (expr, 3, ">"); also through parentheses and `3 < expr`.
+fn split_threshold(e: &Expr) -> Option<(Expr, f64, String)> {
+    match e {
+        Expr::Paren(p) => split_threshold(&p.expr),
+        Expr::Binary(BinaryExpr { op, lhs, rhs, .. }) if op.is_comparison_operator() => {
+            match (strip(lhs), strip(rhs)) {
+                (_, Expr::NumberLiteral(n)) => Some(((**lhs).clone(), n.val, op.to_string())),
+                (Expr::NumberLiteral(n), _) => Some(((**rhs).clone(), n.val, op.to_string())),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn strip(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip(&p.expr),
+        other => other,
+    }
+}
+
+/// The window shown: the onset well inside, the present at the right edge.
+pub fn window(onset: i64, end: i64, lookback_cap_ms: i64) -> (i64, i64) {
+    let active = (end - onset).max(15 * 60_000);
+    let from = onset - (2 * active).min(lookback_cap_ms.max(15 * 60_000));
+    let to = end + active / 4;
+    (from, to)
+}
+
+/// Whether a series from evaluation belongs to the alert: every label it
+/// has (but the name) agrees with the alert's.
+fn belongs(series: &Labels, alert: &Labels) -> bool {
+    series.iter().filter(|(k, _)| *k != METRIC_NAME).all(|(k, v)| alert.get(k).is_none_or(|a| a == v))
+}
+
+fn marker_label(m: &Marker) -> String {
+    match m.kind {
+        Kind::Deploy => format!("{} deployed", m.service_version()),
+        Kind::Rollback => format!("{} rollback to {}", m.service, words::version(&m.version)),
+        Kind::Restart => format!("{} restart", m.service),
+        Kind::Config => format!("{} config", m.service),
+    }
+}
+
+/// Builds the chart of `alert` (whose rule expression is `expr`) as of `now`.
+pub fn spec_for(
+    store: &dyn Queryable,
+    alert: &Alert,
+    expr: &Expr,
+    log: Option<&DeployLog>,
+    now: i64,
+    opts: &EvalOptions,
+) -> Result<ChartSpec, ChartError> {
+    let onset = alert.onset.min(alert.active_at);
+    let end = match (alert.state, alert.resolved_at) {
+        (AlertState::Inactive, Some(r)) => r,
+        _ => now,
+    };
+    let lookback = log.map_or(24 * 3_600_000, |l| l.settings().lookback.as_millis());
+    let (from, to) = window(onset, end, lookback);
+    let to = to.min(now.max(end));
+    let step = ((to - from) / POINTS).max(1000);
+    let (drawn, lines) = match split_threshold(expr) {
+        Some((side, v, op)) => {
+            (side, vec![HLine { label: format!("{op} {}", super::draw::short_number(v)), value: v }])
+        }
+        None => (expr.clone(), Vec::new()),
+    };
+    let series = promql::eval_range(store, &drawn, from, to, step, opts)
+        .map_err(|e| ChartError::Query(format!("evaluating {drawn} over the chart window: {e}")))?;
+    let series: Vec<ChartSeries> = series
+        .into_iter()
+        .filter(|s| belongs(&s.labels, &alert.labels))
+        .map(|s| ChartSeries {
+            name: s.labels.without_name().to_string(),
+            points: s.samples.iter().map(|p| (p.t, p.v)).collect(),
+        })
+        .collect();
+    let mut spans = Vec::new();
+    let fired = alert.fired_at.unwrap_or(end);
+    spans.push(Span { kind: SpanKind::Pending, from_ms: alert.active_at, to_ms: fired.min(end) });
+    if alert.fired_at.is_some() {
+        spans.push(Span { kind: SpanKind::Firing, from_ms: fired, to_ms: end });
+    }
+    let markers = match log {
+        Some(l) => {
+            let opts = crate::deploys::MatchOptions::from(&l.settings());
+            let q = crate::deploys::log::MarkerQuery { service: None, from_ms: from, to_ms: to, limit: 1000 };
+            l.query(&q)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| crate::deploys::correlate::matches(&alert.labels, m, &opts.match_labels))
+                .map(|m| VLine { at_ms: m.at, label: marker_label(&m), kind: m.kind })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let title = format!("{} {}", alert.labels.value("alertname"), alert.labels.drop_names(&["alertname".into()]));
+    Ok(ChartSpec {
+        title,
+        from_ms: from,
+        to_ms: to,
+        series,
+        lines,
+        bands: Vec::new(),
+        spans,
+        markers,
+        ..Default::default()
+    })
+}
+
+/// Finds the alert by fingerprint and builds its chart.
+pub fn spec_for_fingerprint(
+    store: &dyn Queryable,
+    rules: &RuleManager,
+    log: Option<&DeployLog>,
+    fingerprint: u64,
+    now: i64,
+    opts: &EvalOptions,
+) -> Result<ChartSpec, ChartError> {
+    let (alert, expr) = find_alert(rules, fingerprint).ok_or_else(|| {
+        ChartError::NotFound(format!(
+            "no alert with id {fingerprint:016x} is pending, firing or recently resolved (see /api/v1/alerts)"
+        ))
+    })?;
+    spec_for(store, &alert, &expr, log, now, opts)
+}
+
+/// The chart renderer the daemon installs on its marker log, so emails
+/// can carry a PNG. Holds the daemon weakly: no cycle, and after shutdown
+/// it simply draws nothing.
+pub fn png_hook(daemon: std::sync::Weak<crate::daemon::Daemon>) -> crate::deploys::log::ChartHook {
+    Box::new(move |fingerprint, _onset, _resolved, now| {
+        let d = daemon.upgrade()?;
+        let spec =
+            spec_for_fingerprint(&*d.store, &d.rules, Some(&d.deploys), fingerprint, now, &EvalOptions::default());
+        match spec.and_then(|s| super::render_png(&s)) {
+            Ok(png) => Some(png),
+            Err(e) => {
+                tracing::warn!(alert = %format!("{fingerprint:016x}"), error = %e, "no chart for the email");
+                None
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_are_split_off() {
+        let e = promql::parse("(rate(x[5m]) > 0.9)").unwrap();
+        let (side, v, op) = split_threshold(&e).unwrap();
+        assert_eq!((side.to_string().as_str(), v, op.as_str()), ("rate(x[5m])", 0.9, ">"));
+        let e = promql::parse("3 < up").unwrap();
+        assert_eq!(split_threshold(&e).unwrap().1, 3.0);
+        assert!(split_threshold(&promql::parse("a > b").unwrap()).is_none());
+    }
+
+    #[test]
+    fn window_keeps_onset_inside() {
+        let (from, to) = window(10 * 3_600_000, 11 * 3_600_000, 24 * 3_600_000);
+        assert_eq!(from, 8 * 3_600_000);
+        assert_eq!(to, 11 * 3_600_000 + 15 * 60_000);
+    }
+}

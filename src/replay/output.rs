@@ -1,0 +1,113 @@
+//! How a replay is shown: a line per alert and label set for people, a list
+//! of `{alertname, labels, state, from, to}` objects for scripts.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+
+use super::{Report, Span};
+use crate::labels::Labels;
+
+fn rfc3339(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The JSON list: one object per span, RFC 3339 times, `to: null` when the
+/// alert was still in that state when the history ended.
+pub fn json(report: &Report) -> serde_json::Value {
+    let spans: Vec<serde_json::Value> = report
+        .spans
+        .iter()
+        .map(|s| {
+            let mut v = json!({
+                "alertname": s.alertname,
+                "labels": s.labels,
+                "state": s.state,
+                "from": rfc3339(s.from),
+                "to": s.to.map(rfc3339),
+                "onset": rfc3339(s.onset),
+            });
+            if let (Some(c), Some(obj)) = (&s.changes, v.as_object_mut()) {
+                obj.insert("changes".into(), json!(c.changes));
+                obj.insert("verdict".into(), json!(c.verdict));
+            }
+            v
+        })
+        .collect();
+    serde_json::Value::Array(spans)
+}
+
+/// One line per alert and label set: when it was pending, firing, resolved.
+pub fn text(report: &Report) -> String {
+    let mut by_alert: BTreeMap<(String, Labels), Vec<&Span>> = BTreeMap::new();
+    for s in &report.spans {
+        by_alert.entry((s.alertname.clone(), s.labels.clone())).or_default().push(s);
+    }
+    let mut out = String::new();
+    if by_alert.is_empty() {
+        out.push_str("no alert was pending or firing\n");
+    }
+    for ((_, labels), spans) in by_alert {
+        out.push_str(&format!("{labels}\n"));
+        for s in spans {
+            let end = match (s.state, s.to) {
+                ("firing", Some(t)) => format!("resolved {}", rfc3339(t)),
+                ("pending", Some(t)) => format!("until {}", rfc3339(t)),
+                (_, None) => "until the end of the input".to_string(),
+                (_, Some(t)) => format!("until {}", rfc3339(t)),
+            };
+            out.push_str(&format!("  {:<8} {}  {}\n", s.state, rfc3339(s.from), end));
+            if let Some(c) = &s.changes {
+                for ch in &c.changes {
+                    out.push_str(&format!("           change: {ch}\n"));
+                }
+                out.push_str(&format!("           verdict: {}\n", c.verdict));
+            }
+        }
+    }
+    let firings = report.spans.iter().filter(|s| s.state == "firing").count();
+    out.push_str(&format!(
+        "{} evaluations, {} firing spans ({} notifications with group_wait 0s: one per firing and one per resolution)\n",
+        report.evaluations,
+        firings,
+        firings + report.spans.iter().filter(|s| s.state == "firing" && s.to.is_some()).count()
+    ));
+    for (rule, e) in &report.errors {
+        out.push_str(&format!("error in rule {rule}: {e}\n"));
+    }
+    out
+}
+
+/// A progress bar on stderr when it is a terminal; silent otherwise.
+pub struct Progress {
+    enabled: bool,
+    last: i64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress { enabled: std::io::stderr().is_terminal(), last: -1 }
+    }
+}
+
+impl Progress {
+    pub fn update(&mut self, frac: f64) {
+        if !self.enabled {
+            return;
+        }
+        let pct = (frac * 100.0).round() as i64;
+        if pct == self.last {
+            return;
+        }
+        self.last = pct;
+        let filled = (pct / 4) as usize;
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\rreplay [{}{}] {:>3}%", "#".repeat(filled), " ".repeat(25 - filled.min(25)), pct);
+        if pct >= 100 {
+            let _ = writeln!(err);
+        }
+        let _ = err.flush();
+    }
+}

@@ -1,0 +1,178 @@
+//! Rule kinds that say what a team means without hand-written statistics:
+//! `trend` (a slow leak, hours before the limit), `ratio` (out/in leaves its
+//! band), `anomaly` (a value far from its usual level for this time of day)
+//! and `threshold` (with hysteresis and an explicit policy for missing data).
+//!
+//! Each kind reads series through the same PromQL evaluator and store as
+//! `expr` rules, computes one verdict per series, and hands the series that
+//! are "active" to the ordinary alert state machine, with extra template
+//! values (`$trend`, `$ratio`, `$anomaly`, `$threshold`). The statistics
+//! live in `crate::analysis`; this module decides what they mean for an alert.
+
+mod anomaly;
+mod ratio;
+pub mod spec;
+mod threshold;
+mod trend;
+pub mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use crate::alerts::template::TplValue;
+use crate::labels::{Labels, METRIC_NAME};
+use crate::promql::{self, EvalError, EvalOptions, Expr, Value};
+use crate::store::{is_stale, Queryable, Series};
+
+pub use anomaly::Anomaly;
+pub use ratio::Ratio;
+pub use spec::{build_kind, KindYaml};
+pub use threshold::{OnMissing, Threshold};
+pub use trend::Trend;
+
+/// One active series from a kind's evaluation (the state machine's input).
+pub use crate::alerts::AlertInput as KindSample;
+
+/// What a kind needs to evaluate at time `t`.
+pub struct KindContext<'a> {
+    pub store: &'a dyn Queryable,
+    pub t: i64,
+    pub interval_ms: i64,
+    pub options: &'a EvalOptions,
+}
+
+/// A rule kind with its parameters and its memory between evaluations.
+#[derive(Debug)]
+pub enum RuleKind {
+    Trend(Trend),
+    Ratio(Ratio),
+    Anomaly(Anomaly),
+    Threshold(Threshold),
+}
+
+impl RuleKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RuleKind::Trend(_) => "trend",
+            RuleKind::Ratio(_) => "ratio",
+            RuleKind::Anomaly(_) => "anomaly",
+            RuleKind::Threshold(_) => "threshold",
+        }
+    }
+
+    pub fn eval(&mut self, ctx: &KindContext) -> Result<Vec<KindSample>, EvalError> {
+        match self {
+            RuleKind::Trend(k) => k.eval(ctx),
+            RuleKind::Ratio(k) => k.eval(ctx),
+            RuleKind::Anomaly(k) => k.eval(ctx),
+            RuleKind::Threshold(k) => k.eval(ctx),
+        }
+    }
+
+    /// A note for the API, e.g. "learning: 3h of 2d history".
+    pub fn status(&self) -> Option<String> {
+        match self {
+            RuleKind::Anomaly(a) => a.status(),
+            RuleKind::Ratio(r) => r.status(),
+            _ => None,
+        }
+    }
+
+    /// Carries memory over from the same rule before a reload.
+    pub fn inherit(&mut self, old: &mut RuleKind) {
+        match (self, old) {
+            (RuleKind::Threshold(n), RuleKind::Threshold(o)) => n.inherit(o),
+            (RuleKind::Ratio(n), RuleKind::Ratio(o)) => n.inherit(o),
+            (RuleKind::Anomaly(n), RuleKind::Anomaly(o)) => n.inherit(o),
+            _ => {}
+        }
+    }
+}
+
+/// A map template value from pairs.
+pub(crate) fn tpl_map(pairs: &[(&str, TplValue)]) -> TplValue {
+    TplValue::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>())
+}
+
+/// Evaluates `expr` at `t` as an instant vector (a scalar becomes one
+/// series without labels). Labels come back without `__name__`.
+pub(crate) fn instant(ctx: &KindContext, expr: &Expr) -> Result<Vec<(Labels, f64)>, EvalError> {
+    match promql::eval_instant(ctx.store, expr, ctx.t, ctx.options)? {
+        Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels.without_name(), s.v)).collect()),
+        Value::Scalar(x) => Ok(vec![(Labels::new(), x)]),
+        _ => Err(EvalError::Unsupported("a rule kind's series must be an instant vector or a scalar".into())),
+    }
+}
+
+/// A per-series history that grows at each refresh instead of being re-read
+/// whole: learned bands over days must not cost days of evaluation each time.
+#[derive(Debug, Default)]
+pub(crate) struct RollingHistory {
+    pub series: std::collections::HashMap<u64, Series>,
+    pub fetched_to: Option<i64>,
+}
+
+impl RollingHistory {
+    /// Brings the history up to `ctx.t`, keeping only `[t - window, t]`.
+    pub fn refresh(&mut self, ctx: &KindContext, expr: &Expr, window: i64, step: i64) -> Result<(), EvalError> {
+        let oldest = ctx.t - window;
+        let from = match self.fetched_to {
+            Some(f) if f >= oldest && f <= ctx.t => f + step,
+            _ => {
+                self.series.clear();
+                oldest
+            }
+        };
+        if from <= ctx.t {
+            for s in history(ctx, expr, from, ctx.t, step)? {
+                let entry = self
+                    .series
+                    .entry(s.labels.fingerprint())
+                    .or_insert_with(|| Series { labels: s.labels.clone(), samples: Vec::new() });
+                let last = entry.samples.last().map(|x| x.t).unwrap_or(i64::MIN);
+                entry.samples.extend(s.samples.into_iter().filter(|x| x.t > last));
+            }
+        }
+        for s in self.series.values_mut() {
+            let cut = s.samples.partition_point(|x| x.t < oldest);
+            s.samples.drain(..cut);
+        }
+        self.series.retain(|_, s| !s.samples.is_empty());
+        self.fetched_to = Some(ctx.t);
+        Ok(())
+    }
+}
+
+/// The samples of `expr` over `[start, end]`: raw samples when it is a plain
+/// selector (no offset/@), otherwise the expression evaluated every `step`.
+/// Stale markers and NaN are dropped. Labels come back without `__name__`.
+pub(crate) fn history(
+    ctx: &KindContext,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Vec<Series>, EvalError> {
+    let raw = match expr {
+        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
+            let matchers = promql::selector_matchers(vs)?;
+            Some(ctx.store.select(&matchers, start, end))
+        }
+        _ => None,
+    };
+    let series = match raw {
+        Some(s) => s,
+        None => promql::eval_range(ctx.store, expr, start, end, step.max(1), ctx.options)?,
+    };
+    Ok(series
+        .into_iter()
+        .map(|mut s| {
+            s.samples.retain(|x| !is_stale(x.v) && x.v.is_finite());
+            s.labels.remove(METRIC_NAME);
+            s
+        })
+        .filter(|s| !s.samples.is_empty())
+        .collect())
+}

@@ -1,0 +1,199 @@
+//! Tests of the rule kinds through rule files, the store and the evaluator,
+//! as the daemon runs them.
+
+use crate::duration::PromDuration;
+use crate::labels::Labels;
+use crate::rules::{parse_rules, EvalContext, RuleGroup};
+use crate::store::Store;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+
+fn group(rules: &str) -> RuleGroup {
+    let text = format!("groups:\n- name: g\n  interval: 1m\n  rules:\n{rules}");
+    match parse_rules("k.yml", &text, PromDuration::from_secs(60)) {
+        Ok(mut g) => g.remove(0),
+        Err(e) => panic!("{}", e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")),
+    }
+}
+
+fn errors(rules: &str) -> String {
+    let text = format!("groups:\n- name: g\n  rules:\n{rules}");
+    parse_rules("k.yml", &text, PromDuration::from_secs(60))
+        .err()
+        .map(|e| e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+/// Evaluates the group every minute in [from, to) and returns the first
+/// time an alert fired (and its summary).
+fn first_firing(g: &mut RuleGroup, store: &Store, from: i64, to: i64) -> Option<(i64, String)> {
+    let ctx = EvalContext::default();
+    let mut t = from;
+    while t < to {
+        let out = g.eval(store, t, &ctx);
+        assert!(out.errors.iter().all(Option::is_none), "{:?}", out.errors);
+        if let Some(a) = out.alerts.first() {
+            return Some((t, a.annotations.value("summary").to_string()));
+        }
+        t += MIN;
+    }
+    None
+}
+
+fn memory(store: &Store, from: i64, to: i64, f: impl Fn(i64) -> f64) {
+    let l = Labels::from_pairs([("__name__", "mem"), ("job", "svc"), ("instance", "a")]);
+    let mut t = from;
+    while t <= to {
+        store.append(&l, t, f(t));
+        t += 30_000;
+    }
+}
+
+fn saw(t: i64) -> f64 {
+    // A GC sawtooth: 40 MiB every 5 minutes, plus a little jitter.
+    (t % (5 * MIN)) as f64 / (5 * MIN) as f64 * 40.0 * MIB + ((t / 30_000) % 3) as f64 * MIB
+}
+
+const TREND: &str = "  - alert: Leak\n    trend: { series: mem, over: 1h, rising: 10MiB/h, limit: 1GiB, within: 24h, seasonality: none }\n    annotations:\n      summary: \"{{ $trend.slope | humanize1024 }}B/h, full in {{ $trend.eta | humanizeDuration }}\"\n";
+
+#[test]
+fn trend_sees_a_leak_through_the_sawtooth_and_not_a_flat_sawtooth() {
+    let store = Store::new(i64::MAX / 4);
+    let onset = 2 * HOUR;
+    memory(&store, 0, 8 * HOUR, |t| 300.0 * MIB + saw(t) + (t - onset).max(0) as f64 / 3_600_000.0 * 30.0 * MIB);
+    let mut g = group(TREND);
+    let (t, summary) = first_firing(&mut g, &store, 0, 8 * HOUR).expect("the leak is caught");
+    assert!(t > onset && t < onset + 2 * HOUR, "fired {} min after onset", (t - onset) / MIN);
+    assert!(summary.contains("Mi"), "{summary}");
+    assert!(summary.contains("full in"), "{summary}");
+
+    let flat = Store::new(i64::MAX / 4);
+    memory(&flat, 0, 8 * HOUR, |t| 300.0 * MIB + saw(t));
+    assert_eq!(first_firing(&mut group(TREND), &flat, 0, 8 * HOUR), None);
+}
+
+#[test]
+fn trend_cuts_the_window_at_a_restart() {
+    // Steep growth, then a restart (memory drops): right after the restart
+    // the window is too short to say anything, so the alert does not hold.
+    let store = Store::new(i64::MAX / 4);
+    let restart = 3 * HOUR;
+    memory(&store, 0, 4 * HOUR, |t| {
+        if t < restart {
+            300.0 * MIB + t as f64 / 3_600_000.0 * 60.0 * MIB
+        } else {
+            300.0 * MIB + saw(t)
+        }
+    });
+    let mut g = group(TREND);
+    let ctx = EvalContext::default();
+    assert!(!g.eval(&store, restart - MIN, &ctx).alerts.is_empty(), "growing before the restart");
+    assert!(g.eval(&store, restart + 10 * MIN, &ctx).alerts.iter().all(|a| a.state != crate::alerts::AlertState::Firing));
+}
+
+#[test]
+fn trend_within_needs_the_limit_to_be_near() {
+    // 15 MiB/h from 300 MiB: 1 GiB is ~48 h away, beyond `within: 24h`.
+    let store = Store::new(i64::MAX / 4);
+    memory(&store, 0, 3 * HOUR, |t| 300.0 * MIB + saw(t) + t as f64 / 3_600_000.0 * 15.0 * MIB);
+    let slow = "  - alert: Leak\n    trend: { series: mem, over: 1h, limit: 1GiB, within: 24h, seasonality: none }\n";
+    assert_eq!(first_firing(&mut group(slow), &store, 0, 3 * HOUR), None);
+    let soon = "  - alert: Leak\n    trend: { series: mem, over: 1h, limit: 1GiB, within: 3d, seasonality: none }\n";
+    assert!(first_firing(&mut group(soon), &store, 0, 3 * HOUR).is_some());
+}
+
+fn counters(store: &Store, to: i64, ratio: impl Fn(i64) -> f64, rate_in: f64) {
+    let li = Labels::from_pairs([("__name__", "in_total"), ("service", "f")]);
+    let lo = Labels::from_pairs([("__name__", "out_total"), ("service", "f")]);
+    let (mut ci, mut co) = (0.0, 0.0);
+    let mut t = 0;
+    while t <= to {
+        ci += rate_in * 30.0;
+        co += rate_in * 30.0 * ratio(t);
+        store.append(&li, t, ci);
+        store.append(&lo, t, co);
+        t += 30_000;
+    }
+}
+
+const RATIO: &str = "  - alert: FanOut\n    ratio:\n      of: sum by (service) (rate(out_total[5m]))\n      to: sum by (service) (rate(in_total[5m]))\n      expect: 0.5\n      tolerance: 0.15\n      min_denominator: 1\n    annotations:\n      summary: \"{{ $ratio.value }} vs {{ $ratio.expected }}\"\n";
+
+#[test]
+fn ratio_fixed_band_fires_on_the_jump() {
+    let store = Store::new(i64::MAX / 4);
+    let onset = 2 * HOUR;
+    counters(&store, 3 * HOUR, |t| if t >= onset { 1.0 } else { 0.5 }, 100.0);
+    let (t, summary) = first_firing(&mut group(RATIO), &store, 10 * MIN, 3 * HOUR).expect("fires");
+    assert!(t >= onset && t <= onset + 5 * MIN, "{} min after onset", (t - onset) / MIN);
+    assert!(summary.ends_with("vs 0.5"), "{summary}");
+}
+
+#[test]
+fn ratio_ignores_a_near_zero_denominator() {
+    // 0.5 events/s in (under min_denominator: 1): no ratio, no alert.
+    let store = Store::new(i64::MAX / 4);
+    counters(&store, HOUR, |_| 1.0, 0.5);
+    assert_eq!(first_firing(&mut group(RATIO), &store, 10 * MIN, HOUR), None);
+}
+
+#[test]
+fn ratio_learned_band_is_robust_to_the_incident() {
+    let store = Store::new(i64::MAX / 4);
+    let onset = 26 * HOUR;
+    counters(&store, 30 * HOUR, |t| if t >= onset { 0.8 } else { 0.5 + 0.02 * ((t / 60_000) % 5) as f64 }, 100.0);
+    let learned = "  - alert: FanOut\n    ratio:\n      of: sum by (service) (rate(out_total[5m]))\n      to: sum by (service) (rate(in_total[5m]))\n      baseline: 1d\n";
+    let (t, _) = first_firing(&mut group(learned), &store, 25 * HOUR, 30 * HOUR).expect("fires");
+    assert!(t - onset <= 15 * MIN, "{} min", (t - onset) / MIN);
+}
+
+#[test]
+fn threshold_hysteresis_and_missing_data() {
+    let store = Store::new(i64::MAX / 4);
+    let l = Labels::from_pairs([("__name__", "disk"), ("m", "/")]);
+    // 0.80, 0.91 (fires), 0.87 (still above clear_below), 0.84 (clears), 0.89 (below above: stays clear)
+    for (i, v) in [0.80, 0.91, 0.87, 0.84, 0.89].iter().enumerate() {
+        store.append(&l, i as i64 * MIN, *v);
+    }
+    let rule = "  - alert: Disk\n    threshold: { series: disk, above: 0.9, clear_below: 0.85 }\n";
+    let mut g = group(rule);
+    let ctx = EvalContext::default();
+    let firing: Vec<bool> = (0..5)
+        .map(|i| g.eval(&store, i * MIN, &ctx).alerts.iter().any(|a| a.state == crate::alerts::AlertState::Firing))
+        .collect();
+    assert_eq!(firing, vec![false, true, true, false, false]);
+
+    // on_missing: keep (default) holds the alert when data stops; resolve lets it go.
+    let gap = Store::new(i64::MAX / 4);
+    gap.append(&l, 0, 0.95);
+    let firing_after_gap = |rule: &str| {
+        let mut g = group(rule);
+        g.eval(&gap, 0, &ctx);
+        // 10 minutes later the sample is beyond the 5m lookback: missing.
+        g.eval(&gap, 10 * MIN, &ctx).alerts.iter().any(|a| a.state == crate::alerts::AlertState::Firing)
+    };
+    assert!(firing_after_gap(rule));
+    assert!(!firing_after_gap("  - alert: Disk\n    threshold: { series: disk, above: 0.9, on_missing: resolve }\n"));
+}
+
+#[test]
+fn kinds_are_validated_with_units_and_places() {
+    let e = errors("  - alert: A\n    trend: { series: mem, over: 2h, rising: 20MiB }\n");
+    assert!(e.starts_with("k.yml:5:12: trend.rising: invalid quantity \"20MiB\""), "{e}");
+    assert!(e.contains("20MiB/h"), "the message shows the accepted form: {e}");
+    let e = errors("  - alert: A\n    trend: { series: mem, over: 2h, limit: 1GiB }\n");
+    assert!(e.contains("trend.limit needs `within`"), "{e}");
+    let e = errors("  - alert: A\n    ratio: { of: a, to: b, expect: 0.5 }\n");
+    assert!(e.contains("tolerance"), "{e}");
+    let e = errors("  - alert: A\n    threshold: { series: d, above: 0.9, clear_below: 0.95 }\n");
+    assert!(e.contains("clear_below"), "{e}");
+    let e = errors("  - alert: A\n    anomaly: { series: d, baseline: 1d, seasonality: 1d }\n");
+    assert!(e.contains("two seasons"), "{e}");
+    let e = errors("  - alert: A\n    expr: up\n    threshold: { series: d, above: 1 }\n");
+    assert!(e.contains("exactly one of expr, trend"), "{e}");
+    let e = errors("  - alert: A\n    trend: { series: mem, over: 2h, rising: 1MiB/h, bogus: 1 }\n");
+    assert!(e.contains("bogus"), "{e}");
+    let e = errors("  - alert: A\n    anomaly: { series: \"rate(x[5m]\", baseline: 7d }\n");
+    assert!(e.contains("anomaly.series: parse error"), "{e}");
+}

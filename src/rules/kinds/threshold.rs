@@ -1,0 +1,140 @@
+//! `threshold`: above (or below) a level, with hysteresis and a policy for
+//! missing data.
+//!
+//! An alert starts when the value crosses `above` and ends only when it
+//! falls below `clear_below`, so a value wobbling at the edge does not flap.
+//! A series that stops reporting does not resolve its alert by accident:
+//! `on_missing: keep` (default) keeps it active with its last value until
+//! data returns, `resolve` lets it go, `fire` treats missing data from a
+//! series seen before as a problem in itself.
+
+use std::collections::HashMap;
+
+use crate::alerts::template::TplValue;
+use crate::labels::Labels;
+use crate::promql::{EvalError, Expr};
+
+use super::{instant, tpl_map, KindContext, KindSample};
+
+/// Series not seen for this long are forgotten by `on_missing: fire`.
+const FORGET_AFTER_MS: i64 = 24 * 3_600_000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Above(f64),
+    Below(f64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnMissing {
+    Keep,
+    Resolve,
+    Fire,
+}
+
+#[derive(Debug)]
+pub struct Threshold {
+    series: Expr,
+    mode: Mode,
+    clear: f64,
+    on_missing: OnMissing,
+    /// Series active after the last evaluation: labels and last value.
+    active: HashMap<u64, (Labels, f64)>,
+    /// Every series seen recently, with when (for `on_missing: fire`).
+    seen: HashMap<u64, (Labels, i64)>,
+}
+
+impl Threshold {
+    pub fn new(series: Expr, mode: Mode, clear: f64, on_missing: OnMissing) -> Self {
+        Threshold { series, mode, clear, on_missing, active: HashMap::new(), seen: HashMap::new() }
+    }
+
+    pub fn inherit(&mut self, old: &mut Threshold) {
+        if self.mode == old.mode && self.clear == old.clear {
+            self.active = std::mem::take(&mut old.active);
+            self.seen = std::mem::take(&mut old.seen);
+        }
+    }
+
+    /// Is `v` active, given whether it was active before?
+    pub fn decide(&self, v: f64, was_active: bool) -> bool {
+        match self.mode {
+            Mode::Above(a) => {
+                if was_active {
+                    v > self.clear
+                } else {
+                    v > a
+                }
+            }
+            Mode::Below(b) => {
+                if was_active {
+                    v < self.clear
+                } else {
+                    v < b
+                }
+            }
+        }
+    }
+
+    pub fn eval(&mut self, ctx: &KindContext) -> Result<Vec<KindSample>, EvalError> {
+        let now = instant(ctx, &self.series)?;
+        let mut next: HashMap<u64, (Labels, f64)> = HashMap::new();
+        let mut out = Vec::new();
+        let mut present = std::collections::HashSet::new();
+        for (labels, v) in now {
+            let fp = labels.fingerprint();
+            present.insert(fp);
+            self.seen.insert(fp, (labels.clone(), ctx.t));
+            if v.is_nan() {
+                continue;
+            }
+            if self.decide(v, self.active.contains_key(&fp)) {
+                next.insert(fp, (labels.clone(), v));
+                out.push(self.sample(labels, v, false));
+            }
+        }
+        match self.on_missing {
+            OnMissing::Resolve => {}
+            OnMissing::Keep => {
+                for (fp, (labels, v)) in &self.active {
+                    if !present.contains(fp) {
+                        next.insert(*fp, (labels.clone(), *v));
+                        out.push(self.sample(labels.clone(), *v, true));
+                    }
+                }
+            }
+            OnMissing::Fire => {
+                self.seen.retain(|_, (_, t)| ctx.t - *t <= FORGET_AFTER_MS);
+                for (fp, (labels, _)) in &self.seen {
+                    if !present.contains(fp) {
+                        next.insert(*fp, (labels.clone(), f64::NAN));
+                        out.push(self.sample(labels.clone(), f64::NAN, true));
+                    }
+                }
+            }
+        }
+        self.active = next;
+        Ok(out)
+    }
+
+    fn sample(&self, labels: Labels, v: f64, missing: bool) -> KindSample {
+        let (level, dir) = match self.mode {
+            Mode::Above(a) => (a, "above"),
+            Mode::Below(b) => (b, "below"),
+        };
+        KindSample {
+            labels,
+            value: v,
+            vars: vec![(
+                "threshold".into(),
+                tpl_map(&[
+                    ("level", TplValue::Num(level)),
+                    ("clear", TplValue::Num(self.clear)),
+                    ("direction", TplValue::Str(dir.into())),
+                    ("missing", TplValue::Bool(missing)),
+                ]),
+            )],
+            onset: None,
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Durability: opening a store on a directory (`storage.path`/`samples/`),
+//! recovering it after a clean stop or a crash, and checkpointing it.
+//!
+//! Recovery loads the newest snapshot, then replays the WAL segments after
+//! it. Anything damaged (a torn WAL tail after kill -9, a flipped bit, a
+//! stray file) is logged, listed in the [`RecoveryReport`] and skipped: a
+//! bad file never keeps the daemon from starting. A checkpoint rotates the
+//! WAL, writes a snapshot covering the closed segments, then deletes them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::memory::{Entry, Store, StoreOptions};
+use super::snapshot::{self, snapshot_name};
+use super::wal::{self, Record, Wal};
+
+/// Why the store's directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {what}: {source} (check storage.path, its permissions and free space)")]
+    Io { path: String, what: &'static str, source: std::io::Error },
+    #[error("the store is not durable (opened without a directory)")]
+    NotDurable,
+}
+
+/// The parts of a store opened on a directory.
+pub(crate) struct Durable {
+    pub dir: PathBuf,
+    pub wal: Wal,
+    checkpoint_lock: Mutex<()>,
+}
+
+/// What [`Store::open`] found.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    pub snapshot: Option<String>,
+    pub wal_segments: usize,
+    pub series: usize,
+    pub samples: usize,
+    pub wal_samples_replayed: u64,
+    /// Samples in the WAL for a series whose record was lost.
+    pub wal_samples_unknown_series: u64,
+    /// Each damaged or unreadable file, with where and why.
+    pub problems: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl RecoveryReport {
+    fn problem(&mut self, p: String) {
+        tracing::warn!(problem = %p, "store recovery: damaged data skipped");
+        metrics::counter!("forewarn_store_recovery_problems_total").increment(1);
+        self.problems.push(p);
+    }
+}
+
+/// The number in `prefix-NNNNNNNN`, if `name` is one.
+fn numbered(name: &str, prefix: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?.strip_prefix('-')?.parse().ok()
+}
+
+impl Store {
+    /// Opens (or creates) a durable store in `dir`; see [`Store::open_with`].
+    pub fn open(dir: &Path, retention_ms: i64) -> Result<(Store, RecoveryReport), StoreError> {
+        Store::open_with(dir, StoreOptions::new(retention_ms))
+    }
+
+    /// Opens a durable store in `dir`: recovers snapshot + WAL, drops what
+    /// is past retention, and starts a new WAL segment. Fails only when the
+    /// directory itself cannot be used; damaged files are in the report.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<(Store, RecoveryReport), StoreError> {
+        let started = Instant::now();
+        let io = |what| move |source| StoreError::Io { path: dir.display().to_string(), what, source };
+        std::fs::create_dir_all(dir).map_err(io("cannot create the samples directory"))?;
+        let (mut snapshots, mut segments) = (Vec::new(), Vec::new());
+        for item in std::fs::read_dir(dir).map_err(io("cannot list the samples directory"))? {
+            let name =
+                item.map_err(io("cannot list the samples directory"))?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(dir.join(&name)); // an interrupted snapshot
+            } else if let Some(n) = numbered(&name, "snapshot") {
+                snapshots.push(n);
+            } else if let Some(n) = numbered(&name, "wal") {
+                segments.push(n);
+            }
+        }
+        snapshots.sort_unstable();
+        segments.sort_unstable();
+
+        let store = Store::with_options(options);
+        let mut report = RecoveryReport::default();
+        let mut refs: HashMap<u64, Arc<Entry>> = HashMap::new();
+        let mut max_ref = 0u64;
+        let downsample = options.downsample_retention_ms.is_some();
+        let covered = snapshots.last().copied().unwrap_or(0);
+        if let Some(&n) = snapshots.last() {
+            let name = snapshot_name(n);
+            match std::fs::read(dir.join(&name)) {
+                Ok(bytes) => {
+                    let problems = snapshot::read(&name, &bytes, downsample, &mut |l| {
+                        max_ref = max_ref.max(l.r);
+                        let e = store.get_or_create(&l.labels, Some(l.r));
+                        *e.lock() = l.data;
+                        refs.insert(l.r, e);
+                    });
+                    problems.into_iter().for_each(|p| report.problem(p));
+                }
+                Err(e) => report.problem(format!("{}: cannot read: {e}; skipped", dir.join(&name).display())),
+            }
+            report.snapshot = Some(name);
+        }
+        for &n in segments.iter().filter(|&&n| n > covered) {
+            let name = wal::segment_name(n);
+            let bytes = match std::fs::read(dir.join(&name)) {
+                Ok(b) => b,
+                Err(e) => {
+                    report.problem(format!("{}: cannot read: {e}; skipped", dir.join(&name).display()));
+                    continue;
+                }
+            };
+            report.wal_segments += 1;
+            let (mut replayed, mut unknown) = (0u64, 0u64);
+            let problems = wal::replay(&name, &bytes, &mut |rec| match rec {
+                Record::Series { r, labels } => {
+                    max_ref = max_ref.max(r);
+                    refs.insert(r, store.get_or_create(&labels, Some(r)));
+                }
+                Record::Sample { r, t, v } => {
+                    max_ref = max_ref.max(r);
+                    match refs.get(&r) {
+                        Some(e) => {
+                            e.lock().push(t, v);
+                            replayed += 1;
+                        }
+                        None => unknown += 1,
+                    }
+                }
+            });
+            problems.into_iter().for_each(|p| report.problem(p));
+            report.wal_samples_replayed += replayed;
+            report.wal_samples_unknown_series += unknown;
+        }
+        if report.wal_samples_unknown_series > 0 {
+            let n = report.wal_samples_unknown_series;
+            report.problem(format!("{}: {n} WAL samples name a series whose record was lost; skipped", dir.display()));
+        }
+        drop(refs);
+        store.next_ref.store(max_ref + 1, std::sync::atomic::Ordering::Relaxed);
+        store.compact(chrono::Utc::now().timestamp_millis());
+
+        let next_segment = segments.last().copied().unwrap_or(0).max(covered) + 1;
+        let wal = Wal::create(dir, next_segment)?;
+        let mut store = store;
+        store.durable = Some(Durable { dir: dir.to_path_buf(), wal, checkpoint_lock: Mutex::new(()) });
+        let st = store.stats();
+        (report.series, report.samples) = (st.series, st.samples);
+        report.elapsed = started.elapsed();
+        metrics::gauge!("forewarn_store_recovery_seconds").set(report.elapsed.as_secs_f64());
+        Ok((store, report))
+    }
+
+    /// Writes buffered WAL records to disk and syncs them.
+    pub fn flush_wal(&self) -> Result<(), StoreError> {
+        self.durable.as_ref().ok_or(StoreError::NotDurable)?.wal.flush()
+    }
+
+    /// Snapshots every series and deletes the WAL segments the snapshot
+    /// covers; returns the snapshot's size in bytes.
+    pub fn checkpoint(&self) -> Result<u64, StoreError> {
+        let d = self.durable.as_ref().ok_or(StoreError::NotDurable)?;
+        let _one_at_a_time = d.checkpoint_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let n = d.wal.rotate()?;
+        // Listed after the rotation: every record in segments <= n is
+        // already in memory, so the snapshot covers them.
+        let size = snapshot::write(&d.dir, n, &self.entries())?;
+        if let Ok(items) = std::fs::read_dir(&d.dir) {
+            for name in items.flatten().map(|i| i.file_name().to_string_lossy().into_owned()) {
+                let old = numbered(&name, "snapshot").is_some_and(|m| m < n)
+                    || numbered(&name, "wal").is_some_and(|m| m <= n);
+                if old {
+                    if let Err(e) = std::fs::remove_file(d.dir.join(&name)) {
+                        tracing::warn!(file = %d.dir.join(&name).display(), error = %e, "store: cannot delete old file");
+                    }
+                }
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        metrics::histogram!("forewarn_store_snapshot_duration_seconds").record(secs);
+        metrics::gauge!("forewarn_store_snapshot_bytes").set(size as f64);
+        metrics::gauge!("forewarn_store_last_snapshot_timestamp_seconds").set(chrono::Utc::now().timestamp() as f64);
+        tracing::debug!(bytes = size, seconds = secs, "store: snapshot written");
+        Ok(size)
+    }
+
+    /// Clean shutdown: flush the WAL and write a final snapshot, so the
+    /// next start reads one file. Errors are logged (the WAL still holds
+    /// the data).
+    pub fn shutdown(&self) {
+        if self.durable.is_none() {
+            return;
+        }
+        if let Err(e) = self.flush_wal().and_then(|()| self.checkpoint()) {
+            tracing::error!(error = %e, "store: final snapshot failed; the WAL will be replayed on the next start");
+        } else {
+            tracing::info!("store: final snapshot written");
+        }
+    }
+}
+
+impl RecoveryReport {
+    /// Logs the outcome at info (warn when something was skipped).
+    pub fn log(&self, dir: &Path) {
+        let dir = dir.display();
+        let ms = self.elapsed.as_millis() as u64;
+        if self.problems.is_empty() {
+            tracing::info!(%dir, series = self.series, samples = self.samples, wal_samples = self.wal_samples_replayed, ms, "store recovered");
+        } else {
+            tracing::warn!(%dir, series = self.series, samples = self.samples, problems = self.problems.len(), ms, "store recovered with damaged data skipped");
+        }
+    }
+}
+
+/// Opens the store `storage` asks for: durable in `path/samples` when a
+/// path is set, in memory otherwise.
+pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Store, StoreError> {
+    let options = StoreOptions {
+        retention_ms: storage.retention.as_millis(),
+        downsample_retention_ms: storage.downsample_retention.map(|d| d.as_millis()),
+    };
+    let Some(path) = &storage.path else { return Ok(Store::with_options(options)) };
+    let dir = path.join("samples");
+    let (store, report) = Store::open_with(&dir, options)?;
+    report.log(&dir);
+    Ok(store)
+}
+
+/// Starts the WAL flusher and the periodic snapshot of a durable store
+/// (nothing for an in-memory one). Needs a tokio runtime.
+pub fn spawn_persistence(store: &Arc<Store>, storage: &crate::config::StorageConfig) {
+    if store.durable.is_none() {
+        return;
+    }
+    let every =
+        |d: crate::duration::PromDuration, min: u64| Duration::from_millis(d.as_millis().max(min as i64) as u64);
+    let (flush_every, snapshot_every) = (every(storage.wal_fsync_interval, 10), every(storage.snapshot_interval, 1000));
+    let s = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(flush_every);
+        loop {
+            tick.tick().await;
+            let s = s.clone();
+            match tokio::task::spawn_blocking(move || s.flush_wal()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "store: WAL flush failed; recent samples are not durable"),
+                Err(e) => tracing::error!(error = %e, "store: WAL flush task failed"),
+            }
+        }
+    });
+    let s = store.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(snapshot_every);
+        tick.tick().await; // the first tick is immediate; recovery just ran
+        loop {
+            tick.tick().await;
+            let s = s.clone();
+            match tokio::task::spawn_blocking(move || s.checkpoint()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "store: snapshot failed; the WAL keeps growing until one succeeds")
+                }
+                Err(e) => tracing::error!(error = %e, "store: snapshot task failed"),
+            }
+        }
+    });
+}

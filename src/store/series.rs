@@ -1,0 +1,196 @@
+//! One series' samples: sealed chunks, the open head chunk, and the newest
+//! sample kept uncompressed.
+//!
+//! The newest sample stays out of the bit stream because Prometheus
+//! semantics let a sample at the same timestamp replace it, which a
+//! compressed stream cannot do in place; it is encoded once a newer sample
+//! arrives. Older samples are rejected (out of order), so chunks are sorted
+//! and disjoint and `read` can skip every chunk outside the range unread.
+
+use super::codec::{decode_range, Chunk, HeadChunk, CHUNK_SAMPLES};
+use super::downsample::Downsample;
+use super::Sample;
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Appended,
+    Replaced,
+    OutOfOrder,
+}
+
+#[derive(Debug, Default)]
+pub struct SeriesData {
+    pub chunks: Vec<Chunk>,
+    pub head: HeadChunk,
+    pub pending: Option<Sample>,
+    /// Samples before this are past retention (their chunk is still shared
+    /// with newer samples); reads start here.
+    pub floor: i64,
+    /// Set when the store keeps downsampled aggregates.
+    pub down: Option<Box<Downsample>>,
+}
+
+impl SeriesData {
+    pub fn new(downsample: bool) -> Self {
+        SeriesData { floor: i64::MIN, down: downsample.then(Box::default), ..Default::default() }
+    }
+
+    pub fn last_t(&self) -> Option<i64> {
+        match (&self.pending, self.head.count(), self.chunks.last()) {
+            (Some(p), _, _) => Some(p.t),
+            (None, n, _) if n > 0 => Some(self.head.max_t()),
+            (None, _, Some(c)) => Some(c.max_t),
+            _ => None,
+        }
+    }
+
+    pub fn push(&mut self, t: i64, v: f64) -> Pushed {
+        if let Some(p) = &mut self.pending {
+            if t == p.t {
+                p.v = v;
+                return Pushed::Replaced;
+            }
+        }
+        if self.last_t().is_some_and(|last| t <= last) {
+            return Pushed::OutOfOrder;
+        }
+        if let Some(p) = self.pending.replace(Sample { t, v }) {
+            self.commit(p);
+        }
+        Pushed::Appended
+    }
+
+    /// Encodes a sample into the head, sealing it when full.
+    pub fn commit(&mut self, s: Sample) {
+        if let Some(d) = &mut self.down {
+            d.add(s);
+        }
+        self.head.push(s.t, s.v);
+        if self.head.count() >= CHUNK_SAMPLES {
+            let full = std::mem::take(&mut self.head);
+            self.chunks.push(full.seal());
+        }
+    }
+
+    pub fn samples(&self) -> usize {
+        self.chunks.iter().map(|c| c.count as usize).sum::<usize>()
+            + self.head.count() as usize
+            + self.pending.is_some() as usize
+    }
+
+    /// Appends samples in `[start, end]` to `out`, decoding only the chunks
+    /// that overlap. A chunk that fails to decode (corrupt on disk) yields
+    /// what could be decoded and a warning.
+    pub fn read(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
+        let start = start.max(self.floor);
+        if start > end {
+            return;
+        }
+        let first = self.chunks.partition_point(|c| c.max_t < start);
+        for c in &self.chunks[first..] {
+            if c.min_t > end {
+                return;
+            }
+            if let Err(e) = decode_range(&c.data, c.count, start, end, out) {
+                metrics::counter!("forewarn_store_decode_errors_total").increment(1);
+                tracing::warn!(error = %e, min_t = c.min_t, "store: corrupt chunk skipped");
+            }
+        }
+        let h = &self.head;
+        if h.count() > 0 && h.max_t() >= start && h.min_t() <= end {
+            if let Err(e) = decode_range(h.bytes(), h.count(), start, end, out) {
+                tracing::warn!(error = %e, "store: corrupt head chunk");
+            }
+        }
+        if let Some(p) = self.pending.filter(|p| p.t >= start && p.t <= end) {
+            out.push(p);
+        }
+    }
+
+    /// Drops whole chunks older than `cutoff` and hides the rest of the old
+    /// samples behind `floor`; downsampled buckets older than `down_cutoff`
+    /// go too. Returns whether nothing is left.
+    pub fn compact(&mut self, cutoff: i64, down_cutoff: i64) -> bool {
+        self.floor = self.floor.max(cutoff);
+        let old = self.chunks.partition_point(|c| c.max_t < cutoff);
+        if old > 0 {
+            self.chunks.drain(..old);
+            self.chunks.shrink_to_fit();
+        }
+        if self.last_t().is_some_and(|t| t < cutoff) {
+            self.chunks = Vec::new();
+            self.head = HeadChunk::default();
+            self.pending = None;
+        }
+        let down_empty = match &mut self.down {
+            Some(d) => {
+                d.compact(down_cutoff);
+                d.buckets.is_empty()
+            }
+            None => true,
+        };
+        self.last_t().is_none() && down_empty
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(s: &SeriesData, start: i64, end: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        s.read(start, end, &mut out);
+        out
+    }
+
+    #[test]
+    fn select_across_chunk_boundaries() {
+        let mut s = SeriesData::new(false);
+        for i in 0..1000i64 {
+            assert_eq!(s.push(i * 10, i as f64), Pushed::Appended);
+        }
+        assert_eq!(s.chunks.len(), 999 / CHUNK_SAMPLES as usize);
+        assert_eq!(s.samples(), 1000);
+        // Ranges that start and end inside, at and across chunk edges.
+        let edge = s.chunks[1].max_t;
+        for (a, b) in [(0, 9990), (edge - 30, edge + 30), (edge, edge), (edge + 10, edge + 10), (9985, 20_000), (5, 5)]
+        {
+            let want: Vec<Sample> = (0..1000i64)
+                .filter(|i| i * 10 >= a && i * 10 <= b)
+                .map(|i| Sample { t: i * 10, v: i as f64 })
+                .collect();
+            assert_eq!(read_all(&s, a, b), want, "range {a}..={b}");
+        }
+    }
+
+    #[test]
+    fn out_of_order_is_rejected_and_same_timestamp_replaces() {
+        let mut s = SeriesData::new(false);
+        assert_eq!(s.push(1000, 1.0), Pushed::Appended);
+        assert_eq!(s.push(2000, 2.0), Pushed::Appended);
+        assert_eq!(s.push(1500, 9.0), Pushed::OutOfOrder);
+        assert_eq!(s.push(1000, 9.0), Pushed::OutOfOrder);
+        assert_eq!(s.push(2000, 3.0), Pushed::Replaced);
+        assert_eq!(s.push(3000, 4.0), Pushed::Appended);
+        assert_eq!(s.push(2000, 5.0), Pushed::OutOfOrder);
+        let got: Vec<(i64, f64)> = read_all(&s, 0, 9999).iter().map(|x| (x.t, x.v)).collect();
+        assert_eq!(got, vec![(1000, 1.0), (2000, 3.0), (3000, 4.0)]);
+    }
+
+    #[test]
+    fn compact_drops_old_chunks_and_hides_old_samples() {
+        let mut s = SeriesData::new(true);
+        for i in 0..500i64 {
+            s.push(i * 1000, 1.0);
+        }
+        assert!(!s.compact(250_500, 0));
+        assert_eq!(read_all(&s, 0, i64::MAX).first().map(|x| x.t), Some(251_000));
+        assert!(s.chunks.first().is_some_and(|c| c.max_t >= 250_500));
+        assert!(s.samples() < 500 - 120);
+        // Raw samples all gone, aggregates remain until their own cutoff.
+        assert!(!s.compact(1_000_000, 0));
+        assert_eq!(s.samples(), 0);
+        assert!(s.compact(1_000_000, 1_000_000));
+    }
+}
