@@ -96,9 +96,11 @@ impl Daemon {
     pub async fn start(cfg: Config, options: Options) -> Result<Arc<Daemon>, DaemonError> {
         let metrics = metrics_handle()?;
         // Durable in storage.path/samples when set (recovers the history), else in memory.
-        let store = Arc::new(crate::store::open_configured(&cfg.storage).map_err(|e| DaemonError::Other(e.to_string()))?);
+        let store =
+            Arc::new(crate::store::open_configured(&cfg.storage).map_err(|e| DaemonError::Other(e.to_string()))?);
         crate::store::spawn_persistence(&store, &cfg.storage);
-        let groups = rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
+        let groups =
+            rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
         let scrape = ScrapeManager::new(store.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
         scrape.replace(targets_of(&cfg));
 
@@ -117,7 +119,8 @@ impl Daemon {
             max_backoff_ms: cfg.outbox.max_backoff.as_millis() as u64,
         };
         let silences = dispatcher.attach(&state, worker).map_err(|e| DaemonError::Other(e.to_string()))?;
-        let deploys = crate::deploys::DeployLog::open(&state, cfg.deploys.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
+        let deploys = crate::deploys::DeployLog::open(&state, cfg.deploys.clone())
+            .map_err(|e| DaemonError::Other(e.to_string()))?;
         dispatcher.set_deploys(deploys.clone());
         scrape.set_detector(Arc::new(crate::deploys::Detector::new(deploys.clone())));
         let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
@@ -192,7 +195,8 @@ impl Daemon {
             Some(p) => Config::load(p).map_err(DaemonError::Config)?,
             None => self.config.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         };
-        let groups = rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
+        let groups =
+            rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
         let parts = receivers_of(&cfg, &self.options.console_receiver)?;
         // Everything is valid: swap.
         self.scrape.replace(targets_of(&cfg));

@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct PromDuration(pub Duration);
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid duration {input:?}: {reason} (use a number with a unit: ms, s, m, h, d, w, y, e.g. \"30s\" or \"1h30m\")")]
+#[error(
+    "invalid duration {input:?}: {reason} (use a number with a unit: ms, s, m, h, d, w, y, e.g. \"30s\" or \"1h30m\")"
+)]
 pub struct DurationError {
     pub input: String,
     pub reason: &'static str,
@@ -71,7 +73,9 @@ impl PromDuration {
                 return Err(err("units must go from largest to smallest, each once"));
             }
             last_rank = rank;
-            total = total.checked_add(n.checked_mul(ms).ok_or_else(|| err("too large"))?).ok_or_else(|| err("too large"))?;
+            total = total
+                .checked_add(n.checked_mul(ms).ok_or_else(|| err("too large"))?)
+                .ok_or_else(|| err("too large"))?;
         }
         if total > i64::MAX as u128 {
             return Err(err("too large"));
@@ -87,7 +91,15 @@ impl fmt::Display for PromDuration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        for (unit, size) in [("y", 365 * 86_400_000u128), ("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        for (unit, size) in [
+            ("y", 365 * 86_400_000u128),
+            ("w", 7 * 86_400_000),
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+            ("ms", 1),
+        ] {
             if ms >= size {
                 write!(f, "{}{}", ms / size, unit)?;
                 ms %= size;
@@ -116,7 +128,8 @@ mod tests {
 
     #[test]
     fn parses_and_formats() {
-        for (s, ms) in [("15s", 15_000), ("1h30m", 5_400_000), ("500ms", 500), ("7d", 604_800_000), ("0s", 0), ("0", 0)] {
+        for (s, ms) in [("15s", 15_000), ("1h30m", 5_400_000), ("500ms", 500), ("7d", 604_800_000), ("0s", 0), ("0", 0)]
+        {
             assert_eq!(PromDuration::parse(s).unwrap().as_millis(), ms, "{s}");
         }
         assert_eq!(PromDuration::parse("1h30m").unwrap().to_string(), "1h30m");

@@ -34,10 +34,7 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)).ok().map(|i| self.0[i].1.as_str())
     }
 
     /// The value of `name`, or "" when absent (PromQL's view of a missing label).

@@ -120,7 +120,9 @@ fn main() -> ExitCode {
         Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
         Cmd::Silence { url, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, cmd)))),
         Cmd::Replay(args) => exit(replay(args)),
-        Cmd::RouteTest { config, verify_receivers, labels } => route_test(&config, verify_receivers.as_deref(), &labels),
+        Cmd::RouteTest { config, verify_receivers, labels } => {
+            route_test(&config, verify_receivers.as_deref(), &labels)
+        }
     }
 }
 
@@ -159,8 +161,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut progress = forewarn::replay::output::Progress::default();
-    let mut report =
-        forewarn::replay::run(&mut groups, &h.store, h.start, h.end, &ctx, |f| progress.update(f));
+    let mut report = forewarn::replay::run(&mut groups, &h.store, h.start, h.end, &ctx, |f| progress.update(f));
     if let Some(m) = &markers {
         forewarn::replay::correlate(&mut report, m, h.end);
     }
@@ -227,7 +228,14 @@ async fn deploy(a: DeployArgs) -> anyhow::Result<()> {
     });
     let token = a.token.or_else(|| std::env::var("FOREWARN_TOKEN").ok());
     let m = forewarn::deploys::client::post_marker(&a.server, token.as_deref(), &body).await?;
-    println!("recorded {} {} of {} at {} (id {})", m.kind.as_str(), m.version, m.service, forewarn::deploys::rfc3339(m.at), m.id);
+    println!(
+        "recorded {} {} of {} at {} (id {})",
+        m.kind.as_str(),
+        m.version,
+        m.service,
+        forewarn::deploys::rfc3339(m.at),
+        m.id
+    );
     Ok(())
 }
 

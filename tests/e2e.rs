@@ -188,7 +188,8 @@ async fn threshold_crossing_reaches_webhook_and_email_then_resolves() {
     assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
 
     // The API shows it firing.
-    let alerts: Value = client.get(format!("http://{listen}/api/v1/alerts")).send().await.unwrap().json().await.unwrap();
+    let alerts: Value =
+        client.get(format!("http://{listen}/api/v1/alerts")).send().await.unwrap().json().await.unwrap();
     assert_eq!(alerts["data"]["alerts"][0]["state"], "firing", "{alerts}");
 
     // Back below: the resolved notification follows.
@@ -241,7 +242,11 @@ async fn broken_rule_file_on_reload_keeps_old_rules() {
     wait_for("ready", Duration::from_secs(10), || std::net::TcpStream::connect(&listen).ok()).await;
     wait_for("firing", Duration::from_secs(15), || (!hooks.received.lock().unwrap().is_empty()).then_some(())).await;
 
-    std::fs::write(dir.join("rules.yml"), "groups:\n  - name: queue\n    rules:\n      - alert: Broken\n        expr: rate(app_queue_depth[5m]\n").unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: queue\n    rules:\n      - alert: Broken\n        expr: rate(app_queue_depth[5m]\n",
+    )
+    .unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let resp = client.post(format!("http://{listen}/-/reload")).send().await.unwrap();
@@ -293,10 +298,8 @@ fn check_reports_file_line_col_and_exit_code() {
 
     // Every example rule file and the example config are valid.
     let root = env!("CARGO_MANIFEST_DIR");
-    let mut args: Vec<String> = std::fs::read_dir(format!("{root}/rules"))
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect();
+    let mut args: Vec<String> =
+        std::fs::read_dir(format!("{root}/rules")).unwrap().map(|e| e.unwrap().path().display().to_string()).collect();
     args.sort();
     let out = Command::new(BIN).arg("check").args(&args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));

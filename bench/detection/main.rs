@@ -69,7 +69,12 @@ fn run(rules: &str, body: &str) -> replay::Report {
     let r = replay::run(&mut groups, &h.store, h.start, h.end, &EvalContext::default(), |_| {});
     if std::env::var_os("DETECTION_DEBUG").is_some() {
         for s in r.spans.iter().filter(|s| s.state == "firing") {
-            eprintln!("  {} firing from day {:.2} to {:?}", s.alertname, (s.from - T0) as f64 / DAY as f64, s.to.map(|t| (t - T0) as f64 / DAY as f64));
+            eprintln!(
+                "  {} firing from day {:.2} to {:?}",
+                s.alertname,
+                (s.from - T0) as f64 / DAY as f64,
+                s.to.map(|t| (t - T0) as f64 / DAY as f64)
+            );
         }
         for (rule, e) in &r.errors {
             eprintln!("  error in {rule}: {e}");
@@ -309,7 +314,10 @@ fn backlog_anomaly() -> Outcome {
         incident: true,
         onset,
         end,
-        firsts: vec![("forewarn anomaly (1d seasonality)", r.first_firing("ForewarnAnomaly")), ("static > 300", r.first_firing("Static"))],
+        firsts: vec![
+            ("forewarn anomaly (1d seasonality)", r.first_firing("ForewarnAnomaly")),
+            ("static > 300", r.first_firing("Static")),
+        ],
         false_per_week: vec![],
         note: String::new(),
     }
@@ -417,7 +425,8 @@ fn minutes(d: i64) -> String {
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
     let started = std::time::Instant::now();
-    let scenarios: Vec<(&str, fn() -> Outcome)> = vec![
+    type Scenario = (&'static str, fn() -> Outcome);
+    let scenarios: Vec<Scenario> = vec![
         ("leak_linear", leak_linear),
         ("leak_with_restarts", leak_with_restarts),
         ("fanout_jump", fanout_jump),

@@ -98,7 +98,11 @@ pub struct NamedTemplate {
 
 impl NamedTemplate {
     pub fn new(name: &str, source: &str) -> Result<Self, super::template::TemplateError> {
-        Ok(NamedTemplate { name: name.to_string(), source: source.to_string(), template: Arc::new(Template::parse(name, source)?) })
+        Ok(NamedTemplate {
+            name: name.to_string(),
+            source: source.to_string(),
+            template: Arc::new(Template::parse(name, source)?),
+        })
     }
 }
 
@@ -169,7 +173,13 @@ impl AlertingRule {
     /// Advances the state machine with the result of evaluating the
     /// expression at `t`, and returns the alerts to hand to notification:
     /// every firing alert and every alert resolved in the last retention window.
-    pub fn eval(&mut self, t: i64, result: &[VectorSample], external_labels: &Labels, external_url: &str) -> Vec<Alert> {
+    pub fn eval(
+        &mut self,
+        t: i64,
+        result: &[VectorSample],
+        external_labels: &Labels,
+        external_url: &str,
+    ) -> Vec<Alert> {
         let inputs: Vec<AlertInput> = result.iter().map(AlertInput::from).collect();
         let ctx = crate::rules::EvalContext {
             external_labels: external_labels.clone(),
@@ -185,7 +195,11 @@ impl AlertingRule {
         let (external_labels, external_url) = (&ctx.external_labels, ctx.external_url.as_str());
         // Correlating with deploys costs a marker lookup: only when used.
         let wants_changes = ctx.changes.is_some()
-            && self.annotations.iter().chain(&self.labels).any(|t| t.source.contains("$deploy") || t.source.contains("$changes"));
+            && self
+                .annotations
+                .iter()
+                .chain(&self.labels)
+                .any(|t| t.source.contains("$deploy") || t.source.contains("$changes"));
         let mut seen = std::collections::HashSet::new();
         let mut template_errors = Vec::new();
         for s in result {
@@ -233,7 +247,8 @@ impl AlertingRule {
             }
             let fp = labels.fingerprint();
             if !seen.insert(fp) {
-                self.last_error = Some("vector contains metrics with the same labelset after applying alert labels".into());
+                self.last_error =
+                    Some("vector contains metrics with the same labelset after applying alert labels".into());
                 continue;
             }
             match self.active.get_mut(&fp) {

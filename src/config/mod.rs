@@ -495,7 +495,9 @@ fn check_route_intervals(
     path: &str,
     err: &mut impl FnMut(String),
 ) {
-    for (key, names) in [("mute_time_intervals", &r.mute_time_intervals), ("active_time_intervals", &r.active_time_intervals)] {
+    for (key, names) in
+        [("mute_time_intervals", &r.mute_time_intervals), ("active_time_intervals", &r.active_time_intervals)]
+    {
         for n in names {
             if !intervals.contains(n) {
                 err(format!("{path}: {key}: {n:?} is not defined under `time_intervals`"));

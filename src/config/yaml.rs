@@ -52,8 +52,7 @@ pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Located> 
 /// Reads and parses a file.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T, Located> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Located::new(&name, 0, 0, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Located::new(&name, 0, 0, format!("cannot read: {e}")))?;
     parse(&name, &text)
 }
 

@@ -48,8 +48,7 @@ storage: {{ retention: 1h }}
         a = targets_addr,
         r = rules.display(),
     );
-    let cfg = Config::parse("<demo>", &yaml, None).map_err(|e| {
-        std::io::Error::other(e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n"))
-    })?;
+    let cfg = Config::parse("<demo>", &yaml, None)
+        .map_err(|e| std::io::Error::other(e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")))?;
     Ok((cfg, dir))
 }

@@ -49,7 +49,11 @@ fn go_f(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -203,7 +207,8 @@ async fn query(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, Str
         Err(e) => return bad("bad_data", format!("invalid parameter \"query\": {e}")),
     };
     let store = d.store.clone();
-    let result = tokio::task::spawn_blocking(move || promql::eval_instant(&*store, &expr, t, &Default::default())).await;
+    let result =
+        tokio::task::spawn_blocking(move || promql::eval_instant(&*store, &expr, t, &Default::default())).await;
     let value = match result {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return bad("execution", e),
@@ -213,8 +218,12 @@ async fn query(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, Str
     ok(match value {
         Value::Scalar(v) => json!({"resultType": "scalar", "result": [ts, go_f(v)]}),
         Value::String(s) => json!({"resultType": "string", "result": [ts, s]}),
-        Value::Vector(v) => json!({"resultType": "vector", "result": v.iter().map(|s| json!({"metric": s.labels, "value": [ts, go_f(s.v)]})).collect::<Vec<_>>()}),
-        Value::Matrix(m) => json!({"resultType": "matrix", "result": m.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()}),
+        Value::Vector(v) => {
+            json!({"resultType": "vector", "result": v.iter().map(|s| json!({"metric": s.labels, "value": [ts, go_f(s.v)]})).collect::<Vec<_>>()})
+        }
+        Value::Matrix(m) => {
+            json!({"resultType": "matrix", "result": m.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()})
+        }
     })
 }
 
@@ -246,7 +255,9 @@ async fn query_range(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<Strin
         tokio::task::spawn_blocking(move || promql::eval_range(&*store, &expr, start, end, step, &Default::default()))
             .await;
     match result {
-        Ok(Ok(series)) => ok(json!({"resultType": "matrix", "result": series.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()})),
+        Ok(Ok(series)) => ok(
+            json!({"resultType": "matrix", "result": series.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()}),
+        ),
         Ok(Err(e)) => bad("execution", e),
         Err(e) => bad("internal", e),
     }

@@ -20,11 +20,11 @@ mod support;
 #[cfg(test)]
 mod tests;
 
-pub use series_notation::parse_series_values;
-pub use support::check_supported;
 /// The label matchers of a vector selector (name included), for callers that
 /// read raw samples from the store.
 pub use eval::selector_matchers;
+pub use series_notation::parse_series_values;
+pub use support::check_supported;
 
 use crate::labels::Labels;
 use crate::store::{Queryable, Series};

@@ -173,7 +173,8 @@ pub fn run(
                     }
                 }
                 // Alerts that resolved or were dropped close their span.
-                let gone: Vec<_> = open.keys().filter(|k| k.0 == gi && k.1 == ri && !present.contains(&k.2)).copied().collect();
+                let gone: Vec<_> =
+                    open.keys().filter(|k| k.0 == gi && k.1 == ri && !present.contains(&k.2)).copied().collect();
                 for k in gone {
                     if let Some(mut span) = open.remove(&k) {
                         span.to = Some(t);
@@ -196,7 +197,15 @@ pub fn run(
 }
 
 fn new_span(labels: &Labels, state: &'static str, t: i64, onset: i64) -> Span {
-    Span { alertname: labels.value("alertname").to_string(), labels: labels.clone(), state, from: t, to: None, onset, changes: None }
+    Span {
+        alertname: labels.value("alertname").to_string(),
+        labels: labels.clone(),
+        state,
+        from: t,
+        to: None,
+        onset,
+        changes: None,
+    }
 }
 
 /// Adds each firing span's recent changes and verdict, from `markers`.
@@ -205,7 +214,8 @@ pub fn correlate(report: &mut Report, markers: &[crate::deploys::Marker], end: i
     for s in report.spans.iter_mut().filter(|s| s.state == "firing") {
         let now = s.to.unwrap_or(end);
         let c = crate::deploys::correlate(&s.labels, s.onset, s.to, now, markers, &opts);
-        s.changes = Some(SpanChanges { changes: c.changes.iter().map(|n| n.text.clone()).collect(), verdict: c.verdict });
+        s.changes =
+            Some(SpanChanges { changes: c.changes.iter().map(|n| n.text.clone()).collect(), verdict: c.verdict });
     }
 }
 
@@ -232,11 +242,13 @@ mod tests {
         body.push_str("# EOF\n");
         let h = load_openmetrics("in.om", body.as_bytes()).unwrap();
         assert_eq!(h.samples, 21);
-        let rules = "groups:\n- name: g\n  interval: 1m\n  rules:\n  - alert: Deep\n    expr: queue_depth > 100\n    for: 2m\n";
+        let rules =
+            "groups:\n- name: g\n  interval: 1m\n  rules:\n  - alert: Deep\n    expr: queue_depth > 100\n    for: 2m\n";
         let mut groups = crate::rules::parse_rules("r.yml", rules, PromDuration::from_secs(60)).unwrap();
         let r = run(&mut groups, &h.store, h.start, h.end, &EvalContext::default(), |_| {});
         let t0 = 1_700_000_000_000i64;
-        let spans: Vec<(&str, i64, Option<i64>)> = r.spans.iter().map(|s| (s.state, s.from - t0, s.to.map(|x| x - t0))).collect();
+        let spans: Vec<(&str, i64, Option<i64>)> =
+            r.spans.iter().map(|s| (s.state, s.from - t0, s.to.map(|x| x - t0))).collect();
         assert_eq!(spans, vec![("pending", 300_000, Some(420_000)), ("firing", 420_000, Some(720_000))]);
         assert_eq!(r.spans[0].labels.get("q"), Some("a"));
     }

@@ -143,7 +143,11 @@ pub fn parse_rules(file: &str, text: &str, default_interval: PromDuration) -> Re
         if g.name.value.trim().is_empty() {
             errors.push(Located::at(file, &g.name, "group name must not be empty"));
         } else if !names.insert(g.name.value.clone()) {
-            errors.push(Located::at(file, &g.name, format!("groupname: {:?} is repeated in the same file", g.name.value)));
+            errors.push(Located::at(
+                file,
+                &g.name,
+                format!("groupname: {:?} is repeated in the same file", g.name.value),
+            ));
         }
         let interval = match &g.interval {
             Some(i) if i.value.is_zero() => {
@@ -179,7 +183,11 @@ pub fn parse_rules(file: &str, text: &str, default_interval: PromDuration) -> Re
     }
 }
 
-fn build_rule(file: &str, mut r: Spanned<RuleYaml>, group_labels: &BTreeMap<String, String>) -> Result<Rule, Vec<Located>> {
+fn build_rule(
+    file: &str,
+    mut r: Spanned<RuleYaml>,
+    group_labels: &BTreeMap<String, String>,
+) -> Result<Rule, Vec<Located>> {
     let at_rule = |m: String| Located::new(file, r.referenced.line(), r.referenced.column(), m);
     let mut errs = Vec::new();
     // A rule kind (trend, ratio, anomaly, threshold) stands instead of `expr`.
@@ -202,7 +210,12 @@ fn build_rule(file: &str, mut r: Spanned<RuleYaml>, group_labels: &BTreeMap<Stri
         errs.push(at_rule("a rule has exactly one of expr, trend, ratio, anomaly, threshold".into()));
     } else if let Some((line, col, k)) = kind_yaml.pop() {
         if r_val.record.is_some() {
-            errs.push(Located::new(file, line, col, "rule kinds (trend, ratio, anomaly, threshold) are for alerting rules; a recording rule needs `expr`"));
+            errs.push(Located::new(
+                file,
+                line,
+                col,
+                "rule kinds (trend, ratio, anomaly, threshold) are for alerting rules; a recording rule needs `expr`",
+            ));
         }
         match kinds::build_kind(k) {
             Ok(built) => kind = Some(built),

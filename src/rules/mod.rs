@@ -30,6 +30,7 @@ pub struct RecordingRule {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a group holds few rules; boxing buys nothing
 pub enum Rule {
     Alert(AlertingRule),
     Record(RecordingRule),
@@ -66,7 +67,10 @@ pub struct RuleGroup {
 /// Finds the deploy markers that matter for an alert: (labels, onset, now)
 /// -> correlation. The daemon reads its marker log; replay reads `--markers`.
 #[derive(Clone)]
-pub struct ChangesHook(pub std::sync::Arc<dyn Fn(&Labels, i64, i64) -> Option<crate::deploys::Correlation> + Send + Sync>);
+pub struct ChangesHook(pub std::sync::Arc<ChangesFn>);
+
+/// (alert labels, onset ms, now ms) -> the deploys that matter.
+pub type ChangesFn = dyn Fn(&Labels, i64, i64) -> Option<crate::deploys::Correlation> + Send + Sync;
 
 impl std::fmt::Debug for ChangesHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

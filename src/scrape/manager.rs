@@ -93,10 +93,7 @@ impl ScrapeManager {
     /// Targets and their health, for the API.
     pub fn targets(&self) -> Vec<(Target, TargetHealth)> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running
-            .iter()
-            .map(|r| (r.target.clone(), r.health.lock().unwrap_or_else(|e| e.into_inner()).clone()))
-            .collect()
+        running.iter().map(|r| (r.target.clone(), r.health.lock().unwrap_or_else(|e| e.into_inner()).clone())).collect()
     }
 }
 

@@ -201,14 +201,21 @@ fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<Vec<(
             }
         }
         if t.label_limit > 0 && labels.len() - 1 > t.label_limit {
-            limit_err = Some(format!("series {labels} has {} labels, over label_limit {}", labels.len() - 1, t.label_limit));
+            limit_err =
+                Some(format!("series {labels} has {} labels, over label_limit {}", labels.len() - 1, t.label_limit));
         }
         for (k, v) in labels.iter() {
             if t.label_name_length_limit > 0 && k.len() > t.label_name_length_limit {
-                limit_err = Some(format!("label name {k:?} is longer than label_name_length_limit {}", t.label_name_length_limit));
+                limit_err = Some(format!(
+                    "label name {k:?} is longer than label_name_length_limit {}",
+                    t.label_name_length_limit
+                ));
             }
             if t.label_value_length_limit > 0 && v.len() > t.label_value_length_limit {
-                limit_err = Some(format!("label {k} value is longer than label_value_length_limit {}", t.label_value_length_limit));
+                limit_err = Some(format!(
+                    "label {k} value is longer than label_value_length_limit {}",
+                    t.label_value_length_limit
+                ));
             }
         }
         let ts = match s.timestamp_ms {

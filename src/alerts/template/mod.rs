@@ -118,8 +118,18 @@ pub enum TemplateError {
 
 /// Variables every alert template may use without declaring them: the four
 /// Prometheus defines plus the ones forewarn adds.
-pub const KNOWN_VARS: &[&str] =
-    &["labels", "value", "externalLabels", "externalURL", "trend", "ratio", "anomaly", "threshold", "deploy", "changes"];
+pub const KNOWN_VARS: &[&str] = &[
+    "labels",
+    "value",
+    "externalLabels",
+    "externalURL",
+    "trend",
+    "ratio",
+    "anomaly",
+    "threshold",
+    "deploy",
+    "changes",
+];
 
 /// What a template is rendered against.
 #[derive(Clone, Debug, Default, PartialEq)]

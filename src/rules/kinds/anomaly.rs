@@ -179,7 +179,8 @@ mod tests {
         let out = eval(&mut a, onset + 20 * 60_000);
         assert_eq!(out.len(), 1, "the night-time jump is an anomaly");
         // Too little history: learning, never firing.
-        let mut young = Anomaly::new(crate::promql::parse("backlog").unwrap(), 3 * DAY, Some(DAY), 5.0, Direction::Up, 2 * DAY);
+        let mut young =
+            Anomaly::new(crate::promql::parse("backlog").unwrap(), 3 * DAY, Some(DAY), 5.0, Direction::Up, 2 * DAY);
         assert!(eval(&mut young, DAY + 3_600_000).is_empty());
         assert!(young.status().unwrap_or_default().starts_with("learning"), "{:?}", young.status());
     }

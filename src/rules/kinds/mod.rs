@@ -44,7 +44,9 @@ pub struct KindContext<'a> {
 }
 
 /// A rule kind with its parameters and its memory between evaluations.
+/// (Boxed by its owner: kinds are few and large.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum RuleKind {
     Trend(Trend),
     Ratio(Ratio),

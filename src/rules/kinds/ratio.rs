@@ -42,7 +42,18 @@ pub struct Ratio {
 
 impl Ratio {
     pub fn new(of: Expr, to: Expr, ratio: Expr, band: BandSpec, direction: Direction, min_denominator: f64) -> Self {
-        Ratio { of, to, ratio, band, direction, min_denominator, learned: HashMap::new(), learned_at: None, learning: 0, history: RollingHistory::default() }
+        Ratio {
+            of,
+            to,
+            ratio,
+            band,
+            direction,
+            min_denominator,
+            learned: HashMap::new(),
+            learned_at: None,
+            learning: 0,
+            history: RollingHistory::default(),
+        }
     }
 
     pub fn inherit(&mut self, old: &mut Ratio) {
@@ -95,7 +106,7 @@ impl Ratio {
                     Err(_) => continue,
                 },
                 BandSpec::Learned { .. } => match self.learned.get(&labels.fingerprint()) {
-                    Some(b) => b.clone(),
+                    Some(b) => *b,
                     None => {
                         self.learning += 1;
                         continue;

@@ -110,7 +110,8 @@ fn period(field: &str, s: &Option<String>, allow_auto: bool) -> Result<Option<Op
 }
 
 fn expr(field: &str, text: &str) -> Result<Expr, String> {
-    let e = promql::parse(text).map_err(|m| format!("{field}: parse error: {}", m.split_whitespace().collect::<Vec<_>>().join(" ")))?;
+    let e = promql::parse(text)
+        .map_err(|m| format!("{field}: parse error: {}", m.split_whitespace().collect::<Vec<_>>().join(" ")))?;
     promql::check_supported(&e).map_err(|u| format!("{field}: {u}"))?;
     Ok(e)
 }
@@ -148,7 +149,10 @@ pub fn build_kind(k: KindYaml) -> Result<(RuleKind, String, Expr), Vec<String>> 
 fn build_trend(y: TrendYaml) -> Result<(RuleKind, String, Expr), String> {
     let series = expr("trend.series", &y.series)?;
     if y.over.as_millis() < 60_000 {
-        return Err(format!("trend.over: {} is too short; the fit window must be at least 1m (hours for leaks)", y.over));
+        return Err(format!(
+            "trend.over: {} is too short; the fit window must be at least 1m (hours for leaks)",
+            y.over
+        ));
     }
     let rising = match &y.rising {
         None => None,
@@ -159,15 +163,21 @@ fn build_trend(y: TrendYaml) -> Result<(RuleKind, String, Expr), String> {
         Some(NumOrText::Num(n)) => Some(super::trend::Limit::Value(*n)),
         Some(NumOrText::Text(t)) => match parse_amount(t) {
             Ok(v) => Some(super::trend::Limit::Value(v)),
-            Err(_) => Some(super::trend::Limit::Expr(
-                expr("trend.limit (neither a quantity like 1GiB nor PromQL)", t)?,
-            )),
+            Err(_) => {
+                Some(super::trend::Limit::Expr(expr("trend.limit (neither a quantity like 1GiB nor PromQL)", t)?))
+            }
         },
     };
     match (&limit, &y.within, &rising) {
-        (Some(_), None, _) => return Err("trend.limit needs `within` (how soon the limit may be reached to fire, e.g. within: 6h)".into()),
-        (None, Some(_), _) => return Err("trend.within needs `limit` (a quantity like 1GiB or a PromQL expression)".into()),
-        (None, None, None) => return Err("trend needs `rising` (e.g. rising: 20MiB/h), or `limit` with `within`, or both".into()),
+        (Some(_), None, _) => {
+            return Err("trend.limit needs `within` (how soon the limit may be reached to fire, e.g. within: 6h)".into())
+        }
+        (None, Some(_), _) => {
+            return Err("trend.within needs `limit` (a quantity like 1GiB or a PromQL expression)".into())
+        }
+        (None, None, None) => {
+            return Err("trend needs `rising` (e.g. rising: 20MiB/h), or `limit` with `within`, or both".into())
+        }
         _ => {}
     }
     if let Some(r) = rising {
@@ -182,7 +192,15 @@ fn build_trend(y: TrendYaml) -> Result<(RuleKind, String, Expr), String> {
     let seasonality = period("trend.seasonality", &y.seasonality, true)?;
     let text = y.series.clone();
     Ok((
-        RuleKind::Trend(Trend::new(series.clone(), y.over.as_millis(), rising, limit, y.within.map(|w| w.as_millis()), min_points, seasonality)),
+        RuleKind::Trend(Trend::new(
+            series.clone(),
+            y.over.as_millis(),
+            rising,
+            limit,
+            y.within.map(|w| w.as_millis()),
+            min_points,
+            seasonality,
+        )),
         text,
         series,
     ))
@@ -194,20 +212,29 @@ fn build_ratio(y: RatioYaml) -> Result<(RuleKind, String, Expr), String> {
     let band = match (y.expect, y.tolerance, y.baseline) {
         (Some(e), tol, None) => {
             let t = tol.ok_or("ratio.expect needs `tolerance` (the allowed distance from expect, e.g. 0.15)")?;
-            if !(t.is_finite() && t >= 0.0) || !e.is_finite() {
+            if !(t.is_finite() && t >= 0.0 && e.is_finite()) {
                 return Err("ratio.tolerance: must be a number >= 0".into());
             }
             super::ratio::BandSpec::Fixed { expect: e, tolerance: t }
         }
         (None, None, Some(b)) => {
             if b.as_millis() < 3_600_000 {
-                return Err(format!("ratio.baseline: {b} is too short to learn a band; use at least 1h (days are better, e.g. 7d)"));
+                return Err(format!(
+                    "ratio.baseline: {b} is too short to learn a band; use at least 1h (days are better, e.g. 7d)"
+                ));
             }
-            super::ratio::BandSpec::Learned { baseline_ms: b.as_millis(), k: positive("ratio.sensitivity", y.sensitivity, 4.0)? }
+            super::ratio::BandSpec::Learned {
+                baseline_ms: b.as_millis(),
+                k: positive("ratio.sensitivity", y.sensitivity, 4.0)?,
+            }
         }
         (Some(_), _, Some(_)) => return Err("ratio: use either `expect` + `tolerance` or `baseline`, not both".into()),
         (None, Some(_), _) => return Err("ratio.tolerance needs `expect`".into()),
-        (None, None, None) => return Err("ratio needs `expect` + `tolerance` (a fixed band) or `baseline` (a learned band, e.g. 7d)".into()),
+        (None, None, None) => {
+            return Err(
+                "ratio needs `expect` + `tolerance` (a fixed band) or `baseline` (a learned band, e.g. 7d)".into()
+            )
+        }
     };
     let dir = direction("ratio.direction", &y.direction, Direction::Both)?;
     let min_den = y.min_denominator.unwrap_or(1e-9);
@@ -264,7 +291,9 @@ fn build_threshold(y: ThresholdYaml) -> Result<(RuleKind, String, Expr), String>
             }
             let c = clear_below.unwrap_or(a);
             if c > a {
-                return Err(format!("threshold.clear_below ({c}) must not be above `above` ({a}): the alert clears below it"));
+                return Err(format!(
+                    "threshold.clear_below ({c}) must not be above `above` ({a}): the alert clears below it"
+                ));
             }
             (super::threshold::Mode::Above(a), c)
         }
@@ -274,7 +303,9 @@ fn build_threshold(y: ThresholdYaml) -> Result<(RuleKind, String, Expr), String>
             }
             let c = clear_above.unwrap_or(b);
             if c < b {
-                return Err(format!("threshold.clear_above ({c}) must not be below `below` ({b}): the alert clears above it"));
+                return Err(format!(
+                    "threshold.clear_above ({c}) must not be below `below` ({b}): the alert clears above it"
+                ));
             }
             (super::threshold::Mode::Below(b), c)
         }

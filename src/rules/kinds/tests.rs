@@ -90,7 +90,11 @@ fn trend_cuts_the_window_at_a_restart() {
     let mut g = group(TREND);
     let ctx = EvalContext::default();
     assert!(!g.eval(&store, restart - MIN, &ctx).alerts.is_empty(), "growing before the restart");
-    assert!(g.eval(&store, restart + 10 * MIN, &ctx).alerts.iter().all(|a| a.state != crate::alerts::AlertState::Firing));
+    assert!(g
+        .eval(&store, restart + 10 * MIN, &ctx)
+        .alerts
+        .iter()
+        .all(|a| a.state != crate::alerts::AlertState::Firing));
 }
 
 #[test]

@@ -46,7 +46,12 @@ pub fn parse_amount(s: &str) -> Result<f64, QuantityError> {
     }
     let split = t
         .char_indices()
-        .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || ((*c == '-' || *c == '+') && *i == 0) || *c == 'e' && *i > 0 && t[..*i].chars().all(|d| d.is_ascii_digit() || d == '.')))
+        .find(|(i, c)| {
+            !(c.is_ascii_digit()
+                || *c == '.'
+                || ((*c == '-' || *c == '+') && *i == 0)
+                || *c == 'e' && *i > 0 && t[..*i].chars().all(|d| d.is_ascii_digit() || d == '.'))
+        })
         .map(|(i, _)| i)
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
