@@ -17,7 +17,7 @@ use crate::notify::dispatch::{Dispatcher, Parts};
 use crate::notify::silence::Silences;
 use crate::promql::EvalOptions;
 use crate::rules::{self, EvalContext, RuleManager};
-use crate::scrape::{ScrapeManager, Target};
+use crate::scrape::ScrapeManager;
 use crate::store::Store;
 
 /// Why the daemon could not start or reload.
@@ -79,10 +79,6 @@ pub fn metrics_handle() -> Result<PrometheusHandle, DaemonError> {
     Ok(HANDLE.get_or_init(|| h).clone())
 }
 
-fn targets_of(cfg: &Config) -> Vec<Target> {
-    cfg.scrape_configs.iter().flat_map(|sc| Target::from_config(sc, &cfg.global)).collect()
-}
-
 fn receivers_of(cfg: &Config, console: &Option<String>) -> Result<Parts, DaemonError> {
     let mut d = Dispatcher::from_config(cfg).map_err(DaemonError::Route)?;
     if let Some(name) = console {
@@ -102,7 +98,7 @@ impl Daemon {
         let groups =
             rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
         let scrape = ScrapeManager::new(store.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
-        scrape.replace(targets_of(&cfg));
+        scrape.apply_config(&cfg);
 
         let mut dispatcher = Dispatcher::from_config(&cfg).map_err(DaemonError::Route)?;
         if let Some(name) = &options.console_receiver {
@@ -135,6 +131,10 @@ impl Daemon {
             changes: Some(crate::rules::ChangesHook(Arc::new(move |labels, onset, now| {
                 log.correlate_alert(labels, onset, None, now)
             }))),
+            restarts: {
+                let log = deploys.clone();
+                Some(crate::rules::RestartsHook(Arc::new(move |labels, from, to| log.restart_times(labels, from, to))))
+            },
         };
         let rules = RuleManager::new(store.clone(), ctx, alerts_tx);
         let n_groups = groups.len();
@@ -199,7 +199,7 @@ impl Daemon {
             rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
         let parts = receivers_of(&cfg, &self.options.console_receiver)?;
         // Everything is valid: swap.
-        self.scrape.replace(targets_of(&cfg));
+        self.scrape.apply_config(&cfg);
         self.rules.replace(groups);
         let _ = self.reconfigure.send(parts);
         self.deploys.set_settings(cfg.deploys.clone());

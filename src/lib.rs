@@ -21,6 +21,7 @@ pub mod notify;
 pub mod promql;
 pub mod replay;
 pub mod rules;
+pub mod ruletest;
 pub mod scrape;
 pub mod state;
 pub mod store;

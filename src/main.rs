@@ -62,6 +62,42 @@ enum Cmd {
         #[arg(required = true)]
         labels: Vec<String>,
     },
+    /// Run test files: `test promql FILE...` (Prometheus's PromQL test scripts).
+    Test {
+        #[command(subcommand)]
+        cmd: TestCmd,
+    },
+    /// Evaluate a PromQL expression on a running daemon and print a table.
+    Query(QueryArgs),
+}
+
+#[derive(Subcommand)]
+enum TestCmd {
+    /// Run rule unit tests (promtool's `test rules` format, plus forewarn's rule kinds and `input_markers`).
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regex (repeatable).
+        #[arg(long)]
+        run: Vec<String>,
+    },
+    /// Run PromQL test scripts (Prometheus's `promqltest` format, `*.test`).
+    Promql {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// The PromQL expression.
+    expr: String,
+    /// The daemon's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:9099")]
+    server: String,
+    /// Evaluation time (RFC 3339 or Unix seconds; default: now).
+    #[arg(long)]
+    time: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -120,6 +156,9 @@ fn main() -> ExitCode {
         Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
         Cmd::Silence { url, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, cmd)))),
         Cmd::Replay(args) => exit(replay(args)),
+        Cmd::Test { cmd: TestCmd::Promql { files } } => test_promql(&files),
+        Cmd::Test { cmd: TestCmd::Rules { files, run } } => test_rules(&files, &run),
+        Cmd::Query(args) => exit(runtime().and_then(|rt| rt.block_on(query(args)))),
         Cmd::RouteTest { config, verify_receivers, labels } => {
             route_test(&config, verify_receivers.as_deref(), &labels)
         }
@@ -158,6 +197,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let ctx = forewarn::rules::EvalContext {
         changes: markers.clone().map(forewarn::replay::changes_hook),
+        restarts: markers.clone().map(forewarn::replay::restarts_hook),
         ..Default::default()
     };
     let mut progress = forewarn::replay::output::Progress::default();
@@ -477,4 +517,58 @@ fn check_metrics(file: Option<&str>, format: &str) -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// `forewarn test promql`: a line per file, then the totals; exit 1 on any failure.
+/// `forewarn test rules`: promtool-style rule unit tests; exit 1 on any failure.
+fn test_rules(files: &[PathBuf], run: &[String]) -> ExitCode {
+    let mut opts = forewarn::ruletest::Options::default();
+    for r in run {
+        match regex::Regex::new(r) {
+            Ok(re) => opts.run.push(re),
+            Err(e) => {
+                eprintln!("error: --run {r:?}: invalid regex: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut failed = false;
+    for f in files {
+        let out = forewarn::ruletest::run_file(f, &opts);
+        print!("{}", out.report());
+        failed |= !out.passed();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn test_promql(files: &[PathBuf]) -> ExitCode {
+    let (mut passed, mut failed, mut unsupported) = (0, 0, 0);
+    for f in files {
+        let r = forewarn::promql::promqltest::run_file(f);
+        let verdict = if r.failed == 0 { "ok" } else { "FAILED" };
+        println!("{}: {verdict}: {} passed, {} failed, {} unsupported", f.display(), r.passed, r.failed, r.unsupported);
+        for line in &r.failures {
+            println!("  {line}");
+        }
+        passed += r.passed;
+        failed += r.failed;
+        unsupported += r.unsupported;
+    }
+    println!("{passed} passed, {failed} failed, {unsupported} unsupported");
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `forewarn query`: calls the daemon's `/api/v1/query` and prints a table.
+async fn query(a: QueryArgs) -> anyhow::Result<()> {
+    let body = forewarn::promql::client::instant(&a.server, &a.expr, a.time.as_deref()).await?;
+    print!("{}", forewarn::promql::client::table(&body)?);
+    Ok(())
 }

@@ -130,6 +130,18 @@ pub struct ScrapeConfig {
     pub label_name_length_limit: usize,
     #[serde(default)]
     pub label_value_length_limit: usize,
+    /// Targets listed in JSON/YAML files, re-read when they change.
+    #[serde(default)]
+    pub file_sd_configs: Vec<crate::scrape::discovery::FileSdConfig>,
+    /// Rewrite target labels before scraping (may drop targets).
+    #[serde(default)]
+    pub relabel_configs: Vec<crate::scrape::relabel::RelabelConfig>,
+    /// Rewrite or drop scraped samples before they are stored.
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<crate::scrape::relabel::RelabelConfig>,
+    pub tls_config: Option<crate::notify::webhook::config::TlsConfig>,
+    pub basic_auth: Option<crate::notify::webhook::config::BasicAuth>,
+    pub authorization: Option<crate::notify::webhook::config::Authorization>,
 }
 
 fn default_metrics_path() -> String {
@@ -338,6 +350,12 @@ impl Config {
                     *f = base.join(&*f).display().to_string();
                 }
             }
+            let sd_files = cfg.scrape_configs.iter_mut().flat_map(|sc| sc.file_sd_configs.iter_mut()).flat_map(|f| f.files.iter_mut());
+            for f in sd_files {
+                if Path::new(f).is_relative() && !base.as_os_str().is_empty() {
+                    *f = base.join(&*f).display().to_string();
+                }
+            }
         }
         let errors = cfg.validate(file);
         if errors.is_empty() {
@@ -370,6 +388,11 @@ impl Config {
                     "scrape_configs[{}]: scrape_timeout {} is greater than scrape_interval {}",
                     sc.job_name, timeout, interval
                 ));
+            }
+            for (what, rules) in [("relabel_configs", &sc.relabel_configs), ("metric_relabel_configs", &sc.metric_relabel_configs)] {
+                if let Err(e) = crate::scrape::relabel::Relabel::compile(rules) {
+                    err(format!("scrape_configs[{}].{what}{e}", sc.job_name));
+                }
             }
             for st in &sc.static_configs {
                 for t in &st.targets {

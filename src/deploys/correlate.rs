@@ -69,6 +69,19 @@ pub struct Correlation {
 /// Whether `m` concerns the alert with `labels`: the marker's `service`
 /// equals the alert's `service` or `job`, or a `match_labels` label has the
 /// same value on both; and no `match_labels` label present on both differs.
+/// Times at which the process behind `labels` (re)started, according to the
+/// markers: deploys, rollbacks and restarts all replace the process. Trend
+/// rules cut their fit window there.
+pub fn restart_times(labels: &Labels, markers: &[Marker], opts: &MatchOptions) -> Vec<i64> {
+    let mut out: Vec<i64> = markers
+        .iter()
+        .filter(|m| !matches!(m.kind, crate::deploys::Kind::Config) && matches(labels, m, &opts.match_labels))
+        .map(|m| m.at)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 pub fn matches(labels: &Labels, m: &Marker, match_labels: &[String]) -> bool {
     let mut tied = [labels.get("service"), labels.get("job")].contains(&Some(m.service.as_str()));
     for name in match_labels.iter().filter(|n| n.as_str() != "service") {

@@ -161,6 +161,20 @@ impl DeployLog {
         Ok(Some((last, prev)))
     }
 
+    /// When the process behind `labels` was replaced in `[from, to]`
+    /// (deploy, rollback or restart markers), for trend rules' window cuts.
+    pub fn restart_times(&self, labels: &Labels, from: i64, to: i64) -> Vec<i64> {
+        let opts = MatchOptions::from(&self.settings());
+        let q = MarkerQuery { service: None, from_ms: from, to_ms: to, limit: 10_000 };
+        match self.query(&q) {
+            Ok(markers) => super::correlate::restart_times(labels, &markers, &opts),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read deploy markers for trend window cuts");
+                Vec::new()
+            }
+        }
+    }
+
     /// Correlates one alert with the stored markers. A storage error is
     /// logged and yields `None`: a notification without notes beats none.
     pub fn correlate_alert(&self, labels: &Labels, onset: i64, resolved: Option<i64>, now: i64) -> Option<Correlation> {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,6 +17,9 @@ use crate::daemon::Daemon;
 use crate::promql::{self, Value};
 use crate::rules::Rule;
 
+mod meta;
+use meta::Params;
+
 pub fn routes() -> Router<Arc<Daemon>> {
     Router::new()
         .route("/api/v1/alerts", get(alerts))
@@ -24,6 +27,9 @@ pub fn routes() -> Router<Arc<Daemon>> {
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/series", get(meta::series).post(meta::series))
+        .route("/api/v1/labels", get(meta::labels).post(meta::labels))
+        .route("/api/v1/label/{name}/values", get(meta::label_values))
 }
 
 pub fn rfc3339(ms: i64) -> String {
@@ -133,6 +139,10 @@ async fn rules(State(d): State<Arc<Daemon>>) -> Response {
                             "labels": a.labels.iter().map(|t| (t.name.clone(), t.source.clone())).collect::<HashMap<_, _>>(),
                             "annotations": a.annotations.iter().map(|t| (t.name.clone(), t.source.clone())).collect::<HashMap<_, _>>(),
                             "alerts": alerts.iter().map(|x| alert_json(x)).collect::<Vec<_>>(),
+                            // forewarn: the rule kind (expr, trend, ratio, anomaly,
+                            // threshold) and what it is doing ("learning: ...").
+                            "kind": a.kind.as_ref().map(|k| k.name()).unwrap_or("expr"),
+                            "kindStatus": a.kind.as_ref().and_then(|k| k.status()),
                         })
                     }
                     Rule::Record(rec) => json!({
@@ -195,9 +205,9 @@ fn parse_step(s: &str) -> Result<i64, String> {
         .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
 }
 
-async fn query(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn query(State(d): State<Arc<Daemon>>, q: Params) -> Response {
     let Some(text) = q.get("query") else { return bad("bad_data", "missing parameter: query") };
-    let t = match q.get("time").map(|s| parse_time(s)) {
+    let t = match q.get("time").map(parse_time) {
         None => Utc::now().timestamp_millis(),
         Some(Ok(t)) => t,
         Some(Err(e)) => return bad("bad_data", format!("invalid parameter \"time\": {e}")),
@@ -227,7 +237,7 @@ async fn query(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, Str
     })
 }
 
-async fn query_range(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn query_range(State(d): State<Arc<Daemon>>, q: Params) -> Response {
     let Some(text) = q.get("query") else { return bad("bad_data", "missing parameter: query") };
     let get = |k: &str| q.get(k).ok_or_else(|| format!("missing parameter: {k}"));
     let parsed = (|| -> Result<(i64, i64, i64), String> {

@@ -10,6 +10,7 @@
 
 mod aggregate;
 mod binary;
+pub mod client;
 mod eval;
 mod functions;
 mod histogram;

@@ -49,8 +49,11 @@ pub fn text(report: &Report) -> String {
     if by_alert.is_empty() {
         out.push_str("no alert was pending or firing\n");
     }
-    for ((_, labels), spans) in by_alert {
-        out.push_str(&format!("{labels}\n"));
+    for ((name, labels), spans) in by_alert {
+        let mut rest = labels.clone();
+        rest.remove("alertname");
+        rest.set(crate::labels::METRIC_NAME.into(), name);
+        out.push_str(&format!("{rest}\n"));
         for s in spans {
             let end = match (s.state, s.to) {
                 ("firing", Some(t)) => format!("resolved {}", rfc3339(t)),

@@ -35,8 +35,9 @@ struct GroupYaml {
     query_offset: Option<PromDuration>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// `rules:` left empty (null) is an empty group, as in Prometheus.
     #[serde(default)]
-    rules: Vec<Spanned<RuleYaml>>,
+    rules: Option<Vec<Spanned<RuleYaml>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +139,6 @@ pub fn parse_rules(file: &str, text: &str, default_interval: PromDuration) -> Re
     let mut groups = Vec::new();
     let mut names = HashSet::new();
     for g in parsed.groups {
-        let g_span = (g.referenced.line(), g.referenced.column());
         let g = g.value;
         if g.name.value.trim().is_empty() {
             errors.push(Located::at(file, &g.name, "group name must not be empty"));
@@ -157,11 +157,9 @@ pub fn parse_rules(file: &str, text: &str, default_interval: PromDuration) -> Re
             Some(i) => i.value,
             None => default_interval,
         };
-        if g.rules.is_empty() {
-            errors.push(Located::new(file, g_span.0, g_span.1, format!("group {:?} has no rules", g.name.value)));
-        }
+        // A group without rules is valid in Prometheus (it evaluates nothing).
         let mut rules = Vec::new();
-        for r in g.rules {
+        for r in g.rules.unwrap_or_default() {
             match build_rule(file, r, &g.labels) {
                 Ok(rule) => rules.push(rule),
                 Err(e) => errors.extend(e),

@@ -78,6 +78,20 @@ impl std::fmt::Debug for ChangesHook {
     }
 }
 
+/// When the process behind a series was replaced: (labels, from, to) ->
+/// times of deploy/rollback/restart markers. Trend rules cut windows there.
+#[derive(Clone)]
+pub struct RestartsHook(pub std::sync::Arc<RestartsFn>);
+
+/// (series labels, from ms, to ms) -> restart times.
+pub type RestartsFn = dyn Fn(&Labels, i64, i64) -> Vec<i64> + Send + Sync;
+
+impl std::fmt::Debug for RestartsHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RestartsHook")
+    }
+}
+
 /// What evaluation needs besides the store.
 #[derive(Clone, Debug, Default)]
 pub struct EvalContext {
@@ -86,6 +100,8 @@ pub struct EvalContext {
     pub options: EvalOptions,
     /// Gives templates `$deploy` and `$changes`; without it they are empty.
     pub changes: Option<ChangesHook>,
+    /// Deploy/restart markers for trend window cuts.
+    pub restarts: Option<RestartsHook>,
 }
 
 /// The outcome of one group evaluation.
@@ -108,7 +124,13 @@ impl RuleGroup {
         for rule in &mut self.rules {
             if let Rule::Alert(a) = rule {
                 if let Some(kind) = a.kind.as_mut() {
-                    let kctx = kinds::KindContext { store, t: qt, interval_ms, options: &ctx.options };
+                    let kctx = kinds::KindContext {
+                        store,
+                        t: qt,
+                        interval_ms,
+                        options: &ctx.options,
+                        restarts: ctx.restarts.as_ref(),
+                    };
                     match kind.eval(&kctx) {
                         Ok(inputs) => {
                             a.last_error = None;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use super::discovery::Discovery;
 use super::target::{scrape_once, ScrapeState, Target, TargetHealth};
 use crate::store::Store;
 
@@ -21,13 +22,28 @@ impl Drop for Running {
     }
 }
 
-/// Owns the scrape tasks.
+/// Owns the scrape tasks and the target discovery that feeds them.
 pub struct ScrapeManager {
+    inner: Arc<Inner>,
+    /// Polls file-SD files; replaced on every `apply_config`.
+    sd_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Inner {
     store: Arc<Store>,
     client: reqwest::Client,
     running: Mutex<Vec<Running>>,
     /// Deploy/restart detection, handed to every scrape task (set once).
     detector: Arc<std::sync::OnceLock<Arc<crate::deploys::Detector>>>,
+    discovery: Mutex<Option<Discovery>>,
+}
+
+impl Drop for ScrapeManager {
+    fn drop(&mut self) {
+        if let Some(t) = self.sd_task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +58,66 @@ impl ScrapeManager {
             .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError(e.to_string()))?;
-        Ok(ScrapeManager { store, client, running: Mutex::new(Vec::new()), detector: Default::default() })
+        let inner = Inner {
+            store,
+            client,
+            running: Mutex::new(Vec::new()),
+            detector: Default::default(),
+            discovery: Mutex::new(None),
+        };
+        Ok(ScrapeManager { inner: Arc::new(inner), sd_task: Mutex::new(None) })
+    }
+
+    /// Runs the targets of `cfg`'s scrape configs, static and file-SD, and
+    /// keeps polling the file-SD files every `refresh_interval`.
+    pub fn apply_config(&self, cfg: &crate::config::Config) {
+        let mut disc = Discovery::new(&cfg.scrape_configs, &cfg.global);
+        disc.refresh();
+        self.inner.replace(disc.targets());
+        let every = disc.refresh_interval();
+        *self.inner.discovery.lock().unwrap_or_else(|e| e.into_inner()) = Some(disc);
+        let mut task = self.sd_task.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = task.take() {
+            t.abort();
+        }
+        if let Some(every) = every {
+            let weak = Arc::downgrade(&self.inner);
+            *task = Some(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    let targets = {
+                        let mut d = inner.discovery.lock().unwrap_or_else(|e| e.into_inner());
+                        d.as_mut().and_then(|d| d.refresh().then(|| d.targets()))
+                    };
+                    if let Some(t) = targets {
+                        inner.replace(t);
+                    }
+                }
+            }));
+        }
     }
 
     /// Replaces the running targets. Targets whose URL and labels are
     /// unchanged keep running (and keep their staleness state).
     pub fn replace(&self, targets: Vec<Target>) {
+        self.inner.replace(targets)
+    }
+
+    /// Hands every scrape (running and future targets) to `d`; once.
+    pub fn set_detector(&self, d: Arc<crate::deploys::Detector>) {
+        let _ = self.inner.detector.set(d);
+    }
+
+    /// Targets and their health, for the API.
+    pub fn targets(&self) -> Vec<(Target, TargetHealth)> {
+        let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.iter().map(|r| (r.target.clone(), r.health.lock().unwrap_or_else(|e| e.into_inner()).clone())).collect()
+    }
+}
+
+impl Inner {
+    fn replace(&self, targets: Vec<Target>) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut old: Vec<Running> = std::mem::take(&mut *running);
         for t in targets {
@@ -68,7 +138,8 @@ impl ScrapeManager {
         let task = tokio::spawn(async move {
             let interval_ms = t.interval.as_millis().max(1) as u64;
             let offset = crate::labels::Labels::from_pairs([("u", t.url.as_str())]).fingerprint() % interval_ms;
-            tokio::time::sleep(Duration::from_millis(offset.min(interval_ms / 2))).await;
+            // Spread over the whole interval, so many targets do not fire together.
+            tokio::time::sleep(Duration::from_millis(offset)).await;
             let mut tick = tokio::time::interval(t.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut state = ScrapeState::default();
@@ -85,16 +156,6 @@ impl ScrapeManager {
         Running { target, health, task }
     }
 
-    /// Hands every scrape (running and future targets) to `d`; once.
-    pub fn set_detector(&self, d: Arc<crate::deploys::Detector>) {
-        let _ = self.detector.set(d);
-    }
-
-    /// Targets and their health, for the API.
-    pub fn targets(&self) -> Vec<(Target, TargetHealth)> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.iter().map(|r| (r.target.clone(), r.health.lock().unwrap_or_else(|e| e.into_inner()).clone())).collect()
-    }
 }
 
 fn same(a: &Target, b: &Target) -> bool {
@@ -105,4 +166,5 @@ fn same(a: &Target, b: &Target) -> bool {
         && a.honor_labels == b.honor_labels
         && a.body_size_limit == b.body_size_limit
         && a.sample_limit == b.sample_limit
+        && a.config_fp == b.config_fp
 }

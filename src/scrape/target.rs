@@ -8,9 +8,14 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
+use super::client::JobClient;
+use super::discovery::Discovery;
 use super::parse::{self, Format};
+use super::relabel::{self, Relabel};
 use crate::config::ScrapeConfig;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::store::{stale_nan, Store};
@@ -18,13 +23,15 @@ use crate::store::{stale_nan, Store};
 /// Bodies larger than this fail unless `body_size_limit` says otherwise.
 pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// A scrape target, as resolved from config.
+/// A scrape target, as resolved from config (see `discovery`).
 #[derive(Clone, Debug)]
 pub struct Target {
     pub job: String,
     pub url: String,
     /// `job`, `instance` and any static labels; added to every sample.
     pub labels: Labels,
+    /// The labels before `relabel_configs` (with `__address__` etc.).
+    pub discovered_labels: Labels,
     pub interval: Duration,
     pub timeout: Duration,
     pub honor_labels: bool,
@@ -34,59 +41,22 @@ pub struct Target {
     pub label_limit: usize,
     pub label_name_length_limit: usize,
     pub label_value_length_limit: usize,
+    /// `metric_relabel_configs`, shared by the job's targets.
+    pub metric_relabel: Arc<Vec<Relabel>>,
+    /// TLS client, auth header, or why the job cannot be scraped.
+    pub client: JobClient,
+    /// Fingerprint of the job's config: a changed job restarts its targets.
+    pub config_fp: u64,
 }
 
 impl Target {
-    /// Every target of a scrape config.
+    /// Every static target of a scrape config (file-SD targets come from
+    /// `discovery::Discovery`, which the manager runs).
     pub fn from_config(sc: &ScrapeConfig, global: &crate::config::GlobalConfig) -> Vec<Target> {
-        let interval = sc.scrape_interval.unwrap_or(global.scrape_interval).0;
-        let timeout = sc.scrape_timeout.unwrap_or(global.scrape_timeout).0.min(interval);
-        let mut out = Vec::new();
-        for st in &sc.static_configs {
-            for addr in &st.targets {
-                let mut labels = Labels::from_pairs(st.labels.clone());
-                labels.set("job".into(), sc.job_name.clone());
-                labels.set("instance".into(), addr.clone());
-                let mut url = format!("{}://{}{}", sc.scheme, addr, sc.metrics_path);
-                let params: Vec<String> = sc
-                    .params
-                    .iter()
-                    .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{}={}", urlencode(k), urlencode(v))))
-                    .collect();
-                if !params.is_empty() {
-                    url.push(if url.contains('?') { '&' } else { '?' });
-                    url.push_str(&params.join("&"));
-                }
-                out.push(Target {
-                    job: sc.job_name.clone(),
-                    url,
-                    labels,
-                    interval,
-                    timeout,
-                    honor_labels: sc.honor_labels,
-                    honor_timestamps: sc.honor_timestamps,
-                    body_size_limit: sc.body_size_limit.map(|b| b.0).filter(|&b| b > 0).unwrap_or(DEFAULT_BODY_LIMIT),
-                    sample_limit: sc.sample_limit,
-                    label_limit: sc.label_limit,
-                    label_name_length_limit: sc.label_name_length_limit,
-                    label_value_length_limit: sc.label_value_length_limit,
-                });
-            }
-        }
-        out
+        let mut sc = sc.clone();
+        sc.file_sd_configs.clear();
+        Discovery::new(std::slice::from_ref(&sc), global).targets()
     }
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// What `/api/v1/targets` shows of a target.
@@ -128,17 +98,30 @@ pub enum ScrapeError {
 /// Fetches the body, honouring timeout and size limit.
 async fn fetch(client: &reqwest::Client, t: &Target) -> Result<(Vec<u8>, Format), ScrapeError> {
     let http = |message: String| ScrapeError::Http { url: t.url.clone(), message };
+    if let Some(e) = &t.client.setup_error {
+        return Err(http(e.clone()));
+    }
+    let client = t.client.client.as_ref().unwrap_or(client);
     let timeout_s = t.timeout.as_secs_f64();
     let fut = async {
-        let mut resp = client
+        let mut req = client
             .get(&t.url)
             .header(reqwest::header::ACCEPT, parse::ACCEPT_HEADER)
-            .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{timeout_s}"))
+            .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{timeout_s}"));
+        if let Some(auth) = &t.client.authorization {
+            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        let mut resp = req
             .send()
             .await
             .map_err(|e| http(describe_reqwest(&e)))?;
         if !resp.status().is_success() {
-            return Err(http(format!("server returned HTTP status {}", resp.status())));
+            let hint = match resp.status().as_u16() {
+                401 | 403 => " (check basic_auth / authorization)",
+                404 => " (check metrics_path)",
+                _ => "",
+            };
+            return Err(http(format!("server returned HTTP status {}{hint}", resp.status())));
         }
         let format = resp
             .headers()
@@ -177,8 +160,15 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 }
 
 /// Turns a parsed body into labelled samples, applying target labels and limits.
-fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<Vec<(Labels, i64, f64)>, ScrapeError> {
+/// Also returns how many samples the body held before metric relabeling.
+fn to_samples(
+    t: &Target,
+    body: &[u8],
+    format: Format,
+    now: i64,
+) -> Result<(Vec<(Labels, i64, f64)>, usize), ScrapeError> {
     let mut out = Vec::new();
+    let mut scraped = 0usize;
     let mut limit_err: Option<String> = None;
     // Lenient OpenMetrics, as Prometheus scrapes: real client libraries emit
     // bodies the strict spec rejects (`forewarn check metrics` stays strict).
@@ -187,6 +177,7 @@ fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<Vec<(
         if limit_err.is_some() {
             return;
         }
+        scraped += 1;
         let mut labels = Labels::from_pairs(s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         labels.set(METRIC_NAME.into(), s.name.to_string());
         for (k, v) in t.labels.iter() {
@@ -200,6 +191,14 @@ fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<Vec<(
                 None => labels.set(k.to_string(), v.to_string()),
             }
         }
+        let labels = if t.metric_relabel.is_empty() {
+            labels
+        } else {
+            match relabel::process(labels, &t.metric_relabel) {
+                Some(l) if l.name().is_some() => l,
+                _ => return,
+            }
+        };
         if t.label_limit > 0 && labels.len() - 1 > t.label_limit {
             limit_err =
                 Some(format!("series {labels} has {} labels, over label_limit {}", labels.len() - 1, t.label_limit));
@@ -231,7 +230,7 @@ fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<Vec<(
     if t.sample_limit > 0 && out.len() > t.sample_limit {
         return Err(ScrapeError::SampleLimit { url: t.url.clone(), count: out.len(), limit: t.sample_limit });
     }
-    Ok(out)
+    Ok((out, scraped))
 }
 
 /// Scrapes the target once at `now` (ms), writes samples and the synthetic
@@ -256,8 +255,8 @@ pub async fn scrape_once(
     };
     // One batch per scrape: a single WAL record for all its samples.
     let mut store = store.appender();
-    let (up, scraped, added, error) = match result {
-        Ok(samples) => {
+    let (up, scraped, kept, added, error) = match result {
+        Ok((samples, scraped)) => {
             if let Some(d) = &state.detector {
                 d.observe(&samples, now);
             }
@@ -281,20 +280,20 @@ pub async fn scrape_once(
             let n = series.len();
             state.last_series = series;
             state.last_fps = fps;
-            (1.0, n, added, None)
+            (1.0, scraped, n, added, None)
         }
         Err(e) => {
             for gone in state.last_series.drain(..) {
                 store.append(&gone, now, stale_nan());
             }
             state.last_fps.clear();
-            (0.0, 0, 0, Some(e.to_string()))
+            (0.0, 0, 0, 0, Some(e.to_string()))
         }
     };
     store.append(&synthetic("up"), now, up);
     store.append(&synthetic("scrape_duration_seconds"), now, duration);
     store.append(&synthetic("scrape_samples_scraped"), now, scraped as f64);
-    store.append(&synthetic("scrape_samples_post_metric_relabeling"), now, scraped as f64);
+    store.append(&synthetic("scrape_samples_post_metric_relabeling"), now, kept as f64);
     store.append(&synthetic("scrape_series_added"), now, added as f64);
     store.commit();
     metrics::counter!("forewarn_scrapes_total", "job" => t.job.clone()).increment(1);
@@ -308,6 +307,6 @@ pub async fn scrape_once(
         last_error: error.unwrap_or_default(),
         last_scrape_ms: now,
         last_scrape_duration_s: duration,
-        samples: scraped,
+        samples: kept,
     }
 }

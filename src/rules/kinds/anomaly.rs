@@ -171,7 +171,7 @@ mod tests {
         let mut a = Anomaly::new(expr, 3 * DAY, Some(DAY), 5.0, Direction::Up, 2 * DAY);
         let opts = crate::promql::EvalOptions::default();
         let eval = |a: &mut Anomaly, t: i64| {
-            let ctx = KindContext { store: &store, t, interval_ms: 60_000, options: &opts };
+            let ctx = KindContext { store: &store, t, interval_ms: 60_000, options: &opts, restarts: None };
             a.eval(&ctx).unwrap()
         };
         // The daily peak (06:00 here) a day earlier is usual.

@@ -41,6 +41,8 @@ pub struct KindContext<'a> {
     pub t: i64,
     pub interval_ms: i64,
     pub options: &'a EvalOptions,
+    /// Deploy/restart markers, when known (daemon: the marker log; replay: `--markers`).
+    pub restarts: Option<&'a crate::rules::RestartsHook>,
 }
 
 /// A rule kind with its parameters and its memory between evaluations.

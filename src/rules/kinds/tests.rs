@@ -201,3 +201,25 @@ fn kinds_are_validated_with_units_and_places() {
     let e = errors("  - alert: A\n    anomaly: { series: \"rate(x[5m]\", baseline: 7d }\n");
     assert!(e.contains("anomaly.series: parse error"), "{e}");
 }
+
+#[test]
+fn trend_window_is_cut_at_a_deploy_marker() {
+    // Memory grows steadily, but a deploy replaced the process 10 minutes
+    // ago: the fit only sees the 10 minutes since, too short to decide.
+    let store = Store::new(i64::MAX / 4);
+    memory(&store, 0, 3 * HOUR, |t| 300.0 * MIB + saw(t) + t as f64 / 3_600_000.0 * 60.0 * MIB);
+    let mut g = group(TREND);
+    // 3 h - 10 min after the epoch, where this test's samples live.
+    let marker = crate::deploys::load_markers_json(
+        r#"[{"service": "svc", "version": "2", "kind": "deploy", "at": "1970-01-01T02:50:00Z"}]"#,
+    )
+    .unwrap();
+    assert_eq!(marker[0].at, 3 * HOUR - 10 * MIN);
+    let with_marker = EvalContext {
+        restarts: Some(crate::replay::restarts_hook(std::sync::Arc::new(marker))),
+        ..EvalContext::default()
+    };
+    let firing_now = |g: &mut RuleGroup, ctx: &EvalContext| !g.eval(&store, 3 * HOUR, ctx).alerts.is_empty();
+    assert!(firing_now(&mut group(TREND), &EvalContext::default()), "without the marker the growth is seen");
+    assert!(!firing_now(&mut g, &with_marker), "the deploy cuts the window");
+}

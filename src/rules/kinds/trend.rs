@@ -234,16 +234,22 @@ fn match_limit(labels: &Labels, limits: &[(Labels, f64)]) -> Option<f64> {
 }
 
 /// Times in `[start, now]` at which the process behind these labels
-/// restarted, from a changed `process_start_time_seconds` of the same
-/// job and instance.
+/// restarted: deploy/rollback/restart markers, and a changed
+/// `process_start_time_seconds` of the same job and instance.
 fn restart_times(ctx: &KindContext, labels: &Labels, start: i64) -> Vec<i64> {
-    let (Some(job), Some(instance)) = (labels.get("job"), labels.get("instance")) else { return Vec::new() };
+    let mut out = match ctx.restarts {
+        Some(hook) => (hook.0)(labels, start, ctx.t),
+        None => Vec::new(),
+    };
+    let (Some(job), Some(instance)) = (labels.get("job"), labels.get("instance")) else {
+        out.sort_unstable();
+        return out;
+    };
     let m = [
         Matcher::equal("__name__", "process_start_time_seconds"),
         Matcher::equal("job", job),
         Matcher::equal("instance", instance),
     ];
-    let mut out = Vec::new();
     for s in ctx.store.select(&m, start, ctx.t) {
         let mut prev: Option<f64> = None;
         for x in s.samples.iter().filter(|x| !is_stale(x.v)) {

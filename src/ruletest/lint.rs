@@ -1,0 +1,2 @@
+//! Lint for rule files (`forewarn check`): findings that load fine but are
+//! probably mistakes.

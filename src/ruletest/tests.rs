@@ -1,0 +1,161 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("forewarn-ruletest-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const RULES: &str = r#"
+groups:
+- name: g
+  rules:
+  - alert: Down
+    expr: up == 0
+    for: 2m
+    labels: { severity: page }
+    annotations:
+      summary: "{{ $labels.job }} down"
+  - record: job:up:sum
+    expr: sum by (job) (up)
+"#;
+
+#[test]
+fn alert_and_expr_tests_pass_and_fail() {
+    let d = tmpdir("basic");
+    write(&d, "rules.yml", RULES);
+    let t = write(
+        &d,
+        "t.yml",
+        r#"
+rule_files: [rules.yml]
+tests:
+- name: ok
+  interval: 1m
+  input_series:
+  - series: 'up{job="api"}'
+    values: "1 0x5"
+  alert_rule_test:
+  - eval_time: 2m
+    alertname: Down
+    exp_alerts: []
+  - eval_time: 3m
+    alertname: Down
+    exp_alerts:
+    - exp_labels: { job: api, severity: page }
+      exp_annotations: { summary: "api down" }
+  promql_expr_test:
+  - expr: job:up:sum
+    eval_time: 1m
+    exp_samples:
+    - labels: 'job:up:sum{job="api"}'
+      value: 0
+- name: bad
+  input_series:
+  - series: 'up{job="api"}'
+    values: "0x5"
+  alert_rule_test:
+  - eval_time: 5m
+    alertname: Down
+    exp_alerts: []
+"#,
+    );
+    let out = run_file(&t, &Options::default());
+    assert!(out.error.is_none(), "{}", out.report());
+    assert_eq!(out.groups.len(), 2);
+    assert!(out.groups[0].1.is_empty(), "{}", out.report());
+    assert_eq!(out.groups[1].1.len(), 1, "{}", out.report());
+    let report = out.report();
+    assert!(report.contains("+ labels {alertname=\"Down\", job=\"api\", severity=\"page\"}"), "{report}");
+    let only_ok = run_file(&t, &Options { run: vec![regex::Regex::new("^ok$").unwrap()] });
+    assert!(only_ok.passed(), "{}", only_ok.report());
+}
+
+#[test]
+fn sample_diff_marks_missing_and_extra() {
+    let e = vec![diff::SampleRow { labels: Labels::from_pairs([("__name__", "a")]), value: 1.0 }];
+    let g = vec![diff::SampleRow { labels: Labels::from_pairs([("__name__", "a")]), value: 2.0 }];
+    let msg = diff::samples(e, g, false).unwrap_err();
+    assert!(msg.contains("- a{} 1") && msg.contains("+ a{} 2"), "{msg}");
+    assert!(diff::fuzzy_equal(3.0, 3.0000000000000004));
+    assert!(!diff::fuzzy_equal(3.0, 3.0000000000000013));
+}
+
+#[test]
+fn markers_feed_changes_template() {
+    let d = tmpdir("markers");
+    write(
+        &d,
+        "rules.yml",
+        r#"
+groups:
+- name: g
+  rules:
+  - alert: Errors
+    expr: errors{service="api"} > 0
+    annotations:
+      changes: "{{ $changes }}"
+"#,
+    );
+    let t = write(
+        &d,
+        "t.yml",
+        r#"
+rule_files: [rules.yml]
+tests:
+- interval: 1m
+  input_series:
+  - series: 'errors{service="api"}'
+    values: "0 0 0 5 5 5"
+  input_markers:
+  - { service: api, version: v2, at: 2m }
+  promql_expr_test:
+  - expr: ALERTS
+    eval_time: 4m
+    exp_samples:
+    - labels: 'ALERTS{alertname="Errors",alertstate="firing",service="api"}'
+      value: 1
+"#,
+    );
+    let out = run_file(&t, &Options::default());
+    assert!(out.passed(), "{}", out.report());
+    // The annotation mentions the deploy: check it through a failing test's diff.
+    let t2 = write(
+        &d,
+        "t2.yml",
+        r#"
+rule_files: [rules.yml]
+tests:
+- interval: 1m
+  input_series:
+  - series: 'errors{service="api"}'
+    values: "0 0 0 5 5 5"
+  input_markers:
+  - { service: api, version: v2, at: 2m }
+  alert_rule_test:
+  - eval_time: 4m
+    alertname: Errors
+    exp_alerts: []
+"#,
+    );
+    let report = run_file(&t2, &Options::default()).report();
+    assert!(report.contains("v2"), "{report}");
+}
+
+#[test]
+fn input_errors_name_the_series() {
+    assert!(series::parse_metric("up{job=\"x\"").is_err());
+    let l = series::parse_metric("up{job=\"x\"}").unwrap();
+    assert_eq!(l.get("job"), Some("x"));
+    assert!(series::parse_metric("up{job=~\"x\"}").is_err());
+}
+
+use crate::labels::Labels;

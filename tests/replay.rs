@@ -1,0 +1,122 @@
+//! `forewarn replay` end to end: the real binary over a recorded fan-out
+//! story with deploy markers, checked through its JSON output.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+/// 2026-03-02T00:00:00Z.
+const T0: i64 = 1_772_409_600;
+
+fn write_story(dir: &std::path::Path) {
+    // A filter passes half its input, until 06:00 when it passes everything.
+    let mut om = String::from("# TYPE events_in counter\n");
+    let (mut cin, mut cout) = (0u64, 0u64);
+    let mut out_rows = String::new();
+    for i in 0..=(10 * 3600 / 30) {
+        let t = T0 + i * 30;
+        cin += 3000;
+        cout += if t >= T0 + 6 * 3600 { 3000 } else { 1500 };
+        let _ = writeln!(om, "events_in_total{{service=\"filter\"}} {cin} {t}");
+        let _ = writeln!(out_rows, "events_out_total{{service=\"filter\"}} {cout} {t}");
+    }
+    om.push_str("# TYPE events_out counter\n");
+    om.push_str(&out_rows);
+    om.push_str("# EOF\n");
+    std::fs::write(dir.join("history.om"), om).unwrap();
+    // The refactor went out at 03:00, was rolled back at 07:00; the
+    // fan-out began at 06:00 and went on after the rollback.
+    std::fs::write(
+        dir.join("markers.json"),
+        r#"[
+  {"service": "filter", "version": "v2.3", "kind": "deploy", "at": "2026-03-02T03:00:00Z", "by": "ci"},
+  {"service": "filter", "version": "v2.2", "kind": "rollback", "at": "2026-03-02T07:00:00Z"}
+]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        r#"groups:
+  - name: pipeline
+    interval: 1m
+    rules:
+      - alert: FilterPassesEverything
+        ratio:
+          of: sum by (service) (rate(events_out_total[5m]))
+          to: sum by (service) (rate(events_in_total[5m]))
+          expect: 0.5
+          tolerance: 0.15
+        for: 5m
+        annotations:
+          summary: "{{ $labels.service }}: {{ $deploy.verdict }}"
+"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn replay_reports_spans_changes_and_verdict() {
+    let dir = std::env::temp_dir().join(format!("forewarn-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_story(&dir);
+    let out = Command::new(BIN)
+        .args(["replay", "--rules"])
+        .arg(dir.join("rules.yml"))
+        .arg("--input")
+        .arg(dir.join("history.om"))
+        .arg("--markers")
+        .arg(dir.join("markers.json"))
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let spans = spans.as_array().unwrap();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    let (pending, firing) = (&spans[0], &spans[1]);
+    assert_eq!(pending["state"], "pending");
+    assert_eq!(pending["alertname"], "FilterPassesEverything");
+    assert_eq!(pending["labels"]["service"], "filter");
+    // rate[5m] crosses 0.65 within minutes of 06:00; `for: 5m` later it fires.
+    let from = pending["from"].as_str().unwrap();
+    assert!(from.starts_with("2026-03-02T06:0"), "{from}");
+    assert_eq!(firing["state"], "firing");
+    assert_eq!(firing["from"], pending["to"]);
+    assert!(firing["to"].is_null(), "still firing at the end of the input");
+    let verdict = firing["verdict"].as_str().unwrap();
+    assert!(verdict.contains("rollback") || verdict.contains("v2.2"), "{verdict}");
+    assert!(verdict.contains("not the cause") || verdict.contains("unlikely"), "{verdict}");
+    let changes = firing["changes"].as_array().unwrap();
+    assert!(changes.iter().any(|c| c.as_str().unwrap_or("").contains("v2.3")), "{changes:?}");
+
+    // The text form, for people.
+    let out = Command::new(BIN)
+        .args(["replay", "--rules"])
+        .arg(dir.join("rules.yml"))
+        .arg("--input")
+        .arg(dir.join("history.om"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FilterPassesEverything{service=\"filter\"}"), "{text}");
+    assert!(text.contains("firing   2026-03-02T06:"), "{text}");
+}
+
+#[test]
+fn replay_input_errors_name_the_file() {
+    let dir = std::env::temp_dir().join(format!("forewarn-replay-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("r.yml"), "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n")
+        .unwrap();
+    std::fs::write(dir.join("in.om"), "# TYPE up gauge\nup 1\n# EOF\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["replay", "--rules"])
+        .arg(dir.join("r.yml"))
+        .arg("--input")
+        .arg(dir.join("in.om"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in.om") && err.contains("no timestamp"), "{err}");
+}
