@@ -38,6 +38,9 @@ enum Cmd {
         /// Body format for `check metrics`.
         #[arg(long, value_parser = ["text", "openmetrics"], default_value = "text")]
         format: String,
+        /// Exit 3 when lint finds a likely mistake (findings print but exit 0 without it).
+        #[arg(long)]
+        lint_fatal: bool,
     },
     /// Manage silences on a running daemon (add, ls, expire).
     Silence {
@@ -150,7 +153,7 @@ fn main() -> ExitCode {
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.cmd {
-        Cmd::Check { paths, format } => check(&paths, &format),
+        Cmd::Check { paths, format, lint_fatal } => check(&paths, &format, lint_fatal),
         Cmd::Run { config } => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
         Cmd::Demo { listen } => exit(runtime().and_then(|rt| rt.block_on(demo(listen)))),
         Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
@@ -448,15 +451,24 @@ fn lines(errs: &[Located]) -> String {
     errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
-/// `forewarn check`: every problem as `file:line:col: message`, exit 1 on any.
-fn check(paths: &[String], format: &str) -> ExitCode {
+/// `forewarn check`: every problem as `file:line:col: message`, exit 1 on
+/// any; lint findings (`file:line:col: lint: ...`) exit 3 with `--lint-fatal`.
+fn check(paths: &[String], format: &str, lint_fatal: bool) -> ExitCode {
     if paths.first().map(String::as_str) == Some("metrics") {
         return check_metrics(paths.get(1).map(String::as_str), format);
     }
     let mut failed = false;
+    let mut linted = 0;
     for p in paths {
         match check_path(Path::new(p)) {
-            Ok(summary) => println!("{p}: SUCCESS: {summary}"),
+            Ok(summary) => {
+                println!("{p}: SUCCESS: {summary}");
+                let found = forewarn::ruletest::lint::lint_path(Path::new(p));
+                for f in &found {
+                    println!("{f}");
+                }
+                linted += found.len();
+            }
             Err(errs) => {
                 failed = true;
                 for e in errs {
@@ -468,6 +480,9 @@ fn check(paths: &[String], format: &str) -> ExitCode {
     }
     if failed {
         ExitCode::FAILURE
+    } else if linted > 0 && lint_fatal {
+        println!("{linted} lint findings (--lint-fatal)");
+        ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     }

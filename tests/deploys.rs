@@ -246,6 +246,15 @@ async fn deploy_story_end_to_end() {
     assert!(lv.starts_with("began ") && lv.ends_with("after cart v5.0 was deployed"), "{leak}");
     assert_eq!(leak["changes"].as_array().unwrap().len(), 1, "checkout's markers are not cart's: {leak}");
 
+    // /api/v1/alerts carries the same correlation.
+    let api: serde_json::Value =
+        client.get(format!("http://{listen}/api/v1/alerts")).send().await.unwrap().json().await.unwrap();
+    let listed = api["data"]["alerts"].as_array().unwrap();
+    let fan_api = listed.iter().find(|a| a["labels"]["alertname"] == "FanOut").expect("FanOut listed");
+    assert_eq!(fan_api["verdict"], fan["verdict"], "{fan_api}");
+    assert_eq!(fan_api["fingerprint"], fan["fingerprint"], "{fan_api}");
+    assert!(fan_api["changes"].as_array().is_some_and(|c| c.len() == 2), "{fan_api}");
+
     // The chart the webhook links to.
     let url = fan["chartURL"].as_str().unwrap();
     assert_eq!(url, format!("http://{listen}/api/v1/alerts/{}/chart.svg", fan["fingerprint"].as_str().unwrap()));

@@ -310,3 +310,30 @@ fn check_reports_file_line_col_and_exit_code() {
     let out = Command::new(BIN).arg("check").arg(cfg_dir.join("forewarn.yml")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tells_systemd_it_is_ready() {
+    // Type=notify: systemd passes a datagram socket in NOTIFY_SOCKET and
+    // waits for READY=1 once the daemon serves.
+    let dir = temp_dir("notify");
+    let sock_path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let value = Arc::new(AtomicU64::new(1f64.to_bits()));
+    let (target, hook) = start_servers(value, Hooks::default()).await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cfg = write_config(&dir, &target, &hook, free_port(), &listen);
+    let daemon =
+        Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).env("NOTIFY_SOCKET", &sock_path).spawn().unwrap());
+    let msg = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a datagram from forewarn");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    })
+    .await
+    .unwrap();
+    assert_eq!(msg, "READY=1");
+    // By then the HTTP server answers.
+    assert!(std::net::TcpStream::connect(&listen).is_ok());
+    drop(daemon);
+}

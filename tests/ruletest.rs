@@ -72,3 +72,24 @@ fn failure_prints_expected_and_got() {
     assert_eq!(code, 1);
     assert!(text.contains("- test{} 1") && text.contains("+ test{} 0"), "{text}");
 }
+
+fn check_code(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+        .current_dir(DIR)
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("run forewarn");
+    (out.status.code().expect("exit code"), String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[test]
+fn check_lint_exit_codes() {
+    assert_eq!(check_code(&["--lint-fatal", "rules.yml"]).0, 0);
+    let (code, text) = check_code(&["rules_duplicates.yml"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("rules_duplicates.yml:18:9: lint: duplicate rule"), "{text}");
+    assert!(text.contains("rules_duplicates.yml:23:9: lint: duplicate rule"), "{text}");
+    assert_eq!(check_code(&["--lint-fatal", "rules_duplicates.yml"]).0, 3);
+    assert_eq!(check_code(&["--lint-fatal", "rules-bad.yml"]).0, 1);
+}

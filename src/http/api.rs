@@ -105,7 +105,24 @@ fn alert_json(a: &Alert) -> Json_ {
 }
 
 async fn alerts(State(d): State<Arc<Daemon>>) -> Response {
-    let list: Vec<Json_> = all_alerts(&d).iter().map(alert_json).collect();
+    let now = Utc::now().timestamp_millis();
+    let list: Vec<Json_> = all_alerts(&d)
+        .iter()
+        .map(|a| {
+            let mut v = alert_json(a);
+            // forewarn: when the problem began, the deploys before it and
+            // the verdict, next to Prometheus's fields.
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("onset".into(), json!(rfc3339(a.onset)));
+                obj.insert("fingerprint".into(), json!(format!("{:016x}", a.fingerprint())));
+                if let Some(c) = d.deploys.correlate_alert(&a.labels, a.onset, None, now) {
+                    obj.insert("changes".into(), json!(c.changes.iter().map(|n| n.text.clone()).collect::<Vec<_>>()));
+                    obj.insert("verdict".into(), json!(c.verdict));
+                }
+            }
+            v
+        })
+        .collect();
     ok(json!({ "alerts": list }))
 }
 

@@ -58,7 +58,8 @@ pub fn samples(mut exp: Vec<SampleRow>, mut got: Vec<SampleRow>, fuzzy: bool) ->
     exp.sort_by(|a, b| a.labels.cmp(&b.labels));
     got.sort_by(|a, b| a.labels.cmp(&b.labels));
     let eq = if fuzzy { fuzzy_equal } else { exact_equal };
-    let same = exp.len() == got.len() && exp.iter().zip(&got).all(|(e, g)| e.labels == g.labels && eq(e.value, g.value));
+    let same =
+        exp.len() == got.len() && exp.iter().zip(&got).all(|(e, g)| e.labels == g.labels && eq(e.value, g.value));
     if same {
         return Ok(());
     }

@@ -43,8 +43,7 @@ fn duration_ms(what: &str, s: Option<&Scalar>) -> Result<i64, String> {
 
 fn start_ms(s: Option<&Scalar>) -> Result<i64, String> {
     let Some(Scalar(s)) = s else { return Ok(0) };
-    crate::deploys::parse_time(&serde_json::Value::String(s.clone()))
-        .map_err(|e| format!("start_timestamp: {e}"))
+    crate::deploys::parse_time(&serde_json::Value::String(s.clone())).map_err(|e| format!("start_timestamp: {e}"))
 }
 
 fn fmt_ms(ms: i64) -> String {
@@ -168,13 +167,7 @@ fn run_inner(tg: &TestGroup, fs: &FileSettings<'_>) -> Result<Vec<String>, Strin
     Ok(failures)
 }
 
-fn check_expr(
-    store: &Store,
-    et: &super::spec::ExprTest,
-    t: i64,
-    ctx: &EvalContext,
-    fuzzy: bool,
-) -> Result<(), String> {
+fn check_expr(store: &Store, et: &super::spec::ExprTest, t: i64, ctx: &EvalContext, fuzzy: bool) -> Result<(), String> {
     let expr = promql::parse(&et.expr.0).map_err(|e| format!("parse error: {}", e.trim()))?;
     promql::check_supported(&expr).map_err(|e| e.to_string())?;
     let got = match promql::eval_instant(store, &expr, t, &ctx.options).map_err(|e| e.to_string())? {

@@ -159,3 +159,60 @@ fn input_errors_name_the_series() {
 }
 
 use crate::labels::Labels;
+
+mod lint_tests {
+    use super::super::lint::{lint_rules, LintOptions};
+    use crate::duration::PromDuration;
+
+    fn messages(text: &str) -> Vec<String> {
+        let opts =
+            LintOptions { default_interval: PromDuration::from_secs(60), retention: PromDuration::from_secs(86_400) };
+        lint_rules("r.yml", text, &opts).into_iter().map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn clean_rules_give_no_findings() {
+        let m = messages(
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: sum by (job) (rate(http_requests_total[5m])) > 1\n    for: 5m\n    annotations:\n      summary: \"{{ $labels.job }}\"\n",
+        );
+        assert!(m.is_empty(), "{m:?}");
+    }
+
+    #[test]
+    fn each_finding_is_reported_at_its_place() {
+        let text = "groups:
+- name: g
+  rules:
+  - record: r
+    expr: rate(temperature[5m])
+  - record: r
+    expr: rate(temperature[5m])
+  - alert: A
+    expr: sum by (job) (up) == 0
+    for: 1m
+    annotations:
+      summary: \"{{ $labels.instance }} of {{ $labels.job }}\"
+  - alert: T
+    trend:
+      series: disk_used_bytes
+      over: 3d
+      rising_per_s: 1
+";
+        let m = messages(text);
+        let has = |p: &str| m.iter().any(|x| x.contains(p));
+        assert!(has("r.yml:6:5: lint: duplicate rule \"r\""), "{m:?}");
+        assert!(has("r.yml:5:11: lint: rate() of temperature"), "{m:?}");
+        assert!(has("r.yml:10:10: lint: for: 1m is shorter than two evaluation intervals"), "{m:?}");
+        assert!(has("lint: annotation summary reads label \"instance\""), "{m:?}");
+        assert!(!has("reads label \"job\""), "{m:?}");
+        assert!(has("r.yml:16:13: lint: trend over: 3d is longer than storage retention 1d"), "{m:?}");
+    }
+
+    #[test]
+    fn undeterminable_labels_are_not_flagged() {
+        let m = messages(
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0 or sum without (x) (up) > 3\n    annotations:\n      summary: \"{{ $labels.instance }}\"\n",
+        );
+        assert!(m.is_empty(), "{m:?}");
+    }
+}

@@ -223,3 +223,39 @@ fn trend_window_is_cut_at_a_deploy_marker() {
     assert!(firing_now(&mut group(TREND), &EvalContext::default()), "without the marker the growth is seen");
     assert!(!firing_now(&mut g, &with_marker), "the deploy cuts the window");
 }
+
+#[test]
+fn daily_cycle_is_not_a_leak_even_right_after_a_restart() {
+    // Four days of a ±150 MiB daily cycle (rising from 03:00 to 15:00) with
+    // a restart at 10:00 on day 3: the window after the restart only sees
+    // the rising half of the cycle, which the same hours showed every day.
+    const DAY: i64 = 24 * HOUR;
+    let cycle = |t: i64| {
+        let phase = t.rem_euclid(DAY) as f64 / DAY as f64;
+        400.0 * MIB + 150.0 * MIB * (std::f64::consts::TAU * (phase - 0.375)).sin() + saw(t) * 0.25
+    };
+    let restart = 3 * DAY + 10 * HOUR;
+    let store = Store::new(i64::MAX / 4);
+    memory(&store, 0, 3 * DAY + 14 * HOUR, cycle);
+    let st = Labels::from_pairs([("__name__", "process_start_time_seconds"), ("job", "svc"), ("instance", "a")]);
+    let mut t = 0;
+    while t <= 3 * DAY + 14 * HOUR {
+        store.append(&st, t, if t >= restart { restart as f64 / 1000.0 } else { 0.0 });
+        t += 30_000;
+    }
+    let auto = "  - alert: Leak\n    trend: { series: mem, over: 2h, rising: 10MiB/h }\n";
+    assert_eq!(first_firing(&mut group(auto), &store, restart, 3 * DAY + 14 * HOUR), None);
+    // Without the seasonal check the same rise reads as a leak.
+    let off = "  - alert: Leak\n    trend: { series: mem, over: 2h, rising: 10MiB/h, seasonality: none }\n";
+    assert!(first_firing(&mut group(off), &store, restart, 3 * DAY + 14 * HOUR).is_some());
+
+    // A real leak on top of the same cycle after the restart is still caught.
+    let leaky = Store::new(i64::MAX / 4);
+    memory(&leaky, 0, 3 * DAY + 14 * HOUR, |t| cycle(t) + (t - restart).max(0) as f64 / 3_600_000.0 * 60.0 * MIB);
+    let mut t = 0;
+    while t <= 3 * DAY + 14 * HOUR {
+        leaky.append(&st, t, if t >= restart { restart as f64 / 1000.0 } else { 0.0 });
+        t += 30_000;
+    }
+    assert!(first_firing(&mut group(auto), &leaky, restart, 3 * DAY + 14 * HOUR).is_some());
+}
