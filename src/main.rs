@@ -65,7 +65,7 @@ enum Cmd {
         #[arg(required = true)]
         labels: Vec<String>,
     },
-    /// Run test files: `test promql FILE...` (Prometheus's PromQL test scripts).
+    /// Run test files: `test promql FILE...` (Prometheus's PromQL test scripts), `test rules FILE...` (rule unit tests).
     Test {
         #[command(subcommand)]
         cmd: TestCmd,
@@ -459,7 +459,7 @@ fn check(paths: &[String], format: &str, lint_fatal: bool) -> ExitCode {
     }
     let mut failed = false;
     let mut linted = 0;
-    for p in paths {
+    for p in &forewarn::ruletest::expand_dirs(paths) {
         match check_path(Path::new(p)) {
             Ok(summary) => {
                 println!("{p}: SUCCESS: {summary}");
@@ -548,8 +548,9 @@ fn test_rules(files: &[PathBuf], run: &[String]) -> ExitCode {
         }
     }
     let mut failed = false;
-    for f in files {
-        let out = forewarn::ruletest::run_file(f, &opts);
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    for f in forewarn::ruletest::expand_dirs(&names) {
+        let out = forewarn::ruletest::run_file(Path::new(&f), &opts);
         print!("{}", out.report());
         failed |= !out.passed();
     }

@@ -69,13 +69,21 @@ async fn start_targets() -> String {
             "/basic",
             get(|h: HeaderMap| async move {
                 // u:p
-                if auth_ok(&h, "Basic dTpw") { GOOD.into_response() } else { StatusCode::UNAUTHORIZED.into_response() }
+                if auth_ok(&h, "Basic dTpw") {
+                    GOOD.into_response()
+                } else {
+                    StatusCode::UNAUTHORIZED.into_response()
+                }
             }),
         )
         .route(
             "/bearer",
             get(|h: HeaderMap| async move {
-                if auth_ok(&h, "Bearer s3cret") { GOOD.into_response() } else { StatusCode::UNAUTHORIZED.into_response() }
+                if auth_ok(&h, "Bearer s3cret") {
+                    GOOD.into_response()
+                } else {
+                    StatusCode::UNAUTHORIZED.into_response()
+                }
             }),
         );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,9 +94,12 @@ async fn start_targets() -> String {
 
 fn write_config(dir: &Path, addr: &str, refused: &str, listen: &str) -> PathBuf {
     let job = |name: &str, path: &str, extra: &str| {
-        format!("  - {{ job_name: {name}, metrics_path: {path}, static_configs: [{{targets: [\"{addr}\"]}}]{extra} }}\n")
+        format!(
+            "  - {{ job_name: {name}, metrics_path: {path}, static_configs: [{{targets: [\"{addr}\"]}}]{extra} }}\n"
+        )
     };
-    let mut cfg = String::from("global: { scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }\nscrape_configs:\n");
+    let mut cfg =
+        String::from("global: { scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }\nscrape_configs:\n");
     cfg += &job(
         "good",
         "/good",
@@ -142,7 +153,8 @@ async fn misbehaving_targets_fail_alone_with_clear_errors() {
     let addr = start_targets().await;
     let refused = format!("127.0.0.1:{}", free_port());
     let listen = format!("127.0.0.1:{}", free_port());
-    std::fs::write(dir.join("sd/a.json"), format!(r#"[{{"targets": ["{addr}"], "labels": {{"team": "a"}}}}]"#)).unwrap();
+    std::fs::write(dir.join("sd/a.json"), format!(r#"[{{"targets": ["{addr}"], "labels": {{"team": "a"}}}}]"#))
+        .unwrap();
     let cfg = write_config(&dir, &addr, &refused, &listen);
     let _daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).spawn().unwrap());
     let client = reqwest::Client::new();
@@ -189,7 +201,8 @@ async fn misbehaving_targets_fail_alone_with_clear_errors() {
     assert_eq!(down.len(), expect_down.len(), "{down:?}");
 
     // file-SD: a changed file relabels the target; a broken file keeps it.
-    std::fs::write(dir.join("sd/a.json"), format!(r#"[{{"targets": ["{addr}"], "labels": {{"team": "b"}}}}]"#)).unwrap();
+    std::fs::write(dir.join("sd/a.json"), format!(r#"[{{"targets": ["{addr}"], "labels": {{"team": "b"}}}}]"#))
+        .unwrap();
     let changed = Instant::now();
     loop {
         let ts = targets(&client, &listen).await;
@@ -217,5 +230,137 @@ async fn misbehaving_targets_fail_alone_with_clear_errors() {
     assert!(query(&client, &listen, "dropme_total{job=\"good\"}").await.is_empty(), "metric_relabel_configs drop");
     let post = query(&client, &listen, "scrape_samples_post_metric_relabeling{job=\"good\"}").await;
     assert_eq!(post.first().map(|s| s["value"][1].clone()), Some(Value::from("1")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A CA and a leaf for 127.0.0.1, made with the `openssl` CLI; `None` when
+/// it is not installed.
+fn make_certs(dir: &Path) -> Option<()> {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().ok()?;
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Some(())
+    };
+    openssl(&["version"])?;
+    let sub = "-subj";
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        sub,
+        "/CN=forewarn test CA",
+    ])?;
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "leaf.csr", sub, "/CN=127.0.0.1"])?;
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ])
+}
+
+/// A minimal HTTPS server (rustls over std sockets) answering every request with GOOD.
+fn start_tls_target(dir: &Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let certs = CertificateDer::pem_file_iter(dir.join("cert.pem")).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let cfg = std::sync::Arc::new(
+        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap(),
+    );
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for sock in l.incoming().flatten() {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(conn) = rustls::ServerConnection::new(cfg) else { return };
+                let mut tls = rustls::StreamOwned::new(conn, sock);
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let resp =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{GOOD}", GOOD.len());
+                let _ = tls.write_all(resp.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_targets_trust_only_what_tls_config_says() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = temp_dir("scrape-tls");
+    if make_certs(&dir).is_none() {
+        eprintln!("SKIPPED: no `openssl` CLI to make a test certificate");
+        return;
+    }
+    let addr = start_tls_target(&dir);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let ca = dir.join("ca.pem").display().to_string();
+    let job = |name: &str, extra: &str| {
+        format!("  - {{ job_name: {name}, scheme: https, static_configs: [{{targets: [\"{addr}\"]}}]{extra} }}\n")
+    };
+    let mut cfg =
+        String::from("global: { scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }\nscrape_configs:\n");
+    cfg += &job("ca_file", &format!(", tls_config: {{ca_file: \"{ca}\"}}"));
+    cfg += &job("insecure", ", tls_config: {insecure_skip_verify: true}");
+    cfg += &job("untrusted", "");
+    cfg += &job("missing_ca", ", tls_config: {ca_file: /nonexistent/forewarn-ca.pem}");
+    cfg += &format!("http: {{ listen: \"{listen}\" }}\n");
+    std::fs::write(dir.join("forewarn.yml"), cfg).unwrap();
+    let _daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(dir.join("forewarn.yml")).spawn().unwrap());
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let ts = loop {
+        if std::net::TcpStream::connect(&listen).is_ok() {
+            let ts = targets(&client, &listen).await;
+            if ts.len() == 4 && ts.values().all(|(h, _, _)| h != "unknown") {
+                break ts;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "TLS targets not all scraped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ts["ca_file"].0, "up", "{}", ts["ca_file"].1);
+    assert_eq!(ts["insecure"].0, "up", "{}", ts["insecure"].1);
+    assert_eq!(ts["untrusted"].0, "down");
+    assert!(ts["untrusted"].1.to_lowercase().contains("certificate"), "{}", ts["untrusted"].1);
+    assert_eq!(ts["missing_ca"].0, "down");
+    assert!(ts["missing_ca"].1.contains("/nonexistent/forewarn-ca.pem"), "{}", ts["missing_ca"].1);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -67,7 +67,8 @@ async fn thousand_targets_are_scraped_on_schedule() {
     std::fs::create_dir_all(&dir).unwrap();
     let hits: Hits = Arc::default();
     let addr = start_server(hits.clone()).await;
-    let listen = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let listen =
+        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
     let mut cfg = String::from(
         "global: { scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: scale\n    static_configs:\n",
     );
@@ -113,11 +114,15 @@ async fn thousand_targets_are_scraped_on_schedule() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = hits.lock().unwrap().clone();
     let elapsed = window.elapsed().as_secs_f64();
-    let counts: Vec<u64> =
-        (0..TARGETS).map(|i| after.get(&i.to_string()).copied().unwrap_or(0) - before.get(&i.to_string()).copied().unwrap_or(0)).collect();
+    let counts: Vec<u64> = (0..TARGETS)
+        .map(|i| after.get(&i.to_string()).copied().unwrap_or(0) - before.get(&i.to_string()).copied().unwrap_or(0))
+        .collect();
     let (min, max) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
     let total: u64 = counts.iter().sum();
-    println!("server: {total} scrapes in {elapsed:.2}s ({:.0}/s); per target min {min} max {max}", total as f64 / elapsed);
+    println!(
+        "server: {total} scrapes in {elapsed:.2}s ({:.0}/s); per target min {min} max {max}",
+        total as f64 / elapsed
+    );
     assert!(min >= 4, "a target was scraped only {min} times in {elapsed:.1}s at a 1s interval");
     assert!(max <= 7, "a target was scraped {max} times in {elapsed:.1}s at a 1s interval");
 

@@ -104,6 +104,8 @@ pub(crate) fn eval(ctx: &Ctx, name: &str, args: &[&Expr], t: i64) -> Result<Val,
             "quantile_over_time" => Some(quantile(params[0], values(s).collect())),
             "stddev_over_time" => Some(variance(values(s)).sqrt()),
             "stdvar_over_time" => Some(variance(values(s))),
+            // A NaN sample makes the result NaN, as in Prometheus.
+            "mad_over_time" if values(s).any(f64::is_nan) => Some(f64::NAN),
             "mad_over_time" => {
                 let med = quantile(0.5, values(s).collect());
                 Some(quantile(0.5, values(s).map(|x| (x - med).abs()).collect()))

@@ -79,11 +79,22 @@ impl RuleManager {
         let (store, ctx, tx) = (self.store.clone(), self.ctx.clone(), self.alerts_tx.clone());
         let (g2, h2) = (group.clone(), health.clone());
         let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
+        let mut ingested = store.subscribe_ingest();
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut next = tokio::time::Instant::now();
             loop {
-                tick.tick().await;
+                let boundary = next;
+                tokio::time::sleep_until(boundary).await;
+                // Evaluate on fresh data: if no scrape landed since the last
+                // evaluation, wait for the next one (at most half an
+                // interval). Evaluations then lock on just after the scrapes,
+                // which takes up to an interval off the time from a crossing
+                // to a notification. Without scrapes the schedule keeps its
+                // period, shifted by half an interval.
+                let fresh = ingested.has_changed().unwrap_or(false)
+                    || tokio::time::timeout(interval / 2, ingested.changed()).await.is_ok_and(|r| r.is_ok());
+                ingested.borrow_and_update();
+                next = if fresh { tokio::time::Instant::now() + interval } else { boundary + interval };
                 let t = chrono::Utc::now().timestamp_millis();
                 let started = std::time::Instant::now();
                 let outcome = {

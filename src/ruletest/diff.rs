@@ -36,8 +36,8 @@ pub fn alerts(exp: &[AlertRow], got: &[AlertRow]) -> String {
     lines(&e, &g)
 }
 
-/// Within two units in the last place: the rounding a different but
-/// equivalent order of float operations can leave.
+/// Within one unit in the last place: differences in the last bit of the
+/// mantissa are ignored (promtool's `fuzzy_compare`).
 pub fn fuzzy_equal(a: f64, b: f64) -> bool {
     if a == b || (a.is_nan() && b.is_nan()) {
         return true;
@@ -46,7 +46,7 @@ pub fn fuzzy_equal(a: f64, b: f64) -> bool {
         return false;
     }
     let (x, y) = (a.abs().to_bits() as i64, b.abs().to_bits() as i64);
-    (x - y).abs() <= 2
+    (x - y).abs() <= 1
 }
 
 fn exact_equal(a: f64, b: f64) -> bool {

@@ -121,3 +121,24 @@ pub fn run_file(path: &Path, opts: &Options) -> FileOutcome {
     }
     outcome
 }
+
+/// Replaces each directory among `paths` with the `*.yml` and `*.yaml`
+/// files directly in it, sorted (so `forewarn check rules/` works).
+pub fn expand_dirs(paths: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in paths {
+        let Ok(entries) = std::fs::read_dir(p) else {
+            out.push(p.clone());
+            continue;
+        };
+        let mut files: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|f| f.is_file() && matches!(f.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")))
+            .map(|f| f.display().to_string())
+            .collect();
+        files.sort();
+        out.extend(files);
+    }
+    out
+}

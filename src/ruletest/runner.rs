@@ -186,23 +186,18 @@ fn check_expr(store: &Store, et: &super::spec::ExprTest, t: i64, ctx: &EvalConte
     diff::samples(exp, got, fuzzy)
 }
 
-/// Orders groups by `group_eval_order` (all groups must be listed then);
-/// otherwise file order.
+/// Orders groups by `group_eval_order`: the listed groups first, in that
+/// order, then the others in file order.
 fn order_groups(groups: Vec<RuleGroup>, order: &[String]) -> Result<Vec<RuleGroup>, String> {
-    if order.is_empty() {
-        return Ok(groups);
-    }
     let names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     if let Some(missing) = order.iter().find(|n| !names.contains(n.as_str())) {
         return Err(format!("group_eval_order names group {missing:?}, which no rule file defines"));
     }
     let pos: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-    if let Some(g) = groups.iter().find(|g| !pos.contains_key(g.name.as_str())) {
-        return Err(format!("group {:?} is missing from group_eval_order; list every group or none", g.name));
-    }
-    let mut groups = groups;
-    groups.sort_by_key(|g| pos[g.name.as_str()]);
-    Ok(groups)
+    let mut keyed: Vec<(usize, RuleGroup)> =
+        groups.into_iter().map(|g| (pos.get(g.name.as_str()).copied().unwrap_or(usize::MAX), g)).collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    Ok(keyed.into_iter().map(|(_, g)| g).collect())
 }
 
 /// External labels/URL and the deploy-marker hooks of a test group.

@@ -216,3 +216,82 @@ mod lint_tests {
         assert!(m.is_empty(), "{m:?}");
     }
 }
+
+#[test]
+fn directories_expand_to_their_yaml_files() {
+    let d = tmpdir("dirs");
+    write(&d, "b.yml", "groups: []\n");
+    write(&d, "a.yaml", "groups: []\n");
+    write(&d, "notes.txt", "x");
+    let got = expand_dirs(&[d.display().to_string(), "other.yml".into()]);
+    let names: Vec<String> = got.iter().map(|p| p.rsplit('/').next().unwrap_or_default().to_string()).collect();
+    assert_eq!(names, vec!["a.yaml", "b.yml", "other.yml"]);
+}
+
+#[test]
+fn rule_kinds_are_tested_like_any_rule() {
+    let d = tmpdir("kinds");
+    write(
+        &d,
+        "rules.yml",
+        r#"
+groups:
+- name: g
+  rules:
+  - alert: QueueHigh
+    threshold:
+      series: queue_depth
+      above: 100
+      clear_below: 50
+"#,
+    );
+    let t = write(
+        &d,
+        "t.yml",
+        r#"
+rule_files: [rules.yml]
+tests:
+- interval: 1m
+  input_series:
+  - series: 'queue_depth{q="a"}'
+    values: "10 200 80 40"
+  alert_rule_test:
+  - eval_time: 0m
+    alertname: QueueHigh
+    exp_alerts: []
+  - eval_time: 2m
+    alertname: QueueHigh
+    exp_alerts:
+    - exp_labels: { q: a }
+  - eval_time: 3m
+    alertname: QueueHigh
+    exp_alerts: []
+"#,
+    );
+    let out = run_file(&t, &Options::default());
+    assert!(out.passed(), "{}", out.report());
+}
+
+#[test]
+fn group_eval_order_decides_which_recording_runs_first() {
+    let d = tmpdir("order");
+    write(
+        &d,
+        "rules.yml",
+        "groups:\n- name: uses\n  rules:\n  - record: doubled\n    expr: base * 2\n- name: makes\n  rules:\n  - record: base\n    expr: x\n",
+    );
+    let test = |order: &str| {
+        let text = format!(
+            "rule_files: [rules.yml]\n{order}\ntests:\n- input_series:\n  - series: x\n    values: 1 2 3\n  promql_expr_test:\n  - expr: doubled\n    eval_time: 2m\n    exp_samples:\n    - labels: doubled\n      value: 6\n"
+        );
+        run_file(&write(&d, &format!("t{}.yml", order.len()), &text), &Options::default())
+    };
+    // `base` first: `doubled` at 2m sees base=3; the other way it sees 2 (from 1m).
+    let ordered = test("group_eval_order: [makes, uses]");
+    assert!(ordered.passed(), "{}", ordered.report());
+    let reversed = test("group_eval_order: [uses]");
+    assert!(!reversed.passed());
+    assert!(reversed.report().contains("+ doubled{} 4"), "{}", reversed.report());
+    let unknown = test("group_eval_order: [nope]");
+    assert!(unknown.report().contains("\"nope\""), "{}", unknown.report());
+}

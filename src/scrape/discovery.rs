@@ -140,7 +140,9 @@ impl Discovery {
             for pattern in job.sc.file_sd_configs.iter().flat_map(|f| &f.files) {
                 match glob::glob(pattern) {
                     Ok(paths) => seen.extend(paths.flatten()),
-                    Err(e) => tracing::error!(job = %job.sc.job_name, pattern = %pattern, error = %e, "file_sd: bad glob"),
+                    Err(e) => {
+                        tracing::error!(job = %job.sc.job_name, pattern = %pattern, error = %e, "file_sd: bad glob")
+                    }
                 }
             }
             let before = job.files.len();
@@ -182,8 +184,11 @@ impl Discovery {
                     continue;
                 }
             };
-            let static_groups =
-                job.sc.static_configs.iter().map(|s| (None, TargetGroup { targets: s.targets.clone(), labels: s.labels.clone() }));
+            let static_groups = job
+                .sc
+                .static_configs
+                .iter()
+                .map(|s| (None, TargetGroup { targets: s.targets.clone(), labels: s.labels.clone() }));
             let file_groups =
                 job.files.iter().flat_map(|(p, st)| st.groups.iter().map(move |g| (Some(p.as_path()), g.clone())));
             for (file, group) in static_groups.chain(file_groups) {
@@ -198,7 +203,14 @@ impl Discovery {
         out
     }
 
-    fn resolve(&self, job: &Job, relabel: &[Relabel], file: Option<&Path>, g: &TargetGroup, addr: &str) -> Option<Target> {
+    fn resolve(
+        &self,
+        job: &Job,
+        relabel: &[Relabel],
+        file: Option<&Path>,
+        g: &TargetGroup,
+        addr: &str,
+    ) -> Option<Target> {
         let sc = &job.sc;
         let interval = sc.scrape_interval.unwrap_or(self.global.scrape_interval);
         let timeout = sc.scrape_timeout.unwrap_or(self.global.scrape_timeout);
@@ -324,7 +336,10 @@ relabel_configs:
         let d = Discovery::new(&[sc], &GlobalConfig::default());
         let ts = d.targets();
         let urls: Vec<&str> = ts.iter().map(|t| t.url.as_str()).collect();
-        assert_eq!(urls, ["http://a:1/probe?module=http_2xx&target=a%3A1", "https://b:2/probe?module=http_2xx&target=b%3A2"]);
+        assert_eq!(
+            urls,
+            ["http://a:1/probe?module=http_2xx&target=a%3A1", "https://b:2/probe?module=http_2xx&target=b%3A2"]
+        );
         let l = &ts[0].labels;
         assert_eq!(l, &Labels::from_pairs([("env", "prod"), ("instance", "a:1"), ("job", "node")]));
         assert_eq!(ts[0].discovered_labels.get("__tmp_x"), Some("y"));
@@ -362,6 +377,17 @@ relabel_configs:
         assert!(disc.refresh());
         assert_eq!(disc.targets().len(), 1);
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn config_load_rejects_bad_relabel_rules_naming_the_job() {
+        let text = "scrape_configs:\n  - job_name: api\n    relabel_configs: [{source_labels: [a], regex: '(', target_label: b}]\n";
+        let errs = crate::config::Config::parse("f.yml", text, None).expect_err("bad regex must be rejected");
+        let msg = format!("{errs:?}");
+        assert!(msg.contains("scrape_configs[api].relabel_configs[0]") && msg.contains("invalid regex"), "{msg}");
+        let text =
+            "scrape_configs:\n  - job_name: api\n    metric_relabel_configs: [{action: hashmod, target_label: x}]\n";
+        assert!(crate::config::Config::parse("f.yml", text, None).is_err(), "hashmod without modulus");
     }
 
     #[test]

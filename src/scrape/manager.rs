@@ -155,7 +155,6 @@ impl Inner {
         });
         Running { target, health, task }
     }
-
 }
 
 fn same(a: &Target, b: &Target) -> bool {

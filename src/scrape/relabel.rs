@@ -188,8 +188,9 @@ fn md5(input: &[u8]) -> [u8; 16] {
     }
     msg.extend_from_slice(&((input.len() as u64).wrapping_mul(8)).to_le_bytes());
     for block in msg.chunks_exact(64) {
-        let m: [u32; 16] =
-            std::array::from_fn(|i| u32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]));
+        let m: [u32; 16] = std::array::from_fn(|i| {
+            u32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]])
+        });
         let [mut a, mut b, mut c, mut d] = st;
         for i in 0..64 {
             let (f, g) = match i / 16 {
@@ -241,7 +242,8 @@ mod tests {
 
     #[test]
     fn replace_with_groups_and_default_regex() {
-        let r = rule("{source_labels: [__address__], regex: '(.*):(\\d+)', target_label: host, replacement: '${1}-$2'}");
+        let r =
+            rule("{source_labels: [__address__], regex: '(.*):(\\d+)', target_label: host, replacement: '${1}-$2'}");
         let out = process(l(&[("__address__", "db1:9100")]), &[r]).unwrap();
         assert_eq!(out.get("host"), Some("db1-9100"));
         // Default regex (.*) and replacement $1 copy the joined value.
@@ -315,10 +317,8 @@ mod tests {
 
     #[test]
     fn rules_run_in_order() {
-        let rules = [
-            rule("{source_labels: [a], target_label: b}"),
-            rule("{source_labels: [b], regex: 'x', action: drop}"),
-        ];
+        let rules =
+            [rule("{source_labels: [a], target_label: b}"), rule("{source_labels: [b], regex: 'x', action: drop}")];
         assert!(process(l(&[("a", "x")]), &rules).is_none());
         assert!(process(l(&[("a", "y")]), &rules).is_some());
     }

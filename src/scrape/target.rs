@@ -111,10 +111,7 @@ async fn fetch(client: &reqwest::Client, t: &Target) -> Result<(Vec<u8>, Format)
         if let Some(auth) = &t.client.authorization {
             req = req.header(reqwest::header::AUTHORIZATION, auth);
         }
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| http(describe_reqwest(&e)))?;
+        let mut resp = req.send().await.map_err(|e| http(describe_reqwest(&e)))?;
         if !resp.status().is_success() {
             let hint = match resp.status().as_u16() {
                 401 | 403 => " (check basic_auth / authorization)",
@@ -144,7 +141,9 @@ async fn fetch(client: &reqwest::Client, t: &Target) -> Result<(Vec<u8>, Format)
     // The whole exchange, trickling bodies included, must fit in the timeout.
     match tokio::time::timeout(t.timeout, fut).await {
         Ok(r) => r,
-        Err(_) => Err(http(format!("scrape timed out after {timeout_s}s (scrape_timeout)"))),
+        Err(_) => Err(http(format!(
+            "scrape timed out after {timeout_s}s (raise scrape_timeout, up to scrape_interval, or make the target answer faster)"
+        ))),
     }
 }
 
@@ -156,17 +155,28 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         msg.push_str(&s.to_string());
         src = s.source();
     }
+    // Say what to do next.
+    let hint = if msg.contains("certificate") {
+        " (set tls_config.ca_file to the CA that signed it, or tls_config.insecure_skip_verify: true)"
+    } else if msg.contains("refused") {
+        " (is the target running and listening on this host:port?)"
+    } else if e.is_redirect() {
+        " (the target redirects in a loop or more than 10 times; point metrics_path at the final URL)"
+    } else if e.is_connect() {
+        " (check the address, DNS and network path to the target)"
+    } else {
+        ""
+    };
+    msg.push_str(hint);
     msg
 }
 
+/// A labelled sample: labels, timestamp (ms), value.
+type Sample = (Labels, i64, f64);
+
 /// Turns a parsed body into labelled samples, applying target labels and limits.
 /// Also returns how many samples the body held before metric relabeling.
-fn to_samples(
-    t: &Target,
-    body: &[u8],
-    format: Format,
-    now: i64,
-) -> Result<(Vec<(Labels, i64, f64)>, usize), ScrapeError> {
+fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<(Vec<Sample>, usize), ScrapeError> {
     let mut out = Vec::new();
     let mut scraped = 0usize;
     let mut limit_err: Option<String> = None;

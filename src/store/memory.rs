@@ -183,6 +183,9 @@ pub struct Store {
     pub(crate) next_ref: AtomicU64,
     /// Set for a store opened on a directory ([`Store::open`]).
     pub(crate) durable: Option<super::durable::Durable>,
+    /// Bumped after every committed scrape batch, so rule groups can
+    /// evaluate on fresh data instead of up to an interval later.
+    ingested: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -196,7 +199,14 @@ impl Store {
             options,
             next_ref: AtomicU64::new(1),
             durable: None,
+            ingested: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes after each committed batch from [`Store::appender`] (one per
+    /// scrape); single appends (recording rules, replay) do not signal.
+    pub fn subscribe_ingest(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ingested.subscribe()
     }
 
     pub fn retention_ms(&self) -> i64 {
@@ -214,13 +224,13 @@ impl Store {
     /// A batch appender: appends go to memory at once and to the WAL (if
     /// any) in one piece on [`Appender::commit`] or drop. One per scrape.
     pub fn appender(&self) -> Appender<'_> {
-        Appender { store: self, batch: SampleBatch::default(), appended: 0 }
+        Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: true }
     }
 
     /// Appends one sample. Samples older than the series' newest one are
     /// dropped (out-of-order), a sample at the same timestamp replaces it.
     pub fn append(&self, labels: &Labels, t: i64, v: f64) {
-        self.appender().append(labels, t, v);
+        Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: false }.append(labels, t, v);
     }
 
     /// Appends many samples, logging them to the WAL as one record.
@@ -349,6 +359,8 @@ pub struct Appender<'a> {
     store: &'a Store,
     batch: SampleBatch,
     appended: u64,
+    /// Whether a commit tells subscribers that fresh data arrived.
+    signal: bool,
 }
 
 impl Appender<'_> {
@@ -373,6 +385,9 @@ impl Appender<'_> {
         if self.appended > 0 {
             metrics::counter!("forewarn_store_samples_appended_total").increment(self.appended);
             self.appended = 0;
+            if self.signal {
+                self.store.ingested.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
     }
 }

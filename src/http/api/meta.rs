@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::Method;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{bad, ok, parse_time};
@@ -35,13 +35,22 @@ impl Params {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for Params {
-    type Rejection = Response;
+/// Unreadable parameters: a `bad_data` error in Prometheus's envelope.
+pub struct BadParams(String);
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+impl IntoResponse for BadParams {
+    fn into_response(self) -> Response {
+        bad("bad_data", self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = BadParams;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, BadParams> {
         let url = match Query::<Vec<(String, String)>>::try_from_uri(req.uri()) {
             Ok(Query(q)) => q,
-            Err(e) => return Err(bad("bad_data", format!("cannot parse the URL's query string: {e}"))),
+            Err(e) => return Err(BadParams(format!("cannot parse the URL's query string: {e}"))),
         };
         if req.method() != Method::POST {
             return Ok(Params(url));
@@ -51,10 +60,9 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             // Not a form body: the URL's parameters are all there is.
             Err(FormRejection::InvalidFormContentType(_)) => Vec::new(),
             Err(e) => {
-                return Err(bad(
-                    "bad_data",
-                    format!("cannot parse the form body (send application/x-www-form-urlencoded): {e}"),
-                ))
+                return Err(BadParams(format!(
+                    "cannot parse the form body (send application/x-www-form-urlencoded): {e}"
+                )))
             }
         };
         out.extend(url);
@@ -64,32 +72,32 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 
 /// `start`/`end` as Prometheus reads them for metadata: both optional,
 /// defaulting to all time.
-fn time_range(p: &Params) -> Result<(i64, i64, bool), Response> {
+fn time_range(p: &Params) -> Result<(i64, i64, bool), String> {
     let one = |k: &str, default: i64| match p.get(k) {
         None | Some("") => Ok(default),
-        Some(s) => parse_time(s).map_err(|e| bad("bad_data", format!("invalid parameter \"{k}\": {e}"))),
+        Some(s) => parse_time(s).map_err(|e| format!("invalid parameter \"{k}\": {e}")),
     };
     let (start, end) = (one("start", i64::MIN / 4)?, one("end", i64::MAX / 4)?);
     if end < start {
-        return Err(bad("bad_data", "invalid parameter \"end\": end timestamp must not be before start time"));
+        return Err("invalid parameter \"end\": end timestamp must not be before start time".into());
     }
     let bounded = p.get("start").is_some_and(|s| !s.is_empty()) || p.get("end").is_some_and(|s| !s.is_empty());
     Ok((start, end, bounded))
 }
 
 /// Optional `limit`: a non-negative integer, 0 meaning none.
-fn limit(p: &Params) -> Result<usize, Response> {
+fn limit(p: &Params) -> Result<usize, String> {
     match p.get("limit") {
         None | Some("") => Ok(0),
-        Some(s) => s.parse::<usize>().map_err(|_| {
-            bad("bad_data", format!("invalid parameter \"limit\": cannot parse {s:?}: expected a non-negative integer"))
-        }),
+        Some(s) => s
+            .parse::<usize>()
+            .map_err(|_| format!("invalid parameter \"limit\": cannot parse {s:?}: expected a non-negative integer")),
     }
 }
 
 /// Each `match[]` parameter as store matchers; each must be a series selector.
-fn matcher_sets(matches: &[&str]) -> Result<Vec<Vec<Matcher>>, Response> {
-    let invalid = |m: &str, e: String| bad("bad_data", format!("invalid parameter \"match[]\": {m:?}: {e}"));
+fn matcher_sets(matches: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
+    let invalid = |m: &str, e: String| format!("invalid parameter \"match[]\": {m:?}: {e}");
     matches
         .iter()
         .map(|m| match promql::parse(m) {
@@ -123,10 +131,10 @@ pub async fn series(State(d): State<Arc<Daemon>>, p: Params) -> Response {
     if matches.is_empty() {
         return bad("bad_data", "no match[] parameter provided (e.g. match[]=up)");
     }
-    let params = (|| Ok((time_range(&p)?, limit(&p)?, matcher_sets(&matches)?)))();
+    let params = (|| -> Result<_, String> { Ok((time_range(&p)?, limit(&p)?, matcher_sets(&matches)?)) })();
     let ((start, end, _), limit, sets) = match params {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return bad("bad_data", e),
     };
     let store = d.store.clone();
     match tokio::task::spawn_blocking(move || series_in(&*store, &sets, start, end)).await {
@@ -170,10 +178,10 @@ fn names_or_values(
 }
 
 async fn metadata(d: Arc<Daemon>, name: Option<String>, p: Params) -> Response {
-    let params = (|| Ok((time_range(&p)?, limit(&p)?, matcher_sets(&p.all("match[]"))?)))();
+    let params = (|| -> Result<_, String> { Ok((time_range(&p)?, limit(&p)?, matcher_sets(&p.all("match[]"))?)) })();
     let (range, limit, sets) = match params {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return bad("bad_data", e),
     };
     let store = d.store.clone();
     match tokio::task::spawn_blocking(move || names_or_values(&*store, name.as_deref(), sets, range)).await {
