@@ -350,7 +350,11 @@ impl Config {
                     *f = base.join(&*f).display().to_string();
                 }
             }
-            let sd_files = cfg.scrape_configs.iter_mut().flat_map(|sc| sc.file_sd_configs.iter_mut()).flat_map(|f| f.files.iter_mut());
+            let sd_files = cfg
+                .scrape_configs
+                .iter_mut()
+                .flat_map(|sc| sc.file_sd_configs.iter_mut())
+                .flat_map(|f| f.files.iter_mut());
             for f in sd_files {
                 if Path::new(f).is_relative() && !base.as_os_str().is_empty() {
                     *f = base.join(&*f).display().to_string();
@@ -389,7 +393,9 @@ impl Config {
                     sc.job_name, timeout, interval
                 ));
             }
-            for (what, rules) in [("relabel_configs", &sc.relabel_configs), ("metric_relabel_configs", &sc.metric_relabel_configs)] {
+            for (what, rules) in
+                [("relabel_configs", &sc.relabel_configs), ("metric_relabel_configs", &sc.metric_relabel_configs)]
+            {
                 if let Err(e) = crate::scrape::relabel::Relabel::compile(rules) {
                     err(format!("scrape_configs[{}].{what}{e}", sc.job_name));
                 }
