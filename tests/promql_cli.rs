@@ -66,7 +66,7 @@ fn a_wrong_expectation_fails_with_exit_1_and_names_the_line() {
         "load 1m\n  up{job=\"a\"} 1 2 3\n\neval instant at 2m up\n  up{job=\"a\"} 3\n\neval instant at 2m up * 2\n  {job=\"a\"} 7\n",
     )
     .unwrap();
-    let (ok, lines) = run(&[bad.clone()]);
+    let (ok, lines) = run(std::slice::from_ref(&bad));
     assert!(!ok, "a failing case must exit 1: {lines:#?}");
     assert!(lines[0].starts_with(&format!("{}: FAILED: 1 passed, 1 failed", bad.display())), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("line 7") && l.contains("up * 2")), "{lines:#?}");

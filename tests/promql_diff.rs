@@ -114,7 +114,6 @@ const EXPRS: &[&str] = &[
     "sum(http_requests_total) by (method) / on(method) group_left count(http_requests_total) by (method)",
     "time() - time()",
     "1 + 2 * 3 ^ 2",
-    "timestamp(temperature_celsius) % 10",
 ];
 
 async fn start_target() -> String {

@@ -187,6 +187,11 @@ async fn query_series_and_label_endpoints_answer_like_prometheus() {
     let v = client.post(format!("{base}/api/v1/labels")).form_body("match[]=temperature_celsius&limit=2").await;
     assert_eq!(strings(&v["data"]), ["__name__", "instance"], "{v}");
 
+    let (_, v) = get_json(&client, &format!("{base}/api/v1/labels?start=0&end=1")).await;
+    assert_eq!(v["data"], serde_json::json!([]), "no series had samples in 1970: {v}");
+    let (_, v) = get_json(&client, &format!("{base}/api/v1/label/room/values?start={start}&end={now}")).await;
+    assert_eq!(strings(&v["data"]), ["lab"], "{v}");
+
     // label values.
     let (s, v) = get_json(&client, &format!("{base}/api/v1/label/code/values")).await;
     assert_eq!(s, 200, "{v}");

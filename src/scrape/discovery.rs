@@ -151,7 +151,10 @@ impl Discovery {
             for path in seen {
                 let stamp = std::fs::metadata(&path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
                 let state = job.files.entry(path.clone()).or_insert(FileState { stamp: None, groups: Vec::new() });
-                if state.stamp.is_some() && state.stamp == stamp {
+                // A file modified in the last 2 s is re-read even with an
+                // unchanged stamp: coarse mtimes can hide a quick rewrite.
+                let recent = stamp.is_some_and(|(m, _)| m.elapsed().map_or(true, |age| age < Duration::from_secs(2)));
+                if state.stamp.is_some() && state.stamp == stamp && !recent {
                     continue;
                 }
                 state.stamp = stamp;

@@ -109,8 +109,7 @@ pub struct SmtpDefaults {
     pub smtp_require_tls: Option<bool>,
 }
 
-/// Where a body comes from once the config is validated. Custom templates
-/// will become a third variant; rendering already dispatches on this.
+/// Where a body comes from once the config is validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodySource {
     /// forewarn's own rendering.
@@ -119,6 +118,15 @@ pub enum BodySource {
     Omitted,
     /// Sent as written (the config had no template markup).
     Literal(String),
+    /// A Go template rendered against the notification (see `render`).
+    Template(String),
+}
+
+/// Parses a custom email template, so mistakes show at load time.
+pub fn check_template(field: &'static str, text: &str) -> Result<(), EmailConfigError> {
+    crate::alerts::template::Template::parse_with_vars(field, text, &[])
+        .map(|_| ())
+        .map_err(|e| invalid(field, format!("template: {e}")))
 }
 
 /// How the SMTP session is protected.
@@ -196,11 +204,13 @@ impl EmailConfig {
             if value.contains(['\r', '\n']) {
                 return Err(invalid("headers", format!("the value of {name} spans lines")));
             }
-            let builtin_subject = name.eq_ignore_ascii_case("subject") && value.trim() == DEFAULT_SUBJECT_TEMPLATE;
-            if value.contains("{{") && !builtin_subject {
+            let is_subject = name.eq_ignore_ascii_case("subject");
+            if is_subject && value.contains("{{") && value.trim() != DEFAULT_SUBJECT_TEMPLATE {
+                check_template("headers", value)?;
+            } else if value.contains("{{") && !is_subject {
                 return Err(invalid(
                     "headers",
-                    format!("{name}: Go templates are not supported yet; remove the header to get the built-in one"),
+                    format!("{name}: templates are supported in Subject, text and html only; write this header's value out"),
                 ));
             }
         }
@@ -284,10 +294,10 @@ fn body_source(field: &'static str, v: Option<&str>, builtin: &str) -> Result<Bo
         None => Ok(BodySource::Builtin),
         Some("") => Ok(BodySource::Omitted),
         Some(t) if t == builtin => Ok(BodySource::Builtin),
-        Some(t) if t.contains("{{") => Err(invalid(
-            field,
-            "Go templates are not supported yet; leave it unset for the built-in body or \"\" for none",
-        )),
+        Some(t) if t.contains("{{") => {
+            check_template(field, v.unwrap_or_default())?;
+            Ok(BodySource::Template(v.unwrap_or_default().to_string()))
+        }
         Some(_) => Ok(BodySource::Literal(v.unwrap_or_default().to_string())),
     }
 }
@@ -409,12 +419,20 @@ send_resolved: true
         let mut c = minimal();
         c.auth_password = Some(Secret::new("pw"));
         assert_eq!(msg(&c), "email_configs: missing `auth_username`");
+        // Custom templates are checked when the config loads.
         let mut c = minimal();
         c.html = Some("{{ .CommonLabels.alertname }}".into());
-        assert!(msg(&c).contains("`html`") && msg(&c).contains("not supported yet"));
+        assert!(c.validate().is_ok());
+        c.html = Some("{{ .CommonLabels.alertname ".into());
+        assert!(msg(&c).contains("`html`") && msg(&c).contains("template"), "{}", msg(&c));
         let mut c = minimal();
         c.headers.insert("Subject".into(), "{{ .Status }}".into());
-        assert!(msg(&c).contains("`headers`"));
+        assert!(c.validate().is_ok());
+        c.headers.insert("Subject".into(), "{{ nosuchfunc .Status }}".into());
+        assert!(msg(&c).contains("`headers`"), "{}", msg(&c));
+        let mut c = minimal();
+        c.headers.insert("Reply-To".into(), "{{ .Status }}@example.com".into());
+        assert!(msg(&c).contains("Subject, text and html only"), "{}", msg(&c));
         let mut c = minimal();
         c.html = Some(String::new());
         c.text = Some(String::new());

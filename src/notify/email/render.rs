@@ -36,11 +36,13 @@ pub fn render(cfg: &EmailConfig, n: &Notification) -> Rendered {
 pub fn render_at(cfg: &EmailConfig, n: &Notification, now: DateTime<Utc>) -> Rendered {
     let subject = match cfg.header("Subject") {
         Some(s) if s.trim() != DEFAULT_SUBJECT_TEMPLATE && !s.contains("{{") => s.to_string(),
+        Some(s) if s.trim() != DEFAULT_SUBJECT_TEMPLATE => custom("Subject", s, n).unwrap_or_else(|| subject(n)),
         _ => subject(n),
     };
     let text = match cfg.text_source().unwrap_or(BodySource::Builtin) {
         BodySource::Builtin => Some(text_body(n, &subject, now)),
         BodySource::Literal(t) => Some(t),
+        BodySource::Template(t) => Some(custom("text", &t, n).unwrap_or_else(|| text_body(n, &subject, now))),
         BodySource::Omitted => None,
     };
     let mut images = Vec::new();
@@ -50,9 +52,70 @@ pub fn render_at(cfg: &EmailConfig, n: &Notification, now: DateTime<Utc>) -> Ren
             Some(html_body(n, &subject, now, &images))
         }
         BodySource::Literal(t) => Some(t),
+        BodySource::Template(t) => match custom("html", &t, n) {
+            Some(h) => Some(h),
+            None => {
+                images = super::changes::images(n);
+                Some(html_body(n, &subject, now, &images))
+            }
+        },
         BodySource::Omitted => None,
     };
     Rendered { subject, text, html, images }
+}
+
+/// What custom templates see as `.`: Alertmanager's notification data
+/// (`.Status`, `.Receiver`, `.Alerts`, `.GroupLabels`, `.CommonLabels`,
+/// `.CommonAnnotations`, `.ExternalURL`), with `.Firing` and `.Resolved`
+/// standing for Alertmanager's `.Alerts.Firing` / `.Alerts.Resolved`.
+/// Each alert has `.Status`, `.Labels`, `.Annotations`, `.StartsAt`,
+/// `.EndsAt`, `.GeneratorURL`, `.Fingerprint`, and forewarn's `.Verdict`.
+pub fn template_data(n: &Notification) -> crate::alerts::template::TemplateData {
+    use crate::alerts::template::{TemplateData, TplValue};
+    use std::collections::BTreeMap;
+    let alert = |a: &crate::notify::NotifiedAlert| {
+        let mut m = BTreeMap::new();
+        m.insert("Status".to_string(), TplValue::from(a.status.as_str()));
+        m.insert("Labels".to_string(), TplValue::from(&a.labels));
+        m.insert("Annotations".to_string(), TplValue::from(&a.annotations));
+        m.insert("StartsAt".to_string(), TplValue::from(a.starts_at.to_rfc3339()));
+        m.insert("EndsAt".to_string(), TplValue::from(a.ends_at.map(|t| t.to_rfc3339()).unwrap_or_default()));
+        m.insert("GeneratorURL".to_string(), TplValue::from(a.generator_url.as_str()));
+        m.insert("Fingerprint".to_string(), TplValue::from(a.fingerprint.as_str()));
+        let verdict = a.notes.as_ref().map(|x| x.verdict.clone()).unwrap_or_default();
+        m.insert("Verdict".to_string(), TplValue::from(verdict));
+        TplValue::Map(m)
+    };
+    let mut d = BTreeMap::new();
+    d.insert("Receiver".to_string(), TplValue::from(n.receiver.as_str()));
+    d.insert("Status".to_string(), TplValue::from(n.status.as_str()));
+    d.insert("Alerts".to_string(), TplValue::List(n.alerts.iter().map(alert).collect()));
+    d.insert("Firing".to_string(), TplValue::List(n.firing().map(alert).collect()));
+    d.insert("Resolved".to_string(), TplValue::List(n.resolved().map(alert).collect()));
+    d.insert("GroupLabels".to_string(), TplValue::from(&n.group_labels));
+    d.insert("CommonLabels".to_string(), TplValue::from(&n.common_labels));
+    d.insert("CommonAnnotations".to_string(), TplValue::from(&n.common_annotations));
+    d.insert("ExternalURL".to_string(), TplValue::from(n.external_url.as_str()));
+    TemplateData { vars: BTreeMap::new(), dot: TplValue::Map(d) }
+}
+
+/// Renders a custom template; on error logs it and returns None, so the
+/// built-in rendering goes out instead of nothing.
+fn custom(field: &str, text: &str, n: &Notification) -> Option<String> {
+    let t = match crate::alerts::template::Template::parse_with_vars(field, text, &[]) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(receiver = %n.receiver, field, error = %e, "email template does not parse; sending the built-in one");
+            return None;
+        }
+    };
+    match t.render(&template_data(n)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(receiver = %n.receiver, field, error = %e, "email template failed; sending the built-in one");
+            None
+        }
+    }
 }
 
 /// Label values the way Alertmanager's `SortedPairs.Values` orders them:
@@ -372,5 +435,35 @@ mod tests {
         assert_eq!(humanize(d(3 * 3600 + 300)), "3h 5m");
         assert_eq!(humanize(d(2 * 86400 + 4 * 3600 + 7)), "2d 4h");
         assert_eq!(humanize(d(-5)), "0s");
+    }
+
+    #[test]
+    fn custom_templates_render_alertmanager_style_data() {
+        let n = crate::notify::Notification::new(
+            "team",
+            "g".into(),
+            Labels::from_pairs([("alertname", "Disk")]),
+            vec![crate::notify::NotifiedAlert {
+                status: crate::notify::Status::Firing,
+                labels: Labels::from_pairs([("alertname", "Disk"), ("instance", "db1")]),
+                annotations: Labels::from_pairs([("summary", "96% full")]),
+                starts_at: Utc::now(),
+                ends_at: None,
+                generator_url: "http://fw/x".into(),
+                fingerprint: "00000000000000aa".into(),
+                notes: None,
+            }],
+            "http://fw",
+        );
+        let mut cfg = EmailConfig::default();
+        cfg.headers.insert("Subject".into(), "{{ .Status | toUpper }}: {{ .GroupLabels.alertname }} ({{ len .Firing }})".into());
+        cfg.text = Some("{{ range .Alerts }}{{ .Labels.instance }}: {{ .Annotations.summary }}\n{{ end }}".into());
+        let r = render_at(&cfg, &n, Utc::now());
+        assert_eq!(r.subject, "FIRING: Disk (1)");
+        assert_eq!(r.text.as_deref(), Some("db1: 96% full\n"));
+        // A template that fails at send time falls back to the built-in body.
+        cfg.text = Some("{{ index .Alerts 5 }}".into());
+        let r = render_at(&cfg, &n, Utc::now());
+        assert!(r.text.unwrap_or_default().contains("96% full"));
     }
 }
