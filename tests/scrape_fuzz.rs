@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use forewarn::scrape::parse::{check_with, parse_with, Format, ParseOptions};
 
-const CORPUS: &str = "/work/shared/testdata/exposition/prometheus_common/fuzz_corpus";
+const CORPUS: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/exposition/prometheus_common/fuzz_corpus");
 /// Mutation rounds: at most this many, and no longer than `BUDGET`.
 const ROUNDS: usize = 2_000_000;
 const BUDGET: Duration = Duration::from_secs(3);

@@ -162,7 +162,8 @@ fn appends(series: usize, steps: i64, threads: usize) -> (f64, f64) {
     let n = (series as i64 * steps) as f64;
     let store = Store::new(i64::MAX / 4);
     let base = Baseline::default();
-    let time = |f: &(dyn Fn(&[(Labels, i64, f64)]) + Sync)| {
+    type AppendFn<'a> = dyn Fn(&[(Labels, i64, f64)]) + Sync + 'a;
+    let time = |f: &AppendFn| {
         let started = Instant::now();
         std::thread::scope(|s| {
             for th in 0..threads {

@@ -187,7 +187,7 @@ async fn targets(State(d): State<Arc<Daemon>>) -> Response {
         .into_iter()
         .map(|(t, h)| {
             json!({
-                "discoveredLabels": t.labels, "labels": t.labels, "scrapePool": t.job, "scrapeUrl": t.url,
+                "discoveredLabels": t.discovered_labels, "labels": t.labels, "scrapePool": t.job, "scrapeUrl": t.url,
                 "globalUrl": t.url, "lastError": h.last_error,
                 "lastScrape": if h.last_scrape_ms == 0 { "0001-01-01T00:00:00Z".to_string() } else { rfc3339(h.last_scrape_ms) },
                 "lastScrapeDuration": h.last_scrape_duration_s, "health": h.health,
@@ -224,7 +224,8 @@ fn parse_step(s: &str) -> Result<i64, String> {
 
 async fn query(State(d): State<Arc<Daemon>>, q: Params) -> Response {
     let Some(text) = q.get("query") else { return bad("bad_data", "missing parameter: query") };
-    let t = match q.get("time").map(parse_time) {
+    // An empty `time` means now, as in Prometheus.
+    let t = match q.get("time").filter(|s| !s.is_empty()).map(parse_time) {
         None => Utc::now().timestamp_millis(),
         Some(Ok(t)) => t,
         Some(Err(e)) => return bad("bad_data", format!("invalid parameter \"time\": {e}")),

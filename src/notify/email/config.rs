@@ -210,7 +210,9 @@ impl EmailConfig {
             } else if value.contains("{{") && !is_subject {
                 return Err(invalid(
                     "headers",
-                    format!("{name}: templates are supported in Subject, text and html only; write this header's value out"),
+                    format!(
+                        "{name}: templates are supported in Subject, text and html only; write this header's value out"
+                    ),
                 ));
             }
         }

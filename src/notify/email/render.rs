@@ -456,7 +456,10 @@ mod tests {
             "http://fw",
         );
         let mut cfg = EmailConfig::default();
-        cfg.headers.insert("Subject".into(), "{{ .Status | toUpper }}: {{ .GroupLabels.alertname }} ({{ len .Firing }})".into());
+        cfg.headers.insert(
+            "Subject".into(),
+            "{{ .Status | toUpper }}: {{ .GroupLabels.alertname }} ({{ len .Firing }})".into(),
+        );
         cfg.text = Some("{{ range .Alerts }}{{ .Labels.instance }}: {{ .Annotations.summary }}\n{{ end }}".into());
         let r = render_at(&cfg, &n, Utc::now());
         assert_eq!(r.subject, "FIRING: Disk (1)");
