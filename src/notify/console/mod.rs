@@ -70,6 +70,15 @@ fn alert_lines(out: &mut String, a: &NotifiedAlert, now: DateTime<Utc>) {
         _ => facts.push(format!("since {} ({} ago)", hms(&a.starts_at), humanize(now - a.starts_at))),
     }
     out.push_str(&format!("{pad}{}\n", facts.join(" · ")));
+    // What changed before the onset, and the chart with the deploy lines.
+    if let Some(notes) = &a.notes {
+        if !notes.verdict.is_empty() {
+            out.push_str(&format!("{pad}changes: {}\n", notes.verdict));
+        }
+        if !notes.chart_url.is_empty() {
+            out.push_str(&format!("{pad}chart: {}\n", notes.chart_url));
+        }
+    }
 }
 
 /// The block for `n` as if the time were `now`: a header line, then two or
