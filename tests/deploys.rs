@@ -10,7 +10,7 @@
 //! changes (a deploy forewarn sees by itself) and changes back (a rollback).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,16 +19,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
+mod support;
+use support::Proc;
+
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const TOKEN: &str = "s3cret-token";
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Clone)]
 struct Target {

@@ -6,7 +6,7 @@
 //! exactly once after recovery, and that a restart re-sends nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,31 +17,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
+mod support;
+use support::{free_port, temp_dir, Proc};
+
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 
 const OK: u8 = 0;
 const FAIL_500: u8 = 1;
 const HANG: u8 = 2;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("forewarn-faults-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills the child when the test ends, whatever happens.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The target's two series and the webhook's behaviour and inbox.
 #[derive(Clone, Default)]

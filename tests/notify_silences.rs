@@ -3,28 +3,15 @@
 //! restart on the same state dir), `forewarn silence add|ls|expire` against
 //! it, and `forewarn route-test` on a config file.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod support;
+use support::{temp_dir, Proc};
+
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("forewarn-silences-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn start(dir: &std::path::Path, port: u16) -> Proc {
     let cfg = dir.join("forewarn.yml");

@@ -4,15 +4,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod support;
+use support::temp_dir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const SHARED: &str = "/work/shared/testdata/promqltest";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("forewarn-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// The shared file if present, else a copy of a small script written here,
 /// so the test runs outside this machine too.

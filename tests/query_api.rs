@@ -5,35 +5,17 @@
 //! parameters get the `bad_data` envelope with 400, and `forewarn query`
 //! prints the result as a table.
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
+mod support;
+use support::{free_port, temp_dir, Proc};
+
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("forewarn-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills the child when the test ends, whatever happens.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const BODY: &str = "# TYPE http_requests_total counter\n\
 http_requests_total{code=\"200\",method=\"get\"} 10\n\

@@ -9,7 +9,7 @@
 //! not a guess from timings.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,28 +19,11 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
+mod support;
+use support::{free_port, temp_dir, Proc};
+
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const SCRAPE_MS: u64 = 200;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("forewarn-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills the child when the test ends, whatever happens.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A target whose `app_scrapes_total` is the number of requests served.
 async fn start_target() -> (String, Arc<AtomicU64>) {
