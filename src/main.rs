@@ -83,6 +83,9 @@ enum TestCmd {
         /// Only run test groups whose name matches this regex (repeatable).
         #[arg(long)]
         run: Vec<String>,
+        /// Drop fields the rule format does not know (e.g. `namespace:`) instead of failing, like promtool's flag.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
     },
     /// Run PromQL test scripts (Prometheus's `promqltest` format, `*.test`).
     Promql {
@@ -160,7 +163,9 @@ fn main() -> ExitCode {
         Cmd::Silence { url, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, cmd)))),
         Cmd::Replay(args) => exit(replay(args)),
         Cmd::Test { cmd: TestCmd::Promql { files } } => test_promql(&files),
-        Cmd::Test { cmd: TestCmd::Rules { files, run } } => test_rules(&files, &run),
+        Cmd::Test { cmd: TestCmd::Rules { files, run, ignore_unknown_fields } } => {
+            test_rules(&files, &run, ignore_unknown_fields)
+        }
         Cmd::Query(args) => exit(runtime().and_then(|rt| rt.block_on(query(args)))),
         Cmd::RouteTest { config, verify_receivers, labels } => {
             route_test(&config, verify_receivers.as_deref(), &labels)
@@ -536,8 +541,8 @@ fn check_metrics(file: Option<&str>, format: &str) -> ExitCode {
 
 /// `forewarn test promql`: a line per file, then the totals; exit 1 on any failure.
 /// `forewarn test rules`: promtool-style rule unit tests; exit 1 on any failure.
-fn test_rules(files: &[PathBuf], run: &[String]) -> ExitCode {
-    let mut opts = forewarn::ruletest::Options::default();
+fn test_rules(files: &[PathBuf], run: &[String], ignore_unknown_fields: bool) -> ExitCode {
+    let mut opts = forewarn::ruletest::Options { ignore_unknown_fields, ..Default::default() };
     for r in run {
         match regex::Regex::new(r) {
             Ok(re) => opts.run.push(re),

@@ -6,11 +6,12 @@
 //! - unittest.yml (expected 0): uses native histogram series, which
 //!   forewarn does not store; forewarn fails it and says so (asserted below).
 //! - at-modifier-test.yml / negative-offset-test.yml with the feature
-//!   *disabled* (expected 1): forewarn always enables `@` and negative
-//!   offsets, so only the enabled rows apply.
-//! - rules_run_extrafields.yml with promtool's `--ignore-unknown-fields`
-//!   (expected 0): forewarn's rule loader rejects unknown fields and has no
-//!   option to ignore them (it exits 1).
+//!   *disabled* (expected 1): those rows come from promtool's Go test
+//!   harness; promtool's command line always enables `@` and negative
+//!   offsets, and so does forewarn, so only the enabled rows apply.
+//!
+//! rules_run_extrafields.yml passes with `--ignore-unknown-fields` (the row)
+//! and fails without it (the strict loader's verdict), both asserted.
 
 use std::process::Command;
 
@@ -48,6 +49,8 @@ fn verdicts_match_promtool() {
         (&["rules_run_no_fuzzy.yml"], 1),
         (&["--run", "correct", "rules_run_fuzzy.yml"], 0),
         (&["--run", "wrong", "rules_run_fuzzy.yml"], 1),
+        (&["--ignore-unknown-fields", "rules_run_extrafields.yml"], 0),
+        (&["rules_run_extrafields.yml"], 1),
     ];
     let mut wrong = Vec::new();
     for (args, want) in rows {
@@ -64,6 +67,13 @@ fn unsupported_native_histograms_are_named() {
     let (code, text) = exit_code(&["unittest.yml"]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("native histogram"), "{text}");
+}
+
+#[test]
+fn unknown_fields_are_named_without_the_flag() {
+    let (code, text) = exit_code(&["rules_run_extrafields.yml"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("rules_extrafields.yml:7:5: unknown field `namespace`"), "{text}");
 }
 
 #[test]

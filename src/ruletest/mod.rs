@@ -13,10 +13,12 @@
 //!
 //! Differences from promtool: native histograms are not supported (a test
 //! using them fails saying so); `@` and negative offsets are always
-//! enabled; an `alert_rule_test` naming an alert no rule defines fails
+//! enabled (as in promtool's command line, which has no switch to turn them
+//! off); an `alert_rule_test` naming an alert no rule defines fails
 //! instead of passing vacuously.
 
 pub mod diff;
+pub mod lenient;
 pub mod lint;
 pub mod runner;
 pub mod series;
@@ -34,6 +36,9 @@ use crate::duration::PromDuration;
 pub struct Options {
     /// Run only test groups whose name matches one of these (unanchored).
     pub run: Vec<regex::Regex>,
+    /// promtool's `--ignore-unknown-fields`: drop fields the rule format
+    /// does not know instead of failing the file.
+    pub ignore_unknown_fields: bool,
 }
 
 /// The result of one test file.
@@ -102,7 +107,12 @@ pub fn run_file(path: &Path, opts: &Options) -> FileOutcome {
         .map(|p| if Path::new(p).is_absolute() { p.clone() } else { dir.join(p).display().to_string() })
         .collect();
     let load = || {
-        crate::rules::load_patterns(&patterns, eval_interval).map_err(|errs| {
+        let loaded = if opts.ignore_unknown_fields {
+            lenient::load_patterns(&patterns, eval_interval)
+        } else {
+            crate::rules::load_patterns(&patterns, eval_interval)
+        };
+        loaded.map_err(|errs| {
             let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
             format!("cannot load rule_files:\n      {}", lines.join("\n      "))
         })

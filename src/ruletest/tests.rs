@@ -75,7 +75,7 @@ tests:
     assert_eq!(out.groups[1].1.len(), 1, "{}", out.report());
     let report = out.report();
     assert!(report.contains("+ labels {alertname=\"Down\", job=\"api\", severity=\"page\"}"), "{report}");
-    let only_ok = run_file(&t, &Options { run: vec![regex::Regex::new("^ok$").unwrap()] });
+    let only_ok = run_file(&t, &Options { run: vec![regex::Regex::new("^ok$").unwrap()], ..Default::default() });
     assert!(only_ok.passed(), "{}", only_ok.report());
 }
 
