@@ -52,7 +52,7 @@ enum Cmd {
     },
     /// Record a deploy marker on a running daemon (for CI pipelines).
     Deploy(DeployArgs),
-    /// Replay rules over recorded history (OpenMetrics with timestamps) at simulated time.
+    /// Replay rules over history (a recording, or a Prometheus server's query_range) at simulated time.
     Replay(ReplayArgs),
     /// Print which receivers an alert with these labels would reach.
     RouteTest {
@@ -175,25 +175,102 @@ fn main() -> ExitCode {
 
 #[derive(clap::Args)]
 struct ReplayArgs {
-    /// Rule files (globs allowed).
+    /// Rule files, globs or directories (their *.yml and *.yaml).
     #[arg(long, required = true, num_args = 1..)]
     rules: Vec<String>,
     /// OpenMetrics text with a timestamp on every sample, ending in `# EOF`.
+    #[arg(long, required_unless_present = "source", conflicts_with = "source")]
+    input: Option<PathBuf>,
+    /// A Prometheus-compatible server: the series the rules read are fetched from its /api/v1/query_range.
+    #[arg(long, requires = "from")]
+    source: Option<String>,
+    /// Start of the replay: RFC 3339, Unix seconds, `now` or `-6h` (default with --input: the first sample).
+    #[arg(long, allow_hyphen_values = true)]
+    from: Option<String>,
+    /// End of the replay, same forms (default: now with --source, the last sample with --input).
+    #[arg(long, allow_hyphen_values = true)]
+    to: Option<String>,
+    /// Resolution of the fetched history (default: the shortest group `interval:`, else 15s).
     #[arg(long)]
-    input: PathBuf,
+    step: Option<String>,
+    /// A file holding a bearer token for --source.
+    #[arg(long, conflicts_with = "basic_auth_user")]
+    bearer_token_file: Option<PathBuf>,
+    /// Basic auth user for --source (password from --basic-auth-password-file).
+    #[arg(long, requires = "basic_auth_password_file")]
+    basic_auth_user: Option<String>,
+    #[arg(long)]
+    basic_auth_password_file: Option<PathBuf>,
     /// Deploy markers: a JSON list of {service, version, kind, at, ...} (the shape of POST /api/v1/deploys).
     #[arg(long)]
     markers: Option<PathBuf>,
-    /// `text` (a line per alert) or `json` (a list of {alertname, labels, state, from, to, changes, verdict}).
+    /// `text` (a line per alert) or `json` ({spans: [{alertname, labels, state, from, to, ...}], notifications, ...}).
     #[arg(long, value_parser = ["text", "json"], default_value = "text")]
     output: String,
 }
 
+fn read_secret(p: &Path) -> anyhow::Result<String> {
+    let s = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    Ok(s.trim().to_string())
+}
+
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let mut groups = forewarn::rules::load_patterns(&args.rules, forewarn::duration::PromDuration::from_secs(60))
+    use forewarn::replay::{self as rp, output::Progress};
+    let files: Vec<String> = forewarn::ruletest::expand_dirs(&args.rules);
+    let mut groups = forewarn::rules::load_patterns(&files, forewarn::duration::PromDuration::from_secs(60))
         .map_err(|e| anyhow::anyhow!("{}", lines(&e)))?;
-    let body = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
-    let h = forewarn::replay::load_openmetrics(&args.input.display().to_string(), &body)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let time = |flag: &str, t: &Option<String>| -> anyhow::Result<Option<i64>> {
+        t.as_deref().map(|t| rp::time::parse_time(t, now).with_context(|| format!("--{flag}"))).transpose()
+    };
+    let (from, to) = (time("from", &args.from)?, time("to", &args.to)?);
+    let (h, from, to, eval_start) = match (&args.input, &args.source) {
+        (Some(input), _) => {
+            let body = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+            let h = rp::load_openmetrics(&input.display().to_string(), &body)?;
+            let (from, to) = (from.unwrap_or(h.start), to.unwrap_or(h.end));
+            (h, from, to, from)
+        }
+        (None, Some(url)) => {
+            let (from, to) = (from.context("--source needs --from")?, to.unwrap_or(now));
+            anyhow::ensure!(from < to, "--from must be before --to");
+            let mut needs = rp::needs::Needs::default();
+            for f in &files {
+                for path in glob::glob(f).into_iter().flatten().flatten() {
+                    let text =
+                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    needs.add_file(&path.display().to_string(), &text)?;
+                }
+            }
+            let step = match &args.step {
+                Some(s) => forewarn::duration::PromDuration::parse(s)
+                    .map_err(|e| anyhow::anyhow!("--step {s:?}: {e}"))?
+                    .as_millis(),
+                None => needs.min_interval_ms.unwrap_or(15_000),
+            };
+            anyhow::ensure!(step >= 1, "--step must be at least 1ms");
+            if let Some(r) = needs.min_range_ms.filter(|r| *r < 2 * step) {
+                tracing::warn!(
+                    "a range window of {r} ms holds fewer than two points at step {step} ms; rate() there gives nothing (use --step)"
+                );
+            }
+            let opts = rp::source::SourceOptions {
+                url: url.clone(),
+                bearer_token: args.bearer_token_file.as_deref().map(read_secret).transpose()?,
+                basic_auth: match (&args.basic_auth_user, &args.basic_auth_password_file) {
+                    (Some(u), Some(p)) => Some((u.clone(), read_secret(p)?)),
+                    _ => None,
+                },
+                timeout: None,
+            };
+            let eval_start = from - needs.warmup_ms;
+            let chunks = rp::source::plan(&needs.selectors, eval_start, to, step);
+            let mut bar = Progress::new("fetch");
+            let h = runtime()?.block_on(rp::source::fetch(&opts, &chunks, step, |f| bar.update(f)))?;
+            (h, from, to, eval_start)
+        }
+        (None, None) => anyhow::bail!("give --input FILE or --source URL"),
+    };
     let markers = match &args.markers {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -204,19 +281,20 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         None => None,
     };
     let ctx = forewarn::rules::EvalContext {
-        changes: markers.clone().map(forewarn::replay::changes_hook),
-        restarts: markers.clone().map(forewarn::replay::restarts_hook),
+        changes: markers.clone().map(rp::changes_hook),
+        restarts: markers.clone().map(rp::restarts_hook),
         ..Default::default()
     };
-    let mut progress = forewarn::replay::output::Progress::default();
-    let mut report = forewarn::replay::run(&mut groups, &h.store, h.start, h.end, &ctx, |f| progress.update(f));
+    let mut progress = Progress::new("replay");
+    let mut report = rp::run(&mut groups, &h.store, eval_start, to, &ctx, |f| progress.update(f));
+    report.clip(from);
     if let Some(m) = &markers {
-        forewarn::replay::correlate(&mut report, m, h.end);
+        rp::correlate(&mut report, m, to);
     }
     if args.output == "json" {
-        println!("{}", serde_json::to_string_pretty(&forewarn::replay::output::json(&report))?);
+        println!("{}", serde_json::to_string_pretty(&rp::output::json(&report, from, to))?);
     } else {
-        print!("{}", forewarn::replay::output::text(&report));
+        print!("{}", rp::output::text(&report, from));
     }
     Ok(())
 }

@@ -70,8 +70,11 @@ fn replay_reports_spans_changes_and_verdict() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let spans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let spans = spans.as_array().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // One firing notification; the alert is still firing at the end.
+    assert_eq!(doc["notifications"], 1, "{doc}");
+    assert_eq!(doc["from"], "2026-03-02T00:00:00Z");
+    let spans = doc["spans"].as_array().unwrap();
     assert_eq!(spans.len(), 2, "{spans:?}");
     let (pending, firing) = (&spans[0], &spans[1]);
     assert_eq!(pending["state"], "pending");

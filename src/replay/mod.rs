@@ -7,8 +7,16 @@
 //! interval from the first sample to the last, exactly as the daemon would
 //! have done live. The result is, per alert and label set, the spans in
 //! which it was pending and firing. The detection benchmark uses this path.
+//!
+//! With `--source URL` the history comes from a Prometheus-compatible
+//! server instead (`source`): `needs` works out which series the rules read
+//! and how far back, `source` fetches them into the same store, and the
+//! replay is the same from there.
 
+pub mod needs;
 pub mod output;
+pub mod source;
+pub mod time;
 
 use std::collections::HashMap;
 
@@ -106,6 +114,20 @@ impl Report {
     /// The first time `alertname` (and, if given, labels matching) fired.
     pub fn first_firing(&self, alertname: &str) -> Option<i64> {
         self.spans.iter().filter(|s| s.alertname == alertname && s.state == "firing").map(|s| s.from).min()
+    }
+
+    /// Notifications an Alertmanager-like receiver with `group_wait: 0s`
+    /// would have got at or after `from`: one when an alert starts firing,
+    /// one when it resolves.
+    pub fn notifications(&self, from: i64) -> usize {
+        let firing = self.spans.iter().filter(|s| s.state == "firing");
+        firing.clone().filter(|s| s.from >= from).count() + firing.filter_map(|s| s.to).filter(|t| *t >= from).count()
+    }
+
+    /// Forgets spans that were over before `from` (evaluation started
+    /// earlier so that `for` had run its course by `from`).
+    pub fn clip(&mut self, from: i64) {
+        self.spans.retain(|s| s.to.is_none_or(|t| t > from));
     }
 
     /// Firing spans of `alertname` that began in `[from, to)`.

@@ -1,5 +1,6 @@
-//! How a replay is shown: a line per alert and label set for people, a list
-//! of `{alertname, labels, state, from, to}` objects for scripts.
+//! How a replay is shown: a line per alert and label set for people; for
+//! scripts an object with the spans (`{alertname, labels, state, from, to}`),
+//! the notification count and the evaluation errors.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -10,13 +11,15 @@ use serde_json::json;
 use super::{Report, Span};
 use crate::labels::Labels;
 
-fn rfc3339(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+pub(crate) fn rfc3339(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// The JSON list: one object per span, RFC 3339 times, `to: null` when the
-/// alert was still in that state when the history ended.
-pub fn json(report: &Report) -> serde_json::Value {
+/// The JSON object: `spans`, one per span, RFC 3339 times, `to: null` when
+/// the alert was still in that state when the history ended; the replayed
+/// window; `notifications` (see [`Report::notifications`]), `evaluations`
+/// and `errors`.
+pub fn json(report: &Report, from: i64, to: i64) -> serde_json::Value {
     let spans: Vec<serde_json::Value> = report
         .spans
         .iter()
@@ -36,11 +39,21 @@ pub fn json(report: &Report) -> serde_json::Value {
             v
         })
         .collect();
-    serde_json::Value::Array(spans)
+    let errors: Vec<serde_json::Value> =
+        report.errors.iter().map(|(rule, e)| json!({"rule": rule, "error": e})).collect();
+    json!({
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "spans": spans,
+        "notifications": report.notifications(from),
+        "evaluations": report.evaluations,
+        "errors": errors,
+    })
 }
 
-/// One line per alert and label set: when it was pending, firing, resolved.
-pub fn text(report: &Report) -> String {
+/// One line per alert and label set: when it was pending, firing, resolved;
+/// notifications are counted from `from`.
+pub fn text(report: &Report, from: i64) -> String {
     let mut by_alert: BTreeMap<(String, Labels), Vec<&Span>> = BTreeMap::new();
     for s in &report.spans {
         by_alert.entry((s.alertname.clone(), s.labels.clone())).or_default().push(s);
@@ -75,7 +88,7 @@ pub fn text(report: &Report) -> String {
         "{} evaluations, {} firing spans ({} notifications with group_wait 0s: one per firing and one per resolution)\n",
         report.evaluations,
         firings,
-        firings + report.spans.iter().filter(|s| s.state == "firing" && s.to.is_some()).count()
+        report.notifications(from)
     ));
     for (rule, e) in &report.errors {
         out.push_str(&format!("error in rule {rule}: {e}\n"));
@@ -87,15 +100,21 @@ pub fn text(report: &Report) -> String {
 pub struct Progress {
     enabled: bool,
     last: i64,
+    label: &'static str,
 }
 
 impl Default for Progress {
     fn default() -> Self {
-        Progress { enabled: std::io::stderr().is_terminal(), last: -1 }
+        Progress::new("replay")
     }
 }
 
 impl Progress {
+    /// A bar headed `label` (`fetch`, `replay`).
+    pub fn new(label: &'static str) -> Self {
+        Progress { enabled: std::io::stderr().is_terminal(), last: -1, label }
+    }
+
     pub fn update(&mut self, frac: f64) {
         if !self.enabled {
             return;
@@ -107,7 +126,8 @@ impl Progress {
         self.last = pct;
         let filled = (pct / 4) as usize;
         let mut err = std::io::stderr();
-        let _ = write!(err, "\rreplay [{}{}] {:>3}%", "#".repeat(filled), " ".repeat(25 - filled.min(25)), pct);
+        let _ =
+            write!(err, "\r{:<6} [{}{}] {:>3}%", self.label, "#".repeat(filled), " ".repeat(25 - filled.min(25)), pct);
         if pct >= 100 {
             let _ = writeln!(err);
         }

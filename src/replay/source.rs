@@ -1,0 +1,257 @@
+//! `replay --source URL`: history pulled from a Prometheus-compatible
+//! server's `/api/v1/query_range`, into the same [`History`] a recording
+//! loads into, so the replay after it is the same.
+//!
+//! Each selector the rules use is asked for on its own, from as early as
+//! the rules read it, on one step grid (start aligned to the step) so the
+//! same series fetched by two selectors lines up and merges. Long ranges are
+//! cut into requests of at most [`MAX_POINTS`] points (Prometheus refuses
+//! more than 11,000 per series). The server answers with values at each
+//! step, not raw samples; where a series has no value at a step, Prometheus
+//! had no sample within its lookback or a stale marker, so a stale marker is
+//! written there too: otherwise forewarn's own lookback would carry the last
+//! value on for five more minutes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::History;
+use crate::labels::Labels;
+use crate::store::Store;
+
+/// Points per request, below Prometheus's limit of 11,000 with room.
+pub const MAX_POINTS: i64 = 10_000;
+
+/// How to reach the server.
+#[derive(Clone, Debug, Default)]
+pub struct SourceOptions {
+    pub url: String,
+    pub bearer_token: Option<String>,
+    /// (user, password).
+    pub basic_auth: Option<(String, String)>,
+    pub timeout: Option<Duration>,
+}
+
+/// Why history could not be pulled.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{url}: {msg}")]
+    Unreachable { url: String, msg: String },
+    #[error("{url}: the server said: {msg}")]
+    Server { url: String, msg: String },
+    #[error("{url}: unexpected answer: {msg}")]
+    Shape { url: String, msg: String },
+    #[error("--source {url}: the rules read no series, so there is nothing to fetch")]
+    NothingToFetch { url: String },
+    #[error("--source {url}: no samples for any selector between {from} and {to}")]
+    Empty { url: String, from: String, to: String },
+}
+
+/// One request: `query` over `[start, end]` (ms) every `step` (ms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chunk {
+    pub query: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// The requests for `selectors` (text -> lookback ms) so that evaluations
+/// over `[from, to]` see everything: start aligned down to the step grid,
+/// at most [`MAX_POINTS`] points each.
+pub fn plan(selectors: &BTreeMap<String, i64>, from: i64, to: i64, step: i64) -> Vec<Chunk> {
+    let step = step.max(1);
+    let mut out = Vec::new();
+    for (query, lookback) in selectors {
+        let start = (from - lookback).div_euclid(step) * step;
+        let mut s = start;
+        while s <= to {
+            let e = (s + (MAX_POINTS - 1) * step).min(to);
+            out.push(Chunk { query: query.clone(), start: s, end: e });
+            s = e + step;
+        }
+    }
+    out
+}
+
+/// Fetches every chunk and loads the series into a store. `progress` gets
+/// the fraction of requests done.
+pub async fn fetch(
+    opts: &SourceOptions,
+    chunks: &[Chunk],
+    step: i64,
+    mut progress: impl FnMut(f64),
+) -> Result<History, SourceError> {
+    let base = opts.url.trim_end_matches('/').to_string();
+    let url = format!("{base}/api/v1/query_range");
+    if chunks.is_empty() {
+        return Err(SourceError::NothingToFetch { url: base });
+    }
+    let client = reqwest::Client::builder()
+        .timeout(opts.timeout.unwrap_or(Duration::from_secs(120)))
+        .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION"), " replay"))
+        .build()
+        .map_err(|e| SourceError::Unreachable { url: url.clone(), msg: e.to_string() })?;
+    // Series fingerprint -> (labels, time -> value); times merge across
+    // selectors and chunks.
+    let mut series: HashMap<u64, (Labels, BTreeMap<i64, f64>)> = HashMap::new();
+    // Every selector is asked for up to the same end; a series that stops
+    // before it gets a stale marker there.
+    let asked_to = chunks.iter().map(|c| c.end).max().unwrap_or(i64::MIN);
+    for (i, c) in chunks.iter().enumerate() {
+        let matrix = query_range(&client, opts, &url, c, step).await?;
+        for (labels, points) in matrix {
+            let fp = labels.fingerprint();
+            let entry = series.entry(fp).or_insert_with(|| (labels, BTreeMap::new()));
+            entry.1.extend(points);
+        }
+        progress((i + 1) as f64 / chunks.len() as f64);
+    }
+    let store = Store::new(i64::MAX / 4);
+    let (mut start, mut end, mut n) = (i64::MAX, i64::MIN, 0usize);
+    for (labels, points) in series.values() {
+        let mut prev: Option<i64> = None;
+        for (&t, &v) in points {
+            if let Some(p) = prev {
+                if t - p > step {
+                    store.append(labels, p + step, crate::store::stale_nan());
+                }
+            }
+            store.append(labels, t, v);
+            prev = Some(t);
+            start = start.min(t);
+            end = end.max(t);
+            n += 1;
+        }
+        if let Some(p) = prev {
+            if p + step <= asked_to {
+                store.append(labels, p + step, crate::store::stale_nan());
+            }
+        }
+    }
+    if n == 0 {
+        let (from, to) = chunks.iter().fold((i64::MAX, i64::MIN), |(a, b), c| (a.min(c.start), b.max(c.end)));
+        return Err(SourceError::Empty {
+            url: base,
+            from: super::output::rfc3339(from),
+            to: super::output::rfc3339(to),
+        });
+    }
+    Ok(History { store, start, end, samples: n })
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// One `query_range` request; the matrix as (labels, [(ms, value)]).
+async fn query_range(
+    client: &reqwest::Client,
+    opts: &SourceOptions,
+    url: &str,
+    c: &Chunk,
+    step: i64,
+) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, SourceError> {
+    let params =
+        [("query", c.query.clone()), ("start", secs(c.start)), ("end", secs(c.end)), ("step", secs(step.max(1)))];
+    let mut req = client.get(url).query(&params);
+    if let Some(t) = &opts.bearer_token {
+        req = req.bearer_auth(t);
+    } else if let Some((u, p)) = &opts.basic_auth {
+        req = req.basic_auth(u, Some(p));
+    }
+    let unreachable = |msg: String| SourceError::Unreachable { url: url.to_string(), msg };
+    let resp = req.send().await.map_err(|e| unreachable(error_chain(&e)))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| unreachable(error_chain(&e)))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| SourceError::Shape {
+        url: url.to_string(),
+        msg: format!("HTTP {status}, not JSON ({e}): {}", text.chars().take(200).collect::<String>()),
+    })?;
+    if v["status"] != "success" {
+        let msg = v["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}: {v}"));
+        let kind = v["errorType"].as_str().unwrap_or("error");
+        return Err(SourceError::Server { url: url.to_string(), msg: format!("{kind}: {msg} (query {})", c.query) });
+    }
+    parse_matrix(&v["data"]).map_err(|msg| SourceError::Shape { url: url.to_string(), msg })
+}
+
+/// reqwest's top-level message hides the cause ("error sending request");
+/// the chain says "connection refused".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        cur = s.source();
+    }
+    msg
+}
+
+/// `{"resultType": "matrix", "result": [{"metric": {...}, "values": [[t, "v"], ...]}]}`.
+pub fn parse_matrix(data: &Value) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, String> {
+    if data["resultType"] != "matrix" {
+        return Err(format!("resultType {} (a selector's query_range gives a matrix)", data["resultType"]));
+    }
+    let result = data["result"].as_array().ok_or("no result list")?;
+    let mut out = Vec::with_capacity(result.len());
+    for s in result {
+        let metric = s["metric"].as_object().ok_or("a series without `metric`")?;
+        let labels = Labels::from_pairs(metric.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())));
+        let values = s["values"].as_array().ok_or("a series without `values`")?;
+        let mut points = Vec::with_capacity(values.len());
+        for p in values {
+            let t = p[0].as_f64().ok_or_else(|| format!("a point without a time: {p}"))?;
+            let v = match p[1].as_str() {
+                Some("+Inf") => f64::INFINITY,
+                Some("-Inf") => f64::NEG_INFINITY,
+                Some(x) => x.parse::<f64>().map_err(|_| format!("a value that is not a number: {p}"))?,
+                None => return Err(format!("a point without a value: {p}")),
+            };
+            points.push(((t * 1000.0).round() as i64, v));
+        }
+        out.push((labels, points));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_aligns_and_chunks_under_the_point_limit() {
+        let sel = BTreeMap::from([("a".to_string(), 300_000), ("b".to_string(), 0)]);
+        let (from, to, step) = (1_000_007_000, 1_000_007_000 + 15 * 25_000 * 1000, 15_000);
+        let chunks = plan(&sel, from, to, step);
+        for c in &chunks {
+            assert_eq!(c.start % step, 0, "{c:?}");
+            assert!((c.end - c.start) / step < MAX_POINTS, "{c:?}");
+        }
+        let a: Vec<&Chunk> = chunks.iter().filter(|c| c.query == "a").collect();
+        assert!(a[0].start <= from - 300_000 && a[0].start > from - 300_000 - step);
+        assert_eq!(a.last().map(|c| c.end), Some(to));
+        for w in a.windows(2) {
+            assert_eq!(w[1].start, w[0].end + step, "no gap, no overlap");
+        }
+        assert_eq!(a.len(), 3);
+    }
+
+    #[test]
+    fn matrix_values_and_bad_answers() {
+        let v: Value = serde_json::from_str(
+            r#"{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a"},"values":[[1700000000.5,"1"],[1700000001,"+Inf"]]}]}"#,
+        )
+        .unwrap();
+        let m = parse_matrix(&v).unwrap();
+        assert_eq!(m[0].0.get("job"), Some("a"));
+        assert_eq!(m[0].1, vec![(1_700_000_000_500, 1.0), (1_700_000_001_000, f64::INFINITY)]);
+        let bad: Value = serde_json::from_str(r#"{"resultType":"vector","result":[]}"#).unwrap();
+        assert!(parse_matrix(&bad).is_err());
+        let bad: Value =
+            serde_json::from_str(r#"{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}"#).unwrap();
+        assert!(parse_matrix(&bad).unwrap_err().contains("not a number"));
+    }
+}
