@@ -72,17 +72,18 @@ fn start_prometheus(dir: &std::path::Path, target: &str) -> (Proc, String) {
     (p, format!("http://{listen}"))
 }
 
-/// `queue_depth` at Unix ms `t`, if Prometheus has it.
-async fn depth_at(client: &reqwest::Client, base: &str, t: i64) -> Option<String> {
-    let r = client
-        .get(format!("{base}/api/v1/query"))
-        .query(&[("query", "queue_depth"), ("time", &format!("{:.3}", t as f64 / 1000.0))]);
+/// `queue_depth` at Unix ms `t` (None: the server's now), if Prometheus has it.
+async fn depth_at(client: &reqwest::Client, base: &str, t: Option<i64>) -> Option<String> {
+    let mut r = client.get(format!("{base}/api/v1/query")).query(&[("query", "queue_depth")]);
+    if let Some(t) = t {
+        r = r.query(&[("time", &format!("{:.3}", t as f64 / 1000.0))]);
+    }
     let v: Value = r.send().await.ok()?.json().await.ok()?;
     v["data"]["result"][0]["value"][1].as_str().map(str::to_string)
 }
 
 /// Polls until Prometheus answers `want` for `queue_depth` at `t` (bounded).
-async fn wait_for(client: &reqwest::Client, base: &str, t: i64, want: &str) {
+async fn wait_for(client: &reqwest::Client, base: &str, t: Option<i64>, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let got = depth_at(client, base, t).await;
@@ -91,7 +92,7 @@ async fn wait_for(client: &reqwest::Client, base: &str, t: i64, want: &str) {
         }
         assert!(
             Instant::now() < deadline,
-            "prometheus at {base}: queue_depth at {t} is {got:?}, not {want}, after 30 s"
+            "prometheus at {base}: queue_depth at {t:?} is {got:?}, not {want}, after 30 s"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -124,7 +125,7 @@ async fn replay_from_prometheus_matches_the_scenario() {
     // Once Prometheus has the shallow queue, the queue is deep 3 s from now
     // for 8 s.
     let t0 = now_ms();
-    wait_for(&client, &prom, now_ms(), "5").await;
+    wait_for(&client, &prom, None, "5").await;
     let from = now_ms();
     let (deep_from, deep_to) = (from + 3000, from + 11_000);
     scenario.deep_to.store(deep_to, Ordering::SeqCst);
@@ -132,8 +133,8 @@ async fn replay_from_prometheus_matches_the_scenario() {
     let to = deep_to + 4000;
     tokio::time::sleep(Duration::from_millis((to + 1000 - now_ms()).max(0) as u64)).await;
     // Prometheus saw the queue deep and shallow again by `to`.
-    wait_for(&client, &prom, deep_from + 2000, "500").await;
-    wait_for(&client, &prom, to, "5").await;
+    wait_for(&client, &prom, Some(deep_from + 2000), "500").await;
+    wait_for(&client, &prom, Some(to), "5").await;
 
     std::fs::write(
         dir.join("rules.yml"),
@@ -167,7 +168,13 @@ async fn replay_from_prometheus_matches_the_scenario() {
     near("resolved", ms(&firing["to"]), deep_to, -500, 3500);
     assert_eq!(doc["notifications"], 2, "one when firing, one when resolved: {doc:#}");
     assert_eq!(doc["errors"], Value::Array(vec![]));
-    println!("scenario ran {} ms after prometheus started", from - t0);
+    println!(
+        "scenario began {} ms after prometheus started; pending +{} ms, firing +{} ms after deep, resolved +{} ms after shallow",
+        from - t0,
+        ms(&pending["from"]) - deep_from,
+        ms(&firing["from"]) - deep_from,
+        ms(&firing["to"]) - deep_to
+    );
 }
 
 /// A server that refuses the query: the error names the URL and says what
