@@ -108,17 +108,34 @@ pub async fn fetch(
         }
         progress((i + 1) as f64 / chunks.len() as f64);
     }
+    match into_history(series.into_values(), step, asked_to) {
+        Some(h) => Ok(h),
+        None => {
+            let (from, to) = chunks.iter().fold((i64::MAX, i64::MIN), |(a, b), c| (a.min(c.start), b.max(c.end)));
+            Err(SourceError::Empty { url: base, from: super::output::rfc3339(from), to: super::output::rfc3339(to) })
+        }
+    }
+}
+
+/// Loads step-grid series into a store, with a stale marker one step after
+/// every point that has no successor on the grid (up to `asked_to`). None
+/// when there is no point at all.
+pub fn into_history(
+    series: impl IntoIterator<Item = (Labels, BTreeMap<i64, f64>)>,
+    step: i64,
+    asked_to: i64,
+) -> Option<History> {
     let store = Store::new(i64::MAX / 4);
     let (mut start, mut end, mut n) = (i64::MAX, i64::MIN, 0usize);
-    for (labels, points) in series.values() {
+    for (labels, points) in series {
         let mut prev: Option<i64> = None;
-        for (&t, &v) in points {
+        for (&t, &v) in &points {
             if let Some(p) = prev {
                 if t - p > step {
-                    store.append(labels, p + step, crate::store::stale_nan());
+                    store.append(&labels, p + step, crate::store::stale_nan());
                 }
             }
-            store.append(labels, t, v);
+            store.append(&labels, t, v);
             prev = Some(t);
             start = start.min(t);
             end = end.max(t);
@@ -126,19 +143,11 @@ pub async fn fetch(
         }
         if let Some(p) = prev {
             if p + step <= asked_to {
-                store.append(labels, p + step, crate::store::stale_nan());
+                store.append(&labels, p + step, crate::store::stale_nan());
             }
         }
     }
-    if n == 0 {
-        let (from, to) = chunks.iter().fold((i64::MAX, i64::MIN), |(a, b), c| (a.min(c.start), b.max(c.end)));
-        return Err(SourceError::Empty {
-            url: base,
-            from: super::output::rfc3339(from),
-            to: super::output::rfc3339(to),
-        });
-    }
-    Ok(History { store, start, end, samples: n })
+    (n > 0).then_some(History { store, start, end, samples: n })
 }
 
 fn secs(ms: i64) -> String {
@@ -237,6 +246,22 @@ mod tests {
             assert_eq!(w[1].start, w[0].end + step, "no gap, no overlap");
         }
         assert_eq!(a.len(), 3);
+    }
+
+    #[test]
+    fn gaps_and_the_end_become_stale_markers() {
+        let labels = Labels::from_pairs([("__name__", "x")]);
+        let points = BTreeMap::from([(0, 1.0), (1000, 2.0), (2000, 3.0), (5000, 4.0)]);
+        let h = into_history([(labels, points)], 1000, 8000).unwrap();
+        assert_eq!((h.start, h.end, h.samples), (0, 5000, 4));
+        let e = crate::promql::parse("x").unwrap();
+        let at = |t: i64| match crate::promql::eval_instant(&h.store, &e, t, &Default::default()).unwrap() {
+            crate::promql::Value::Vector(v) => v.first().map(|s| s.v),
+            other => panic!("{other:?}"),
+        };
+        // Without the markers the 5m lookback would carry 3 and 4 on.
+        assert_eq!((at(2500), at(3500), at(5500), at(6500)), (Some(3.0), None, Some(4.0), None));
+        assert!(into_history([(Labels::new(), BTreeMap::new())], 1000, 8000).is_none());
     }
 
     #[test]
