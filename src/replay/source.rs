@@ -49,6 +49,9 @@ pub enum SourceError {
     Empty { url: String, from: String, to: String },
 }
 
+/// A series as the API gave it: labels and (Unix ms, value) points.
+pub type FetchedSeries = (Labels, Vec<(i64, f64)>);
+
 /// One request: `query` over `[start, end]` (ms) every `step` (ms).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chunk {
@@ -161,7 +164,7 @@ async fn query_range(
     url: &str,
     c: &Chunk,
     step: i64,
-) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, SourceError> {
+) -> Result<Vec<FetchedSeries>, SourceError> {
     let params =
         [("query", c.query.clone()), ("start", secs(c.start)), ("end", secs(c.end)), ("step", secs(step.max(1)))];
     let mut req = client.get(url).query(&params);
@@ -200,7 +203,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `{"resultType": "matrix", "result": [{"metric": {...}, "values": [[t, "v"], ...]}]}`.
-pub fn parse_matrix(data: &Value) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, String> {
+pub fn parse_matrix(data: &Value) -> Result<Vec<FetchedSeries>, String> {
     if data["resultType"] != "matrix" {
         return Err(format!("resultType {} (a selector's query_range gives a matrix)", data["resultType"]));
     }
