@@ -199,6 +199,7 @@ struct ReplayArgs {
     /// Basic auth user for --source (password from --basic-auth-password-file).
     #[arg(long, requires = "basic_auth_password_file")]
     basic_auth_user: Option<String>,
+    /// A file holding the basic auth password.
     #[arg(long)]
     basic_auth_password_file: Option<PathBuf>,
     /// Deploy markers: a JSON list of {service, version, kind, at, ...} (the shape of POST /api/v1/deploys).
@@ -267,6 +268,12 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             let chunks = rp::source::plan(&needs.selectors, eval_start, to, step);
             let mut bar = Progress::new("fetch");
             let h = runtime()?.block_on(rp::source::fetch(&opts, &chunks, step, |f| bar.update(f)))?;
+            if h.samples == 0 {
+                tracing::warn!(
+                    "{url} has no samples for the {} selectors the rules read between --from and --to",
+                    needs.selectors.len()
+                );
+            }
             (h, from, to, eval_start)
         }
         (None, None) => anyhow::bail!("give --input FILE or --source URL"),

@@ -178,16 +178,19 @@ async fn replay_from_prometheus_matches_the_scenario() {
 }
 
 /// A server that refuses the query: the error names the URL and says what
-/// the server said.
+/// the server said (here, which credentials it got).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_name_the_url_and_the_message() {
     let app = Router::new().route(
         "/api/v1/query_range",
-        get(|| async {
-            (
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                r#"{"status":"error","errorType":"execution","error":"query processing would load too many samples"}"#,
-            )
+        get(|headers: axum::http::HeaderMap| async move {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("none").to_string();
+            let body = serde_json::json!({
+                "status": "error",
+                "errorType": "execution",
+                "error": format!("query processing would load too many samples (auth: {auth})"),
+            });
+            (axum::http::StatusCode::UNPROCESSABLE_ENTITY, body.to_string())
         }),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -196,7 +199,9 @@ async fn server_errors_name_the_url_and_the_message() {
     let dir = temp_dir("replay-source-errors");
     std::fs::write(dir.join("r.yml"), "groups:\n  - name: g\n    rules:\n      - alert: Down\n        expr: up == 0\n")
         .unwrap();
-    let run = |source: String| {
+    std::fs::write(dir.join("token"), "s3cret\n").unwrap();
+    std::fs::write(dir.join("password"), "p").unwrap();
+    let run = |source: String, auth: Vec<String>| {
         let dir = dir.clone();
         async move {
             tokio::task::spawn_blocking(move || {
@@ -204,6 +209,8 @@ async fn server_errors_name_the_url_and_the_message() {
                     .args(["replay", "--rules"])
                     .arg(dir.join("r.yml"))
                     .args(["--source", &source, "--from", "-1h", "--to", "now"])
+                    .args(auth)
+                    .current_dir(&dir)
                     .output()
                     .unwrap()
             })
@@ -211,15 +218,23 @@ async fn server_errors_name_the_url_and_the_message() {
             .unwrap()
         }
     };
-    let out = run(format!("http://{addr}")).await;
+    let out = run(format!("http://{addr}"), vec![]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains(&format!("http://{addr}/api/v1/query_range")), "{err}");
-    assert!(err.contains("query processing would load too many samples"), "{err}");
+    assert!(err.contains("query processing would load too many samples (auth: none)"), "{err}");
+    let bearer = vec!["--bearer-token-file".to_string(), "token".to_string()];
+    let err = String::from_utf8_lossy(&run(format!("http://{addr}/"), bearer).await.stderr).to_string();
+    assert!(err.contains("(auth: Bearer s3cret)"), "{err}");
+    let basic: Vec<String> =
+        ["--basic-auth-user", "u", "--basic-auth-password-file", "password"].iter().map(|s| s.to_string()).collect();
+    let err = String::from_utf8_lossy(&run(format!("http://{addr}"), basic).await.stderr).to_string();
+    // base64("u:p")
+    assert!(err.contains("(auth: Basic dTpw)"), "{err}");
 
     // Nothing listening: the URL and the cause.
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let out = run(closed.clone()).await;
+    let out = run(closed.clone(), vec![]).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains(&closed) && err.to_lowercase().contains("refused"), "{err}");

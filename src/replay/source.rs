@@ -43,10 +43,6 @@ pub enum SourceError {
     Server { url: String, msg: String },
     #[error("{url}: unexpected answer: {msg}")]
     Shape { url: String, msg: String },
-    #[error("--source {url}: the rules read no series, so there is nothing to fetch")]
-    NothingToFetch { url: String },
-    #[error("--source {url}: no samples for any selector between {from} and {to}")]
-    Empty { url: String, from: String, to: String },
 }
 
 /// A series as the API gave it: labels and (Unix ms, value) points.
@@ -79,7 +75,8 @@ pub fn plan(selectors: &BTreeMap<String, i64>, from: i64, to: i64, step: i64) ->
 }
 
 /// Fetches every chunk and loads the series into a store. `progress` gets
-/// the fraction of requests done.
+/// the fraction of requests done. No series at all is not an error (a rule
+/// may watch for `absent()` data); the caller says so.
 pub async fn fetch(
     opts: &SourceOptions,
     chunks: &[Chunk],
@@ -88,9 +85,6 @@ pub async fn fetch(
 ) -> Result<History, SourceError> {
     let base = opts.url.trim_end_matches('/').to_string();
     let url = format!("{base}/api/v1/query_range");
-    if chunks.is_empty() {
-        return Err(SourceError::NothingToFetch { url: base });
-    }
     let client = reqwest::Client::builder()
         .timeout(opts.timeout.unwrap_or(Duration::from_secs(120)))
         .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION"), " replay"))
@@ -111,13 +105,13 @@ pub async fn fetch(
         }
         progress((i + 1) as f64 / chunks.len() as f64);
     }
-    match into_history(series.into_values(), step, asked_to) {
-        Some(h) => Ok(h),
-        None => {
-            let (from, to) = chunks.iter().fold((i64::MAX, i64::MIN), |(a, b), c| (a.min(c.start), b.max(c.end)));
-            Err(SourceError::Empty { url: base, from: super::output::rfc3339(from), to: super::output::rfc3339(to) })
-        }
-    }
+    let first = chunks.iter().map(|c| c.start).min().unwrap_or(0);
+    Ok(into_history(series.into_values(), step, asked_to).unwrap_or_else(|| History {
+        store: Store::new(i64::MAX / 4),
+        start: first,
+        end: asked_to,
+        samples: 0,
+    }))
 }
 
 /// Loads step-grid series into a store, with a stale marker one step after
