@@ -143,38 +143,54 @@ async fn replay_from_prometheus_matches_the_scenario() {
     )
     .unwrap();
     let secs = |t: i64| format!("{:.3}", t as f64 / 1000.0);
-    let out = Command::new(BIN)
-        .args(["replay", "--rules"])
-        .arg(dir.join("rules.yml"))
-        .args(["--source", &prom, "--from", &secs(from), "--to", &secs(to), "--output", "json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
-    let spans = doc["spans"].as_array().unwrap();
-    assert_eq!(spans.len(), 2, "pending then firing: {doc:#}");
-    let (pending, firing) = (&spans[0], &spans[1]);
-    assert_eq!((&pending["state"], &firing["state"]), (&"pending".into(), &"firing".into()), "{doc:#}");
-    assert_eq!(firing["alertname"], "QueueDeep");
-    assert_eq!(firing["labels"]["queue"], "orders");
-    assert_eq!(firing["labels"]["severity"], "page");
-    assert_eq!(firing["labels"]["job"], "app", "labels as Prometheus stored them");
-    // A scrape's timestamp is taken just before the target answers, the
-    // scrape, the step grid and the evaluation each add up to a second.
-    near("pending from", ms(&pending["from"]), deep_from, -500, 3500);
-    assert_eq!(pending["to"], firing["from"]);
-    near("firing after pending (for: 3s)", ms(&firing["from"]), ms(&pending["from"]), 3000, 4000);
-    near("resolved", ms(&firing["to"]), deep_to, -500, 3500);
-    assert_eq!(doc["notifications"], 2, "one when firing, one when resolved: {doc:#}");
-    assert_eq!(doc["errors"], Value::Array(vec![]));
-    println!(
-        "scenario began {} ms after prometheus started; pending +{} ms, firing +{} ms after deep, resolved +{} ms after shallow",
-        from - t0,
-        ms(&pending["from"]) - deep_from,
-        ms(&firing["from"]) - deep_from,
-        ms(&firing["to"]) - deep_to
-    );
+    let replay = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["replay", "--rules"])
+            .arg(dir.join("rules.yml"))
+            .args(["--source", &prom, "--from", &secs(from), "--to", &secs(to), "--output", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{extra:?}: {stderr}");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+        doc
+    };
+    // The default step is the group's 1s; at 10ms the ~5 minutes fetched
+    // (with the lookback before --from) are ~31,000 points per series, more
+    // than Prometheus serves in one request, so this also goes in chunks.
+    for (extra, label) in [(&[][..], "step 1s"), (&["--step", "10ms"][..], "step 10ms, chunked")] {
+        let doc = replay(extra);
+        let spans = doc["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 2, "{label}: pending then firing: {doc:#}");
+        let (pending, firing) = (&spans[0], &spans[1]);
+        assert_eq!((&pending["state"], &firing["state"]), (&"pending".into(), &"firing".into()), "{doc:#}");
+        assert_eq!(firing["alertname"], "QueueDeep");
+        assert_eq!(firing["labels"]["queue"], "orders");
+        assert_eq!(firing["labels"]["severity"], "page");
+        assert_eq!(firing["labels"]["job"], "app", "labels as Prometheus stored them");
+        // A scrape's timestamp is taken just before the target answers; the
+        // scrape, the step grid and the evaluation each add up to a second.
+        near(&format!("{label}: pending from"), ms(&pending["from"]), deep_from, -500, 3500);
+        assert_eq!(pending["to"], firing["from"]);
+        near(
+            &format!("{label}: firing after pending (for: 3s)"),
+            ms(&firing["from"]),
+            ms(&pending["from"]),
+            3000,
+            4000,
+        );
+        near(&format!("{label}: resolved"), ms(&firing["to"]), deep_to, -500, 3500);
+        assert_eq!(doc["notifications"], 2, "{label}: one when firing, one when resolved: {doc:#}");
+        assert_eq!(doc["errors"], Value::Array(vec![]));
+        println!(
+            "{label}: scenario began {} ms after prometheus started; pending +{} ms, firing +{} ms after deep, resolved +{} ms after shallow",
+            from - t0,
+            ms(&pending["from"]) - deep_from,
+            ms(&firing["from"]) - deep_from,
+            ms(&firing["to"]) - deep_to
+        );
+    }
 }
 
 /// A server that refuses the query: the error names the URL and says what
