@@ -25,6 +25,7 @@ fn addresses(list: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_targets_are_listed_with_their_discovered_labels() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = temp_dir("targets-api");
     let (kept, dropped, other) = (free_port(), free_port(), free_port());
     let listen = format!("127.0.0.1:{}", free_port());

@@ -336,6 +336,7 @@ mod tests {
     /// on 127.0.0.1 that accepts only the current token.
     #[tokio::test]
     async fn credentials_file_is_reread_at_every_scrape() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = std::env::temp_dir().join(format!("forewarn-rotate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let token_file = dir.join("token");
