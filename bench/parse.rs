@@ -13,7 +13,8 @@
 //! wall time, when the kernel provides it: the build machine is shared, and
 //! the goal is throughput on one core, which wall time on a loaded machine
 //! understates by whatever share of the core other processes took. Both
-//! parsers are timed with the same clock; the summary says which one.
+//! parsers are timed with the same clock; the summary says which one
+//! (`PARSE_BENCH_CLOCK=wall` forces wall time).
 //!
 //! Both sides do the work a scraper needs: forewarn's callback receives every
 //! sample with its name, unescaped labels, value and timestamp and the
@@ -72,7 +73,8 @@ fn synth_body(series: usize) -> String {
                     for (i, le) in
                         ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"].iter().enumerate()
                     {
-                        let _ = writeln!(b, "{name}_bucket{{collector=\"{collector}\",le=\"{le}\"}} {}", 10 * i + n % 7);
+                        let _ =
+                            writeln!(b, "{name}_bucket{{collector=\"{collector}\",le=\"{le}\"}} {}", 10 * i + n % 7);
                     }
                     let _ = writeln!(b, "{name}_sum{{collector=\"{collector}\"}} {}", value(n));
                     let _ = writeln!(b, "{name}_count{{collector=\"{collector}\"}} {}", 90 + n % 7);
@@ -150,7 +152,11 @@ enum Clock {
 }
 
 impl Clock {
+    /// Thread CPU time unless `PARSE_BENCH_CLOCK=wall` asks for wall time.
     fn pick() -> Clock {
+        if std::env::var("PARSE_BENCH_CLOCK").is_ok_and(|v| v == "wall") {
+            return Clock::Wall(Instant::now());
+        }
         match thread_cpu_time() {
             Some(_) => Clock::ThreadCpu,
             None => Clock::Wall(Instant::now()),

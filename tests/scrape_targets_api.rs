@@ -62,7 +62,7 @@ async fn dropped_targets_are_listed_with_their_discovered_labels() {
     let mut active = vec![k.clone(), o.clone()];
     active.sort();
     assert_eq!(addresses(&all["activeTargets"]), active);
-    assert_eq!(addresses(&all["droppedTargets"]), [d.clone()]);
+    assert_eq!(addresses(&all["droppedTargets"]), std::slice::from_ref(&d));
     let labels = &all["droppedTargets"][0]["discoveredLabels"];
     assert_eq!(labels["job"], "kept", "{labels}");
     assert_eq!(labels["env"], "prod", "{labels}");
