@@ -743,27 +743,26 @@ pub(super) fn parse_real(text: &str) -> Option<f64> {
         }
         _ => false,
     };
+    // Digits are accumulated while they are scanned (one pass); `m` wraps
+    // harmlessly past 19 digits, where the fast paths below are not taken.
+    let mut m: u64 = 0;
     let int_start = i;
-    while tok.get(i).is_some_and(u8::is_ascii_digit) {
+    while let Some(d) = tok.get(i).filter(|d| d.is_ascii_digit()) {
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
         i += 1;
     }
     let int_digits = i - int_start;
     // Fast path for the very common plain integer: exact in f64 up to 15 digits.
     if i == tok.len() && int_digits > 0 && int_digits <= 15 {
-        let mut v: u64 = 0;
-        for &d in &tok[int_start..] {
-            v = v * 10 + u64::from(d - b'0');
-        }
-        let v = v as f64;
+        let v = m as f64;
         return Some(if neg { -v } else { v });
     }
-    let int_end = i;
     let mut frac_digits = 0;
-    let mut frac_start = i;
     if tok.get(i) == Some(&b'.') {
         i += 1;
-        frac_start = i;
-        while tok.get(i).is_some_and(u8::is_ascii_digit) {
+        let frac_start = i;
+        while let Some(d) = tok.get(i).filter(|d| d.is_ascii_digit()) {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
             i += 1;
         }
         frac_digits = i - frac_start;
@@ -799,10 +798,6 @@ pub(super) fn parse_real(text: &str) -> Option<f64> {
     // rounded — the same result as the full algorithm, at a fraction of
     // its cost. Covers Go's %g output (`1.234e+06`) and plain decimals.
     if int_digits + frac_digits <= 19 {
-        let mut m: u64 = 0;
-        for &d in tok[int_start..int_end].iter().chain(&tok[frac_start..frac_start + frac_digits]) {
-            m = m * 10 + u64::from(d - b'0');
-        }
         let e = exp - frac_digits as i64;
         if m < (1 << 53) && (-22..=22).contains(&e) {
             let p = POW10[e.unsigned_abs() as usize];
