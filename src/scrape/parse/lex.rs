@@ -223,11 +223,18 @@ impl<'b> Cursor<'b> {
     }
 
     /// `s[a..b]` as `&str`, or an error at the first invalid byte.
-    #[inline]
+    #[inline(always)]
     fn text(&self, a: usize, b: usize, what: &str) -> LResult<&'b str> {
         if let Some(t) = self.st.and_then(|st| st.get(a..b)) {
             return Ok(t);
         }
+        self.text_slow(a, b, what)
+    }
+
+    /// Out of line so the common case above inlines into every token.
+    #[cold]
+    #[inline(never)]
+    fn text_slow(&self, a: usize, b: usize, what: &str) -> LResult<&'b str> {
         utf8(&self.s[a..b], a, what)
     }
 
