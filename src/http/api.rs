@@ -180,23 +180,54 @@ async fn rules(State(d): State<Arc<Daemon>>) -> Response {
     ok(json!({ "groups": groups }))
 }
 
-async fn targets(State(d): State<Arc<Daemon>>) -> Response {
-    let list: Vec<Json_> = d
-        .scrape
-        .targets()
-        .into_iter()
-        .map(|(t, h)| {
-            json!({
-                "discoveredLabels": t.discovered_labels, "labels": t.labels, "scrapePool": t.job, "scrapeUrl": t.url,
-                "globalUrl": t.url, "lastError": h.last_error,
-                "lastScrape": if h.last_scrape_ms == 0 { "0001-01-01T00:00:00Z".to_string() } else { rfc3339(h.last_scrape_ms) },
-                "lastScrapeDuration": h.last_scrape_duration_s, "health": h.health,
-                "scrapeInterval": crate::duration::PromDuration(t.interval).to_string(),
-                "scrapeTimeout": crate::duration::PromDuration(t.timeout).to_string(),
+/// `?state=active|dropped|any` (default any) and `?scrapePool=job`, as in
+/// Prometheus; an unknown state lists neither kind, as Prometheus does.
+#[derive(serde::Deserialize, Default)]
+struct TargetsQuery {
+    state: Option<String>,
+    #[serde(rename = "scrapePool")]
+    scrape_pool: Option<String>,
+}
+
+async fn targets(State(d): State<Arc<Daemon>>, q: axum::extract::Query<TargetsQuery>) -> Response {
+    let state = q.state.as_deref().unwrap_or("").to_ascii_lowercase();
+    let show_active = matches!(state.as_str(), "" | "any" | "active");
+    let show_dropped = matches!(state.as_str(), "" | "any" | "dropped");
+    let pool_ok = |job: &str| q.scrape_pool.as_deref().is_none_or(|p| p == job);
+    let list: Vec<Json_> = if !show_active {
+        Vec::new()
+    } else {
+        d.scrape
+            .targets()
+            .into_iter()
+            .filter(|(t, _)| pool_ok(&t.job))
+            .map(|(t, h)| {
+                json!({
+                    "discoveredLabels": t.discovered_labels, "labels": t.labels, "scrapePool": t.job, "scrapeUrl": t.url,
+                    "globalUrl": t.url, "lastError": h.last_error,
+                    "lastScrape": if h.last_scrape_ms == 0 { "0001-01-01T00:00:00Z".to_string() } else { rfc3339(h.last_scrape_ms) },
+                    "lastScrapeDuration": h.last_scrape_duration_s, "health": h.health,
+                    "scrapeInterval": crate::duration::PromDuration(t.interval).to_string(),
+                    "scrapeTimeout": crate::duration::PromDuration(t.timeout).to_string(),
+                })
             })
-        })
-        .collect();
-    ok(json!({ "activeTargets": list, "droppedTargets": [] }))
+            .collect()
+    };
+    let all_dropped = d.scrape.dropped_targets();
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for t in &all_dropped {
+        *counts.entry(t.job.as_str()).or_default() += 1;
+    }
+    let dropped: Vec<Json_> = if !show_dropped {
+        Vec::new()
+    } else {
+        all_dropped
+            .iter()
+            .filter(|t| pool_ok(&t.job))
+            .map(|t| json!({ "discoveredLabels": t.discovered_labels, "scrapePool": t.job }))
+            .collect()
+    };
+    ok(json!({ "activeTargets": list, "droppedTargets": dropped, "droppedTargetCounts": counts }))
 }
 
 /// Prometheus accepts RFC 3339 or Unix seconds (with fractions).

@@ -80,6 +80,14 @@ pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, FileSdError> {
     Ok(groups)
 }
 
+/// A discovered target that relabeling dropped: its job and the labels it
+/// was discovered with (`__address__` and the other `__` labels included).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DroppedTarget {
+    pub job: String,
+    pub discovered_labels: Labels,
+}
+
 struct FileState {
     stamp: Option<(SystemTime, u64)>,
     groups: Vec<TargetGroup>,
@@ -178,7 +186,15 @@ impl Discovery {
 
     /// Every target of every job, after relabeling.
     pub fn targets(&self) -> Vec<Target> {
+        self.resolve_all().0
+    }
+
+    /// Every target of every job after relabeling, plus the discovered
+    /// targets that relabeling dropped (or left without a usable address),
+    /// which `/api/v1/targets` lists as `droppedTargets`.
+    pub fn resolve_all(&self) -> (Vec<Target>, Vec<DroppedTarget>) {
         let mut out = Vec::new();
+        let mut dropped = Vec::new();
         for job in &self.jobs {
             let relabel = match &job.relabel {
                 Ok(r) => r.as_slice(),
@@ -196,14 +212,17 @@ impl Discovery {
                 job.files.iter().flat_map(|(p, st)| st.groups.iter().map(move |g| (Some(p.as_path()), g.clone())));
             for (file, group) in static_groups.chain(file_groups) {
                 for addr in &group.targets {
-                    if let Some(t) = self.resolve(job, relabel, file, &group, addr) {
-                        out.push(t);
+                    match self.resolve(job, relabel, file, &group, addr) {
+                        Ok(t) => out.push(t),
+                        Err(discovered_labels) => {
+                            dropped.push(DroppedTarget { job: job.sc.job_name.clone(), discovered_labels })
+                        }
                     }
                 }
             }
         }
         metrics::gauge!("forewarn_sd_discovered_targets").set(out.len() as f64);
-        out
+        (out, dropped)
     }
 
     fn resolve(
@@ -213,7 +232,7 @@ impl Discovery {
         file: Option<&Path>,
         g: &TargetGroup,
         addr: &str,
-    ) -> Option<Target> {
+    ) -> Result<Target, Labels> {
         let sc = &job.sc;
         let interval = sc.scrape_interval.unwrap_or(self.global.scrape_interval);
         let timeout = sc.scrape_timeout.unwrap_or(self.global.scrape_timeout);
@@ -238,15 +257,17 @@ impl Discovery {
             l.set("__meta_filepath".into(), f.display().to_string());
         }
         let discovered = l.clone();
-        let mut l = relabel::process(l, relabel)?;
+        let Some(mut l) = relabel::process(l, relabel) else {
+            return Err(discovered);
+        };
         let address = l.value("__address__").to_string();
         if address.is_empty() {
-            return None;
+            return Err(discovered);
         }
         let scheme = l.value("__scheme__").to_string();
         if address.contains('/') || (scheme != "http" && scheme != "https") {
             tracing::warn!(job = %sc.job_name, address = %address, scheme = %scheme, "target dropped: after relabeling it needs host:port and scheme http or https");
-            return None;
+            return Err(discovered);
         }
         let mut params = sc.params.clone();
         for (k, v) in l.iter() {
@@ -271,7 +292,7 @@ impl Discovery {
             l.remove(&k);
         }
         let interval = interval.0;
-        Some(Target {
+        Ok(Target {
             job: sc.job_name.clone(),
             url,
             labels: l,
@@ -346,6 +367,12 @@ relabel_configs:
         let l = &ts[0].labels;
         assert_eq!(l, &Labels::from_pairs([("env", "prod"), ("instance", "a:1"), ("job", "node")]));
         assert_eq!(ts[0].discovered_labels.get("__tmp_x"), Some("y"));
+        // The dropped ones keep the labels they were discovered with.
+        let (_, dropped) = d.resolve_all();
+        let addrs: Vec<&str> = dropped.iter().map(|t| t.discovered_labels.value("__address__")).collect();
+        assert_eq!(addrs, ["drop:3", "c:4"]);
+        assert!(dropped.iter().all(|t| t.job == "node" && t.discovered_labels.get("env") == Some("prod")));
+        assert_eq!(dropped[0].discovered_labels.get("__metrics_path__"), Some("/probe"));
     }
 
     #[test]

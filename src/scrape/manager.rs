@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::discovery::Discovery;
+use super::discovery::{Discovery, DroppedTarget};
 use super::target::{scrape_once, ScrapeState, Target, TargetHealth};
 use crate::store::Store;
 
@@ -33,6 +33,8 @@ struct Inner {
     store: Arc<Store>,
     client: reqwest::Client,
     running: Mutex<Vec<Running>>,
+    /// Discovered targets that relabeling dropped, for the API.
+    dropped: Mutex<Vec<DroppedTarget>>,
     /// Deploy/restart detection, handed to every scrape task (set once).
     detector: Arc<std::sync::OnceLock<Arc<crate::deploys::Detector>>>,
     discovery: Mutex<Option<Discovery>>,
@@ -62,6 +64,7 @@ impl ScrapeManager {
             store,
             client,
             running: Mutex::new(Vec::new()),
+            dropped: Mutex::new(Vec::new()),
             detector: Default::default(),
             discovery: Mutex::new(None),
         };
@@ -73,7 +76,7 @@ impl ScrapeManager {
     pub fn apply_config(&self, cfg: &crate::config::Config) {
         let mut disc = Discovery::new(&cfg.scrape_configs, &cfg.global);
         disc.refresh();
-        self.inner.replace(disc.targets());
+        self.inner.apply(disc.resolve_all());
         let every = disc.refresh_interval();
         *self.inner.discovery.lock().unwrap_or_else(|e| e.into_inner()) = Some(disc);
         let mut task = self.sd_task.lock().unwrap_or_else(|e| e.into_inner());
@@ -88,10 +91,10 @@ impl ScrapeManager {
                     let Some(inner) = weak.upgrade() else { return };
                     let targets = {
                         let mut d = inner.discovery.lock().unwrap_or_else(|e| e.into_inner());
-                        d.as_mut().and_then(|d| d.refresh().then(|| d.targets()))
+                        d.as_mut().and_then(|d| d.refresh().then(|| d.resolve_all()))
                     };
                     if let Some(t) = targets {
-                        inner.replace(t);
+                        inner.apply(t);
                     }
                 }
             }));
@@ -109,6 +112,11 @@ impl ScrapeManager {
         let _ = self.inner.detector.set(d);
     }
 
+    /// Discovered targets that relabeling dropped, for the API.
+    pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
+        self.inner.dropped.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Targets and their health, for the API.
     pub fn targets(&self) -> Vec<(Target, TargetHealth)> {
         let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,6 +125,11 @@ impl ScrapeManager {
 }
 
 impl Inner {
+    fn apply(&self, (targets, dropped): (Vec<Target>, Vec<DroppedTarget>)) {
+        *self.dropped.lock().unwrap_or_else(|e| e.into_inner()) = dropped;
+        self.replace(targets);
+    }
+
     fn replace(&self, targets: Vec<Target>) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut old: Vec<Running> = std::mem::take(&mut *running);

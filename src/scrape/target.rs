@@ -108,8 +108,9 @@ async fn fetch(client: &reqwest::Client, t: &Target) -> Result<(Vec<u8>, Format)
             .get(&t.url)
             .header(reqwest::header::ACCEPT, parse::ACCEPT_HEADER)
             .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{timeout_s}"));
-        if let Some(auth) = &t.client.authorization {
-            req = req.header(reqwest::header::AUTHORIZATION, auth);
+        if let Some(auth) = &t.client.auth {
+            // Read now, not at config load: secret files get rotated.
+            req = req.header(reqwest::header::AUTHORIZATION, auth.header().await.map_err(http)?);
         }
         let mut resp = req.send().await.map_err(|e| http(describe_reqwest(&e)))?;
         if !resp.status().is_success() {
@@ -318,5 +319,71 @@ pub async fn scrape_once(
         last_scrape_ms: now,
         last_scrape_duration_s: duration,
         samples: kept,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::{header, HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    /// A rotated credentials file is used at the very next scrape, and a
+    /// missing one fails the scrape naming the file — against a real server
+    /// on 127.0.0.1 that accepts only the current token.
+    #[tokio::test]
+    async fn credentials_file_is_reread_at_every_scrape() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!("forewarn-rotate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let token_file = dir.join("token");
+        std::fs::write(&token_file, "tok-1\n").expect("write token");
+
+        let current = Arc::new(Mutex::new(String::from("Bearer tok-1")));
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (cur, log) = (current.clone(), seen.clone());
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move |h: HeaderMap| {
+                let (cur, log) = (cur.clone(), log.clone());
+                async move {
+                    let got = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    log.lock().expect("log").push(got.clone());
+                    if got == *cur.lock().expect("token") {
+                        "up_metric 1\n".into_response()
+                    } else {
+                        StatusCode::UNAUTHORIZED.into_response()
+                    }
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(l, app).await });
+
+        let yaml = format!(
+            "job_name: j\nstatic_configs: [{{targets: ['{addr}']}}]\nauthorization: {{credentials_file: '{}'}}\n",
+            token_file.display()
+        );
+        let sc: ScrapeConfig = serde_saphyr::from_str(&yaml).expect("yaml");
+        let t = Target::from_config(&sc, &crate::config::GlobalConfig::default()).remove(0);
+        let client = reqwest::Client::new();
+
+        let (body, _) = fetch(&client, &t).await.expect("first scrape with tok-1");
+        assert_eq!(body, b"up_metric 1\n");
+        // Rotate the secret on both sides; no reload of the target.
+        std::fs::write(&token_file, "tok-2\n").expect("rotate token");
+        *current.lock().expect("token") = "Bearer tok-2".into();
+        fetch(&client, &t).await.expect("second scrape uses the rotated tok-2");
+        assert_eq!(*seen.lock().expect("log"), ["Bearer tok-1", "Bearer tok-2"]);
+
+        std::fs::remove_file(&token_file).expect("remove token");
+        let err = fetch(&client, &t).await.expect_err("missing file fails the scrape").to_string();
+        assert!(err.contains(&token_file.display().to_string()) && err.contains("credentials_file"), "{err}");
+        assert_eq!(seen.lock().expect("log").len(), 2, "no request is sent without the secret");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -84,6 +84,38 @@ fn is_label_char(b: u8) -> bool {
     CLASS[b as usize] & LABEL_CHAR != 0
 }
 
+/// `is_metric_char` as arithmetic instead of a table lookup, so a loop over
+/// many bytes can be vectorized.
+#[inline]
+fn is_metric_char_arith(b: u8) -> bool {
+    ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10) | (b == b'_') | (b == b':')
+}
+
+/// Offset of the first `{`, space or tab in `b` (or `b.len()`), eight bytes
+/// at a time.
+fn find_name_end(b: &[u8]) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const BR: u64 = LO * b'{' as u64;
+    const SP: u64 = LO * b' ' as u64;
+    const TB: u64 = LO * b'\t' as u64;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        let (x, y, z) = (w ^ BR, w ^ SP, w ^ TB);
+        // Zero-byte detection; exact for the lowest match.
+        let m = (x.wrapping_sub(LO) & !x | y.wrapping_sub(LO) & !y | z.wrapping_sub(LO) & !z) & HI;
+        if m != 0 {
+            return at + (m.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + chunks.remainder().iter().position(|&c| matches!(c, b'{' | b' ' | b'\t')).unwrap_or(chunks.remainder().len())
+}
+
 /// Turns a byte slice into `&str`, reporting the first invalid byte.
 fn utf8<'b>(s: &'b [u8], base: usize, what: &str) -> LResult<&'b str> {
     std::str::from_utf8(s).map_err(|e| LineError::new(base + e.valid_up_to(), format!("invalid UTF-8 in {what}")))
@@ -181,12 +213,28 @@ impl<'b> Cursor<'b> {
         Cursor { s, st: std::str::from_utf8(s).ok(), pos: 0 }
     }
 
+    /// A cursor over `s` whose text the caller already has (`text`, when
+    /// given, is `s` as `&str`); `None` re-checks `s` here.
+    pub(super) fn with_text(s: &'b [u8], text: Option<&'b str>) -> Cursor<'b> {
+        match text {
+            Some(st) if st.len() == s.len() => Cursor { s, st: Some(st), pos: 0 },
+            _ => Cursor::new(s),
+        }
+    }
+
     /// `s[a..b]` as `&str`, or an error at the first invalid byte.
-    #[inline]
+    #[inline(always)]
     fn text(&self, a: usize, b: usize, what: &str) -> LResult<&'b str> {
         if let Some(t) = self.st.and_then(|st| st.get(a..b)) {
             return Ok(t);
         }
+        self.text_slow(a, b, what)
+    }
+
+    /// Out of line so the common case above inlines into every token.
+    #[cold]
+    #[inline(never)]
+    fn text_slow(&self, a: usize, b: usize, what: &str) -> LResult<&'b str> {
         utf8(&self.s[a..b], a, what)
     }
 
@@ -236,11 +284,21 @@ impl<'b> Cursor<'b> {
     }
 
     /// An unquoted metric name; the caller has checked the first byte.
+    /// Names are long (node_exporter's run to 40 bytes and more), so the
+    /// likely end — the first '{', blank or the line's end — is found eight
+    /// bytes at a time and the span checked in one branch-free pass; only a
+    /// name with an odd byte in it goes byte by byte to find where it stops.
     fn metric_name(&mut self) -> LResult<&'b str> {
         let start = self.pos;
-        self.pos += 1;
-        while self.peek().is_some_and(is_metric_char) {
+        let rest = &self.s[start..];
+        let end = find_name_end(rest);
+        if rest[..end].iter().fold(true, |ok, &b| ok & is_metric_char_arith(b)) {
+            self.pos = start + end;
+        } else {
             self.pos += 1;
+            while self.peek().is_some_and(is_metric_char) {
+                self.pos += 1;
+            }
         }
         self.text(start, self.pos, "metric name")
     }
@@ -692,51 +750,77 @@ pub(super) fn parse_real(text: &str) -> Option<f64> {
         }
         _ => false,
     };
+    // Digits are accumulated while they are scanned (one pass); `m` wraps
+    // harmlessly past 19 digits, where the fast paths below are not taken.
+    let mut m: u64 = 0;
     let int_start = i;
-    while tok.get(i).is_some_and(u8::is_ascii_digit) {
+    while let Some(d) = tok.get(i).filter(|d| d.is_ascii_digit()) {
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
         i += 1;
     }
     let int_digits = i - int_start;
     // Fast path for the very common plain integer: exact in f64 up to 15 digits.
     if i == tok.len() && int_digits > 0 && int_digits <= 15 {
-        let mut v: u64 = 0;
-        for &d in &tok[int_start..] {
-            v = v * 10 + u64::from(d - b'0');
-        }
-        let v = v as f64;
+        let v = m as f64;
         return Some(if neg { -v } else { v });
     }
     let mut frac_digits = 0;
     if tok.get(i) == Some(&b'.') {
         i += 1;
-        let f = i;
-        while tok.get(i).is_some_and(u8::is_ascii_digit) {
+        let frac_start = i;
+        while let Some(d) = tok.get(i).filter(|d| d.is_ascii_digit()) {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
             i += 1;
         }
-        frac_digits = i - f;
+        frac_digits = i - frac_start;
     }
     if int_digits + frac_digits == 0 {
         return None;
     }
+    let mut exp: i64 = 0;
     if matches!(tok.get(i), Some(b'e' | b'E')) {
         i += 1;
+        let exp_neg = tok.get(i) == Some(&b'-');
         if matches!(tok.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
         let e = i;
-        while tok.get(i).is_some_and(u8::is_ascii_digit) {
+        while let Some(d) = tok.get(i).filter(|d| d.is_ascii_digit()) {
+            // Clamped: only small exponents take the fast path anyway.
+            exp = (exp * 10 + i64::from(d - b'0')).min(1 << 20);
             i += 1;
         }
         if i == e {
             return None;
         }
+        if exp_neg {
+            exp = -exp;
+        }
     }
     if i != tok.len() {
         return None;
     }
+    // Clinger's fast path: a mantissa below 2^53 and a power of ten up to
+    // 1e22 are both exact in f64, so one multiply or divide is correctly
+    // rounded — the same result as the full algorithm, at a fraction of
+    // its cost. Covers Go's %g output (`1.234e+06`) and plain decimals.
+    if int_digits + frac_digits <= 19 {
+        let e = exp - frac_digits as i64;
+        if m < (1 << 53) && (-22..=22).contains(&e) {
+            let p = POW10[e.unsigned_abs() as usize];
+            let v = if e >= 0 { m as f64 * p } else { m as f64 / p };
+            return Some(if neg { -v } else { v });
+        }
+    }
     let v: f64 = text.parse().ok()?;
     v.is_finite().then_some(v)
 }
+
+/// Powers of ten that are exact in f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
 
 /// A sample value: a real number, `[sign]Inf`/`Infinity` or `NaN`
 /// (case-insensitive, as in the OpenMetrics ABNF and Go's ParseFloat).

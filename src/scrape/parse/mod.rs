@@ -459,20 +459,27 @@ impl<'b> Parser<'b> {
 
     fn run<F: FnMut(&ParsedSample<'_>)>(&mut self, on_sample: &mut F) {
         let body = self.body;
+        // One UTF-8 check over the whole body is much cheaper than one per
+        // line; only a body that fails it is checked line by line (so the
+        // error still points at the bad byte).
+        let text = std::str::from_utf8(body).ok();
         let mut pos = 0;
         let mut ln = 0;
         while pos < body.len() && !self.full() {
             ln += 1;
             let rest = &body[pos..];
-            let (line, next) = match find_newline(rest) {
-                Some(i) => (&rest[..i], pos + i + 1),
-                None => (rest, body.len()),
+            let (end, next) = match find_newline(rest) {
+                Some(i) => (pos + i, pos + i + 1),
+                None => (body.len(), body.len()),
             };
+            let line = &body[pos..end];
+            // A '\n' is always a char boundary, so this slice cannot fail.
+            let line_text = text.and_then(|t| t.get(pos..end));
             if self.eof_line.is_some() {
                 self.errors.push(ParseError { line: ln, col: 1, message: "unexpected data after '# EOF'".into() });
                 break;
             }
-            if let Err(e) = self.line(ln, line, on_sample) {
+            if let Err(e) = self.line(ln, line, line_text, on_sample) {
                 self.errors.push(line_err(ln, e));
             }
             pos = next;
@@ -500,14 +507,16 @@ impl<'b> Parser<'b> {
         &mut self,
         ln: usize,
         mut line: &'b [u8],
+        mut text: Option<&'b str>,
         on_sample: &mut F,
     ) -> Result<(), LineError> {
         match self.fmt {
             Format::Prometheus => {
                 if let [rest @ .., b'\r'] = line {
                     line = rest;
+                    text = text.and_then(|t| t.get(..rest.len()));
                 }
-                let mut cur = Cursor::new(line);
+                let mut cur = Cursor::with_text(line, text);
                 cur.skip_blanks();
                 match cur.peek() {
                     None => Ok(()),
@@ -521,10 +530,10 @@ impl<'b> Parser<'b> {
             Format::OpenMetrics => match line.first() {
                 None => Err(LineError::new(0, "empty line (not allowed in OpenMetrics)")),
                 Some(b'#') => {
-                    let m = lex::om_comment(&mut Cursor::new(line))?;
+                    let m = lex::om_comment(&mut Cursor::with_text(line, text))?;
                     self.meta(m, ln)
                 }
-                Some(_) => self.sample(Cursor::new(line), ln, on_sample),
+                Some(_) => self.sample(Cursor::with_text(line, text), ln, on_sample),
             },
         }
     }

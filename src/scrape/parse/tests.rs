@@ -483,3 +483,52 @@ fn quote_scan_matches_naive() {
         assert_eq!(lex::find_quote_or_backslash(&b), naive, "{b:?}");
     }
 }
+
+#[test]
+fn float_fast_path_agrees_bit_for_bit_with_the_standard_parser() {
+    let fixed = [
+        "0",
+        "-0",
+        "0.5",
+        "1.5e+06",
+        "1.305e-06",
+        "2.189426688e+10",
+        "0.000123456",
+        "123456789012345678",
+        "9007199254740993",
+        "1.7976931348623157e308",
+        "4.9e-324",
+        "-12.25E-3",
+        ".5",
+        "5.",
+        "1e22",
+        "1e23",
+        "123456789.123456789",
+        "0.1",
+        "0.3",
+        "9007199254740992e-22",
+        "1e-22",
+    ];
+    for s in fixed {
+        let want: f64 = s.parse().expect("valid float");
+        assert_eq!(super::lex::parse_real(s).map(f64::to_bits), Some(want.to_bits()), "{s}");
+    }
+    // Random decimals in the shapes exporters write, fast path or not.
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..20_000 {
+        let width = rng.u32(1..19);
+        let digits = rng.u64(..10u64.pow(width));
+        let s = match rng.u8(..3) {
+            0 => format!("{digits}e{}", rng.i32(-30..30)),
+            1 => {
+                let d = digits.to_string();
+                let cut = rng.usize(0..=d.len());
+                format!("{}.{}", &d[..cut], &d[cut..])
+            }
+            _ => format!("{}.{:06}e+{:02}", rng.u8(1..10), rng.u32(..1_000_000), rng.u8(..25)),
+        };
+        let s = if s.starts_with('.') && s.len() == 1 { "0".to_string() } else { s };
+        let want: f64 = s.parse().expect("valid float");
+        assert_eq!(super::lex::parse_real(&s).map(f64::to_bits), Some(want.to_bits()), "{s}");
+    }
+}
