@@ -688,7 +688,8 @@ mod tests {
         let samples: Vec<Sample> = (0..50).map(|i| Sample { t: i * 1000, v: (i * i) as f64 }).collect();
         let h = encode(&samples);
         let mut out = Vec::new();
-        let e = decode_range(&h.bytes()[..h.bytes().len() / 2], h.count(), 0, i64::MIN, i64::MAX, &mut out).unwrap_err();
+        let e =
+            decode_range(&h.bytes()[..h.bytes().len() / 2], h.count(), 0, i64::MIN, i64::MAX, &mut out).unwrap_err();
         assert_eq!(e.count, 50);
         assert!(e.decoded > 0 && e.decoded < 50, "{e}");
         // Garbage never panics either.
@@ -727,9 +728,10 @@ mod tests {
         // a sample 40 ms late, then back on time; irregular 1 ms steps.
         let mut t = 0i64;
         let mut samples = Vec::new();
-        for (i, d) in [1000, 1007, 1007, 1007, 600_000, 1000, 997, 1040, 960, 1000, 1, 1, 2, 1 << 40, 1000, 1000, 1000, 999]
-            .iter()
-            .enumerate()
+        for (i, d) in
+            [1000, 1007, 1007, 1007, 600_000, 1000, 997, 1040, 960, 1000, 1, 1, 2, 1 << 40, 1000, 1000, 1000, 999]
+                .iter()
+                .enumerate()
         {
             t += d;
             samples.push(Sample { t, v: i as f64 });
@@ -769,7 +771,24 @@ mod tests {
 
     #[test]
     fn stale_markers_nan_and_huge_steps_between_integers() {
-        let vals = [5.0, stale_nan(), 6.0, 6.0, f64::NAN, 7.0, 9e15, -9e15, 0.0, -0.0, 0.0, 4.5e15, 1.0, 2.0, f64::INFINITY, 3.0];
+        let vals = [
+            5.0,
+            stale_nan(),
+            6.0,
+            6.0,
+            f64::NAN,
+            7.0,
+            9e15,
+            -9e15,
+            0.0,
+            -0.0,
+            0.0,
+            4.5e15,
+            1.0,
+            2.0,
+            f64::INFINITY,
+            3.0,
+        ];
         let samples: Vec<Sample> = vals.iter().enumerate().map(|(i, &v)| Sample { t: i as i64 * 15_000, v }).collect();
         let got = all(&encode(&samples));
         assert!(same_bits(&samples, &got), "{got:?}");

@@ -68,8 +68,7 @@ impl SeriesData {
         }
         self.head.push(s.t, s.v);
         if self.head.count() >= CHUNK_SAMPLES {
-            let full = std::mem::replace(&mut self.head, HeadChunk::default());
-            let sealed = full.seal();
+            let sealed = std::mem::take(&mut self.head).seal();
             // The next chunk will likely be about this size (plus a little).
             self.head = HeadChunk::with_capacity(sealed.data.len() + sealed.data.len() / 8);
             self.chunks.push(sealed);
