@@ -211,20 +211,24 @@ fn main() {
         );
     }
 
-    println!("\nby kind (1,000 series each, regular timestamps): chunk bytes/sample");
+    println!("\nby kind (1,000 series each): chunk bytes/sample, regular timestamps | 0..5 ms jitter");
+    let all = labels(100_000);
     for (k, (name, _)) in KINDS.iter().enumerate() {
-        let store = Store::new(i64::MAX / 4);
-        let mut rng = fastrand::Rng::with_seed(11);
         let ids: Vec<usize> = (0..100_000).filter(|&i| kind(i) == k).take(1000).collect();
-        let all = labels(100_000);
-        let mut prev = vec![1e6; 100_000];
-        for s in 0..steps {
-            for &i in &ids {
-                prev[i] = value(i, &mut rng, prev[i]);
-                store.append(&all[i], T0 + s * STEP_MS, prev[i]);
+        let per_sample = |jitter: i64| {
+            let store = Store::new(i64::MAX / 4);
+            let mut rng = fastrand::Rng::with_seed(11);
+            let mut prev = vec![1e6; 100_000];
+            for s in 0..steps {
+                for &i in &ids {
+                    prev[i] = value(i, &mut rng, prev[i]);
+                    let late = if jitter > 0 { rng.i64(0..jitter) } else { 0 };
+                    store.append(&all[i], T0 + s * STEP_MS + late, prev[i]);
+                }
             }
-        }
-        println!("  {name}: {:.2}", store.chunk_bytes() as f64 / store.stats().samples as f64);
+            store.chunk_bytes() as f64 / store.stats().samples as f64
+        };
+        println!("  {name}: {:.2} | {:.2}", per_sample(0), per_sample(5));
     }
 
     println!("\n## appends (10,000 series x 100 scrapes, batches of 1,000)");

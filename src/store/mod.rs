@@ -2,10 +2,12 @@
 //! for the retention window, compressed, indexed, and (with a state dir)
 //! durable across restarts.
 //!
-//! - `codec`: Gorilla-style chunks (delta-of-delta timestamps, XOR floats),
-//!   ~1–2 bytes per sample instead of 16.
+//! - `codec`: compressed chunks (timestamps as lateness against the scrape
+//!   grid, values as integer/decimal steps or XOR floats), ~1.3 bytes per
+//!   sample instead of 16.
 //! - `series`: one series' sealed chunks, open head chunk and newest sample.
-//! - `memory`: the [`Store`]: interned label sets, an inverted index
+//! - `packed`: a series' label set in one allocation.
+//! - `memory`: the [`Store`]: packed label sets, an inverted index
 //!   (label name -> value -> series) sharded 16 ways so scrape tasks do not
 //!   serialise on one lock, retention, and the [`Queryable`] implementation
 //!   the evaluator reads through (a remote Prometheus client can implement
@@ -20,6 +22,7 @@ mod downsample;
 mod durable;
 mod frame;
 mod memory;
+mod packed;
 mod series;
 mod snapshot;
 #[cfg(test)]
@@ -69,4 +72,50 @@ pub trait Queryable: Send + Sync {
 
     /// Values of label `name` on series matching `matchers`.
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String>;
+
+    /// The oldest time raw samples are kept for, seen at `now`
+    /// (`i64::MIN`: no limit known).
+    fn raw_since(&self, _now: i64) -> i64 {
+        i64::MIN
+    }
+
+    /// 5-minute aggregates of matching series (see
+    /// [`Store::select_downsampled`]); none unless the storage keeps them.
+    fn select_downsampled(&self, _matchers: &[Matcher], _start: i64, _end: i64) -> Vec<DownsampledSeries> {
+        Vec::new()
+    }
+
+    /// Like [`Queryable::select`], for windows that may reach past raw
+    /// retention (baselines of days): before each series' oldest raw
+    /// sample, its 5-minute averages stand in, one sample per bucket at the
+    /// bucket's middle. Within raw retention this is `select`.
+    fn select_long(&self, matchers: &[Matcher], start: i64, end: i64, now: i64) -> Vec<Series> {
+        let mut raw = self.select(matchers, start, end);
+        if start >= self.raw_since(now) {
+            return raw;
+        }
+        // Series are matched by labels; `Store::select` sorts them already.
+        raw.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for d in self.select_downsampled(matchers, start, end) {
+            let pos = raw.binary_search_by(|s| s.labels.cmp(&d.labels));
+            let first_raw = pos.ok().and_then(|i| raw[i].samples.first()).map_or(i64::MAX, |x| x.t);
+            let old: Vec<Sample> = d
+                .buckets
+                .iter()
+                .filter(|b| b.t.saturating_add(DOWNSAMPLE_MS) <= first_raw)
+                .map(|b| Sample { t: b.t + DOWNSAMPLE_MS / 2, v: b.avg() })
+                .filter(|x| x.t >= start && x.t <= end)
+                .collect();
+            match pos {
+                _ if old.is_empty() => {}
+                Ok(i) => {
+                    raw[i].samples.splice(0..0, old);
+                }
+                Err(i) => {
+                    raw.insert(i, Series { labels: d.labels, samples: old });
+                }
+            }
+        }
+        raw
+    }
 }

@@ -68,8 +68,10 @@ impl SeriesData {
         }
         self.head.push(s.t, s.v);
         if self.head.count() >= CHUNK_SAMPLES {
-            let full = std::mem::take(&mut self.head);
-            self.chunks.push(full.seal());
+            let sealed = std::mem::take(&mut self.head).seal();
+            // The next chunk will likely be about this size (plus a little).
+            self.head = HeadChunk::with_capacity(sealed.data.len() + sealed.data.len() / 8);
+            self.chunks.push(sealed);
         }
     }
 
@@ -88,18 +90,21 @@ impl SeriesData {
             return;
         }
         let first = self.chunks.partition_point(|c| c.max_t < start);
+        // Room for every sample of the overlapping chunks, so `out` grows once.
+        let upper: usize = self.chunks[first..].iter().take_while(|c| c.min_t <= end).map(|c| c.count as usize).sum();
+        out.reserve(upper + self.head.count() as usize + 1);
         for c in &self.chunks[first..] {
             if c.min_t > end {
                 return;
             }
-            if let Err(e) = decode_range(&c.data, c.count, start, end, out) {
+            if let Err(e) = decode_range(&c.data, c.count, c.min_t, start, end, out) {
                 metrics::counter!("forewarn_store_decode_errors_total").increment(1);
                 tracing::warn!(error = %e, min_t = c.min_t, "store: corrupt chunk skipped");
             }
         }
         let h = &self.head;
         if h.count() > 0 && h.max_t() >= start && h.min_t() <= end {
-            if let Err(e) = decode_range(h.bytes(), h.count(), start, end, out) {
+            if let Err(e) = decode_range(h.bytes(), h.count(), h.min_t(), start, end, out) {
                 tracing::warn!(error = %e, "store: corrupt head chunk");
             }
         }

@@ -19,7 +19,11 @@ use super::series::SeriesData;
 use super::{Sample, StoreError};
 use crate::labels::Labels;
 
-pub const SNAP_MAGIC: &[u8; 8] = b"FWSNAP\x01\0";
+/// The header names the format version (the last two bytes): version 2
+/// has the grid/window chunk codec and the head's first timestamp. A
+/// snapshot of another version is reported and skipped, never misread.
+pub const SNAP_MAGIC: &[u8; 8] = b"FWSNAP\x02\0";
+const SNAP_PREFIX: &[u8; 6] = b"FWSNAP";
 /// Series are grouped into frames of about this size.
 const FRAME_TARGET: usize = 1 << 20;
 
@@ -41,7 +45,7 @@ pub fn write(dir: &Path, n: u64, entries: &[std::sync::Arc<Entry>]) -> Result<u6
     out.write_all(SNAP_MAGIC).map_err(err("cannot write snapshot (disk full?)"))?;
     let (mut payload, mut frame, mut size) = (Vec::new(), Vec::new(), SNAP_MAGIC.len() as u64);
     for (i, e) in entries.iter().enumerate() {
-        put_series(&mut payload, &e.labels, e.r, &e.lock());
+        put_series(&mut payload, &e.labels.to_labels(), e.r, &e.lock());
         if payload.len() >= FRAME_TARGET || i + 1 == entries.len() {
             frame.clear();
             put_frame(&mut frame, &payload);
@@ -73,6 +77,7 @@ fn put_series(buf: &mut Vec<u8>, labels: &Labels, r: u64, d: &SeriesData) {
         put_bytes(buf, &c.data);
     }
     put_uvarint(buf, d.head.count() as u64);
+    put_varint(buf, d.head.min_t());
     put_bytes(buf, d.head.bytes());
     match d.pending {
         Some(p) => {
@@ -109,6 +114,12 @@ pub struct Loaded {
 /// damaged frame loses the series in it, the others still load).
 pub fn read(name: &str, data: &[u8], downsample: bool, f: &mut impl FnMut(Loaded)) -> Vec<String> {
     if data.len() < SNAP_MAGIC.len() || &data[..SNAP_MAGIC.len()] != SNAP_MAGIC {
+        if data.len() >= SNAP_MAGIC.len() && data.starts_with(SNAP_PREFIX) {
+            return vec![format!(
+                "{name}: snapshot format version {} is not the version {} this build reads (written by another forewarn); skipped",
+                data[6], SNAP_MAGIC[6]
+            )];
+        }
         return vec![format!("{name}: not a forewarn snapshot (bad header); skipped")];
     }
     let mut problems = Vec::new();
@@ -154,8 +165,9 @@ fn get_series(rd: &mut Reader<'_>, downsample: bool) -> Option<Loaded> {
     // The head is re-encoded sample by sample, which rebuilds the encoder
     // state and checks the bytes at once.
     let head_count = u16::try_from(rd.uvarint()?).ok()?;
+    let head_min_t = rd.varint()?;
     let mut samples: Vec<Sample> = Vec::with_capacity(head_count as usize);
-    decode_range(rd.bytes()?, head_count, i64::MIN, i64::MAX, &mut samples).ok()?;
+    decode_range(rd.bytes()?, head_count, head_min_t, i64::MIN, i64::MAX, &mut samples).ok()?;
     let mut head = HeadChunk::default();
     for s in samples {
         if data.chunks.last().is_some_and(|c| c.max_t >= s.t) || (head.count() > 0 && head.max_t() >= s.t) {

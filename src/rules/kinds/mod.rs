@@ -162,7 +162,8 @@ pub(crate) fn history(
     let raw = match expr {
         Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
             let matchers = promql::selector_matchers(vs)?;
-            Some(ctx.store.select(&matchers, start, end))
+            // Windows past raw retention read 5-minute averages there.
+            Some(ctx.store.select_long(&matchers, start, end, ctx.t))
         }
         _ => None,
     };

@@ -259,3 +259,27 @@ fn daily_cycle_is_not_a_leak_even_right_after_a_restart() {
     }
     assert!(first_firing(&mut group(auto), &leaky, restart, 3 * DAY + 14 * HOUR).is_some());
 }
+
+#[test]
+fn long_windows_see_downsampled_history_past_raw_retention() {
+    use super::{history, KindContext};
+    use crate::store::{Queryable, StoreOptions};
+    let store = Store::with_options(StoreOptions { retention_ms: HOUR, downsample_retention_ms: Some(7 * 24 * HOUR) });
+    memory(&store, 0, 6 * HOUR, |t| t as f64);
+    let now = 6 * HOUR;
+    store.compact(now);
+    let m = [crate::labels::Matcher::equal("__name__", "mem")];
+    assert!(store.select(&m, 0, now)[0].samples[0].t >= now - HOUR, "raw samples are gone");
+    let options = crate::promql::EvalOptions::default();
+    let ctx = KindContext { store: &store, t: now, interval_ms: MIN, options: &options, restarts: None };
+    let expr = crate::promql::parse("mem").expect("parses");
+    let got = history(&ctx, &expr, now - 6 * HOUR, now, MIN).expect("history");
+    assert_eq!(got.len(), 1);
+    let s = &got[0].samples;
+    // The first 5 hours come from 5-minute averages (samples every 30 s of
+    // value t: the first bucket averages 0..270,000), the last hour is raw.
+    assert_eq!((s[0].t, s[0].v), (150_000, 135_000.0));
+    assert_eq!(s.iter().filter(|x| x.t < now - HOUR).count(), 60);
+    assert_eq!(s.iter().filter(|x| x.t >= now - HOUR).count(), 121);
+    assert!(s.windows(2).all(|w| w[0].t < w[1].t));
+}
