@@ -5,7 +5,7 @@
 //! the error is kept for `/api/v1/targets`, and the series of the last good
 //! scrape are marked stale so that queries stop returning them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::parse::{self, Format};
 use super::relabel::{self, Relabel};
 use crate::config::ScrapeConfig;
 use crate::labels::{Labels, METRIC_NAME};
-use crate::store::{stale_nan, Store};
+use crate::store::{stale_nan, SeriesRef, Store};
 
 /// Bodies larger than this fail unless `body_size_limit` says otherwise.
 pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
@@ -73,9 +73,9 @@ pub struct TargetHealth {
 /// The state a target keeps between scrapes.
 #[derive(Default)]
 pub struct ScrapeState {
-    /// Fingerprints and labels of the series in the last good scrape.
-    last_series: Vec<Labels>,
-    last_fps: HashSet<u64>,
+    /// The series of the last good scrape by label fingerprint: store
+    /// handles, not label copies, so a target costs ~16 bytes per series.
+    last_series: HashMap<u64, SeriesRef>,
     /// Sees every good scrape's samples to record deploys and restarts.
     pub detector: Option<std::sync::Arc<crate::deploys::Detector>>,
 }
@@ -271,33 +271,30 @@ pub async fn scrape_once(
             if let Some(d) = &state.detector {
                 d.observe(&samples, now);
             }
-            let mut fps = HashSet::with_capacity(samples.len());
-            let mut series = Vec::with_capacity(samples.len());
+            let mut series = HashMap::with_capacity(samples.len());
             let mut added = 0;
             for (labels, ts, v) in samples {
                 let fp = labels.fingerprint();
-                if !fps.insert(fp) {
+                if series.contains_key(&fp) {
                     continue; // duplicate series in one body: first one wins
                 }
-                if !state.last_fps.contains(&fp) {
+                if state.last_series.remove(&fp).is_none() {
                     added += 1;
                 }
-                store.append(&labels, ts, v);
-                series.push(labels);
+                series.insert(fp, store.append_ref(&labels, ts, v));
             }
-            for gone in state.last_series.iter().filter(|l| !fps.contains(&l.fingerprint())) {
-                store.append(gone, now, stale_nan());
+            // What is left of the last scrape is gone from this one.
+            for gone in state.last_series.values() {
+                store.append_to(gone, now, stale_nan());
             }
             let n = series.len();
             state.last_series = series;
-            state.last_fps = fps;
             (1.0, scraped, n, added, None)
         }
         Err(e) => {
-            for gone in state.last_series.drain(..) {
-                store.append(&gone, now, stale_nan());
+            for (_, gone) in state.last_series.drain() {
+                store.append_to(&gone, now, stale_nan());
             }
-            state.last_fps.clear();
             (0.0, 0, 0, 0, Some(e.to_string()))
         }
     };

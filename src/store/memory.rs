@@ -408,9 +408,37 @@ pub struct Appender<'a> {
     signal: bool,
 }
 
+/// A handle on a series in the store, returned by [`Appender::append_ref`].
+///
+/// The scraper keeps one per series of a target's last scrape (to write
+/// staleness markers when a series disappears) instead of a copy of its
+/// labels: 8 bytes instead of a few hundred per active series.
+#[derive(Clone)]
+pub struct SeriesRef(Arc<Entry>);
+
 impl Appender<'_> {
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) {
         let e = self.store.get_or_create(labels, None);
+        self.push(&e, t, v);
+    }
+
+    /// Appends like [`Appender::append`] and returns the series' handle.
+    pub fn append_ref(&mut self, labels: &Labels, t: i64, v: f64) -> SeriesRef {
+        let e = self.store.get_or_create(labels, None);
+        self.push(&e, t, v);
+        SeriesRef(e)
+    }
+
+    /// Appends to a series by handle. A series that retention has removed
+    /// from the store since the handle was taken (only the handle still
+    /// holds it) has no samples left to end, so nothing is written.
+    pub fn append_to(&mut self, series: &SeriesRef, t: i64, v: f64) {
+        if Arc::strong_count(&series.0) > 1 {
+            self.push(&series.0, t, v);
+        }
+    }
+
+    fn push(&mut self, e: &Entry, t: i64, v: f64) {
         let pushed = e.lock().push(t, v);
         if pushed == Pushed::OutOfOrder {
             metrics::counter!("forewarn_store_out_of_order_samples_total").increment(1);

@@ -31,7 +31,7 @@ mod wal;
 
 pub use downsample::{Aggregate, DOWNSAMPLE_MS};
 pub use durable::{open_configured, spawn_persistence, RecoveryReport, StoreError};
-pub use memory::{Appender, DownsampledSeries, Store, StoreOptions, StoreStats};
+pub use memory::{Appender, DownsampledSeries, SeriesRef, Store, StoreOptions, StoreStats};
 
 use crate::labels::{Labels, Matcher};
 
