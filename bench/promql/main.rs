@@ -177,8 +177,12 @@ fn run() -> Result<(), String> {
         let params = [("query", e.clone()), ("time", format!("{}", t / 1000))];
         let a = client.get_json(&fw, "/api/v1/query", &params)?;
         let b = client.get_json(&prom, "/api/v1/query", &params)?;
-        results.0 += http::result_len(&a);
-        results.1 += http::result_len(&b);
+        let (na, nb) = (http::result_len(&a), http::result_len(&b));
+        if na != nb {
+            eprintln!("result series differ ({na} forewarn, {nb} Prometheus): {e}");
+        }
+        results.0 += na;
+        results.1 += nb;
     }
     let pass = |base: &str| -> Result<(), String> {
         for (_, _, e) in &exprs {
