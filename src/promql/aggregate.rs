@@ -51,24 +51,35 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, t: i64) -> Result<Val, EvalErro
                 .collect()
         }
         _ => {
-            let f: fn(&[VectorSample]) -> f64 = match op.as_str() {
-                "sum" => |m| kahan_sum(m.iter().map(|s| s.v)),
-                "avg" => |m| mean(m.iter().map(|s| s.v)),
-                "min" => |m| extreme(m.iter().map(|s| s.v), |cur, new| new < cur),
-                "max" => |m| extreme(m.iter().map(|s| s.v), |cur, new| new > cur),
-                "count" => |m| m.len() as f64,
-                "group" => |_| 1.0,
-                "stddev" => |m| variance(m.iter().map(|s| s.v)).sqrt(),
-                "stdvar" => |m| variance(m.iter().map(|s| s.v)),
-                _ => return Err(EvalError::Unsupported(format!("aggregation {op}"))),
-            };
+            let f = simple(&op).ok_or_else(|| EvalError::Unsupported(format!("aggregation {op}")))?;
+            let mut values = Vec::new();
             group(input, &grouping)
                 .into_iter()
-                .map(|(labels, members)| VectorSample { labels, v: f(&members) })
+                .map(|(labels, members)| {
+                    values.clear();
+                    values.extend(members.iter().map(|s| s.v));
+                    VectorSample { labels, v: f(&values) }
+                })
                 .collect()
         }
     };
     Ok(Val::Vector(out))
+}
+
+/// The aggregations that reduce a group's values to one number with no
+/// parameter; the range engine applies the same functions per step.
+pub(crate) fn simple(op: &str) -> Option<fn(&[f64]) -> f64> {
+    Some(match op {
+        "sum" => |m| kahan_sum(m.iter().copied()),
+        "avg" => |m| mean(m.iter().copied()),
+        "min" => |m| extreme(m.iter().copied(), |cur, new| new < cur),
+        "max" => |m| extreme(m.iter().copied(), |cur, new| new > cur),
+        "count" => |m| m.len() as f64,
+        "group" => |_| 1.0,
+        "stddev" => |m| variance(m.iter().copied()).sqrt(),
+        "stdvar" => |m| variance(m.iter().copied()),
+        _ => return None,
+    })
 }
 
 fn required<'a>(param: Option<&'a Expr>, op: &str) -> Result<&'a Expr, EvalError> {

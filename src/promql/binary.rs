@@ -59,13 +59,13 @@ impl Op {
         })
     }
 
-    fn is_comparison(self) -> bool {
+    pub(crate) fn is_comparison(self) -> bool {
         matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
     }
 
     /// Applies the operator to two floats. For comparisons the result is the
     /// left value and whether the comparison held.
-    fn apply(self, l: f64, r: f64) -> (f64, bool) {
+    pub(crate) fn apply(self, l: f64, r: f64) -> (f64, bool) {
         match self {
             Op::Add => (l + r, true),
             Op::Sub => (l - r, true),
@@ -150,13 +150,13 @@ fn vector_scalar(
 
 /// How the two sides are matched: on the listed labels only, or on all labels
 /// but the listed ones (and always ignoring the metric name).
-struct Matching {
-    on: bool,
-    names: Vec<String>,
+pub(crate) struct Matching {
+    pub on: bool,
+    pub names: Vec<String>,
 }
 
 impl Matching {
-    fn of(m: &BinModifier) -> Matching {
+    pub(crate) fn of(m: &BinModifier) -> Matching {
         match &m.matching {
             Some(LabelModifier::Include(l)) => Matching { on: true, names: l.labels.clone() },
             Some(LabelModifier::Exclude(l)) => Matching { on: false, names: l.labels.clone() },
@@ -167,7 +167,7 @@ impl Matching {
     /// The labels that must agree. Arithmetic requires type and unit
     /// labels (when present) to agree too; set operators ignore them like
     /// the name, since they filter series rather than combine values.
-    fn signature(&self, l: &Labels, set_op: bool) -> Labels {
+    pub(crate) fn signature(&self, l: &Labels, set_op: bool) -> Labels {
         if self.on {
             l.keep_only(&self.names)
         } else if set_op {

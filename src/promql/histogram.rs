@@ -41,7 +41,7 @@ pub(crate) fn quantile(q: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSam
     Ok(groups.into_iter().map(|(labels, buckets)| VectorSample { labels, v: bucket_quantile(q, buckets) }).collect())
 }
 
-fn parse_bound(s: &str) -> Option<f64> {
+pub(crate) fn parse_bound(s: &str) -> Option<f64> {
     match s.trim() {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),

@@ -15,6 +15,9 @@ mod eval;
 mod functions;
 mod histogram;
 pub mod promqltest;
+mod range_eval;
+#[cfg(test)]
+mod range_eval_tests;
 mod range_functions;
 mod series_notation;
 mod support;
@@ -29,7 +32,7 @@ pub use support::check_supported;
 
 use crate::labels::Labels;
 use crate::store::{Queryable, Series};
-use eval::{Ctx, SeriesCollector, Val};
+use eval::{Ctx, Val};
 
 pub use promql_parser::parser::Expr;
 
@@ -103,7 +106,8 @@ pub fn eval_instant(store: &dyn Queryable, expr: &Expr, t_ms: i64, opts: &EvalOp
 
 /// Evaluates `expr` at every step of `[start_ms, end_ms]`, like `query_range`:
 /// one series per label set, with a point for each step where it had a value.
-/// A scalar result becomes a series without labels.
+/// A scalar result becomes a series without labels. Evaluated by column
+/// (`range_eval`), which reads each series once for all steps.
 pub fn eval_range(
     store: &dyn Queryable,
     expr: &Expr,
@@ -126,24 +130,25 @@ pub fn eval_range(
         )));
     }
     let ctx = Ctx { store, opts, query_start: start_ms, query_end: end_ms };
-    let mut out = SeriesCollector::default();
-    let mut t = start_ms;
-    while t <= end_ms {
-        match ctx.eval(expr, t)? {
-            Val::Scalar(v) => out.push(&Labels::new(), t, v),
-            Val::Vector(vec) => {
-                for s in vec {
-                    out.push(&s.labels, t, s.v);
-                }
-            }
-            other => {
-                return Err(EvalError::Type(format!(
-                    "invalid expression type {:?} for range query, must be scalar or instant vector",
-                    other.type_name()
-                )))
-            }
-        }
-        t += step_ms;
-    }
-    Ok(out.finish())
+    let steps: Vec<i64> = (0..=(end_ms - start_ms) / step_ms).map(|i| start_ms + i * step_ms).collect();
+    let engine = range_eval::RangeEval { ctx: &ctx, steps: steps.clone() };
+    let series = match engine.eval(expr)? {
+        range_eval::Cols::Scalar(v) => vec![Series {
+            labels: Labels::new(),
+            samples: steps.iter().zip(v).map(|(&t, v)| crate::store::Sample { t, v }).collect(),
+        }],
+        range_eval::Cols::Vector(cols) => range_eval::merge(cols, false)?
+            .into_iter()
+            .map(|c| Series {
+                labels: c.labels,
+                samples: steps
+                    .iter()
+                    .zip(c.vals)
+                    .filter_map(|(&t, v)| v.map(|v| crate::store::Sample { t, v }))
+                    .collect(),
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect(),
+    };
+    Ok(series)
 }

@@ -8,7 +8,7 @@
 use promql_parser::parser::Expr;
 
 use super::aggregate::{extreme, kahan_inc, kahan_sum, mean, quantile, variance};
-use super::eval::{check_unique, drop_name, Ctx, RangeVector, Val};
+use super::eval::{check_unique, drop_name, Ctx, Val};
 use super::functions::absent_labels;
 use super::{EvalError, VectorSample};
 use crate::store::Sample;
@@ -78,46 +78,7 @@ pub(crate) fn eval(ctx: &Ctx, name: &str, args: &[&Expr], t: i64) -> Result<Val,
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     let mut out = Vec::with_capacity(m.series.len());
     for s in &m.series {
-        let v = match name {
-            "rate" => extrapolated(&m, &s.samples, true, true),
-            "increase" => extrapolated(&m, &s.samples, true, false),
-            "delta" => extrapolated(&m, &s.samples, false, false),
-            "irate" => instant_delta(&s.samples, true),
-            "idelta" => instant_delta(&s.samples, false),
-            "deriv" => (s.samples.len() >= 2).then(|| linear_regression(&s.samples, s.samples[0].t).0),
-            "predict_linear" => (s.samples.len() >= 2).then(|| {
-                let (slope, intercept) = linear_regression(&s.samples, t);
-                slope * params[0] + intercept
-            }),
-            "resets" => Some(s.samples.windows(2).filter(|w| w[1].v < w[0].v).count() as f64),
-            "changes" => Some(
-                s.samples.windows(2).filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan()))).count()
-                    as f64,
-            ),
-            "avg_over_time" => Some(mean(values(s))),
-            "min_over_time" => Some(extreme(values(s), |cur, new| new < cur)),
-            "max_over_time" => Some(extreme(values(s), |cur, new| new > cur)),
-            "sum_over_time" => Some(kahan_sum(values(s))),
-            "count_over_time" => Some(s.samples.len() as f64),
-            "last_over_time" => s.samples.last().map(|x| x.v),
-            "first_over_time" => s.samples.first().map(|x| x.v),
-            "quantile_over_time" => Some(quantile(params[0], values(s).collect())),
-            "stddev_over_time" => Some(variance(values(s)).sqrt()),
-            "stdvar_over_time" => Some(variance(values(s))),
-            // A NaN sample makes the result NaN, as in Prometheus.
-            "mad_over_time" if values(s).any(f64::is_nan) => Some(f64::NAN),
-            "mad_over_time" => {
-                let med = quantile(0.5, values(s).collect());
-                Some(quantile(0.5, values(s).map(|x| (x - med).abs()).collect()))
-            }
-            "present_over_time" => Some(1.0),
-            "ts_of_last_over_time" => s.samples.last().map(|x| x.t as f64 / 1000.0),
-            "ts_of_first_over_time" => s.samples.first().map(|x| x.t as f64 / 1000.0),
-            "ts_of_min_over_time" => ts_of_extreme(&s.samples, |cur, new| new <= cur),
-            "ts_of_max_over_time" => ts_of_extreme(&s.samples, |cur, new| new >= cur),
-            "double_exponential_smoothing" => smoothing(&s.samples, params[0], params[1]),
-            _ => return Err(EvalError::Unsupported(format!("function {name}"))),
-        };
+        let v = reduce(name, m.start, m.end, t, &s.samples, &params)?;
         if let Some(v) = v {
             let labels = if keep_name { s.labels.clone() } else { drop_name(&s.labels) };
             out.push(VectorSample { labels, v });
@@ -127,8 +88,62 @@ pub(crate) fn eval(ctx: &Ctx, name: &str, args: &[&Expr], t: i64) -> Result<Val,
     Ok(Val::Vector(out))
 }
 
-fn values(s: &crate::store::Series) -> impl Iterator<Item = f64> + '_ {
-    s.samples.iter().map(|x| x.v)
+/// One series' value for `name` over its window `(start, end]` at
+/// evaluation time `t`, from the window's non-stale samples: `None` when the
+/// function has nothing to say (too few samples). Shared by instant
+/// evaluation and the range engine, so both compute the same number.
+pub(crate) fn reduce(
+    name: &str,
+    start: i64,
+    end: i64,
+    t: i64,
+    samples: &[Sample],
+    params: &[f64],
+) -> Result<Option<f64>, EvalError> {
+    Ok(match name {
+        "rate" => extrapolated(start, end, samples, true, true),
+        "increase" => extrapolated(start, end, samples, true, false),
+        "delta" => extrapolated(start, end, samples, false, false),
+        "irate" => instant_delta(samples, true),
+        "idelta" => instant_delta(samples, false),
+        "deriv" => (samples.len() >= 2).then(|| linear_regression(samples, samples[0].t).0),
+        "predict_linear" => (samples.len() >= 2).then(|| {
+            let (slope, intercept) = linear_regression(samples, t);
+            slope * params[0] + intercept
+        }),
+        "resets" => Some(samples.windows(2).filter(|w| w[1].v < w[0].v).count() as f64),
+        "changes" => {
+            Some(samples.windows(2).filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan()))).count()
+                as f64)
+        }
+        "avg_over_time" => Some(mean(values(samples))),
+        "min_over_time" => Some(extreme(values(samples), |cur, new| new < cur)),
+        "max_over_time" => Some(extreme(values(samples), |cur, new| new > cur)),
+        "sum_over_time" => Some(kahan_sum(values(samples))),
+        "count_over_time" => Some(samples.len() as f64),
+        "last_over_time" => samples.last().map(|x| x.v),
+        "first_over_time" => samples.first().map(|x| x.v),
+        "quantile_over_time" => Some(quantile(params[0], values(samples).collect())),
+        "stddev_over_time" => Some(variance(values(samples)).sqrt()),
+        "stdvar_over_time" => Some(variance(values(samples))),
+        // A NaN sample makes the result NaN, as in Prometheus.
+        "mad_over_time" if values(samples).any(f64::is_nan) => Some(f64::NAN),
+        "mad_over_time" => {
+            let med = quantile(0.5, values(samples).collect());
+            Some(quantile(0.5, values(samples).map(|x| (x - med).abs()).collect()))
+        }
+        "present_over_time" => Some(1.0),
+        "ts_of_last_over_time" => samples.last().map(|x| x.t as f64 / 1000.0),
+        "ts_of_first_over_time" => samples.first().map(|x| x.t as f64 / 1000.0),
+        "ts_of_min_over_time" => ts_of_extreme(samples, |cur, new| new <= cur),
+        "ts_of_max_over_time" => ts_of_extreme(samples, |cur, new| new >= cur),
+        "double_exponential_smoothing" => smoothing(samples, params[0], params[1]),
+        _ => return Err(EvalError::Unsupported(format!("function {name}"))),
+    })
+}
+
+fn values(samples: &[Sample]) -> impl Iterator<Item = f64> + '_ {
+    samples.iter().map(|x| x.v)
 }
 
 /// `rate`, `increase` and `delta`: the change over the window, corrected for
@@ -137,7 +152,7 @@ fn values(s: &crate::store::Series) -> impl Iterator<Item = f64> + '_ {
 /// average sample interval from it; otherwise it is assumed to start/end half
 /// an interval beyond its outermost sample. A counter is never extrapolated
 /// below zero.
-fn extrapolated(m: &RangeVector, samples: &[Sample], counter: bool, per_second: bool) -> Option<f64> {
+fn extrapolated(start: i64, end: i64, samples: &[Sample], counter: bool, per_second: bool) -> Option<f64> {
     if samples.len() < 2 {
         return None;
     }
@@ -153,9 +168,9 @@ fn extrapolated(m: &RangeVector, samples: &[Sample], counter: bool, per_second: 
             prev = s.v;
         }
     }
-    let range_secs = (m.end - m.start) as f64 / 1000.0;
-    let mut to_start = (first.t - m.start) as f64 / 1000.0;
-    let mut to_end = (m.end - last.t) as f64 / 1000.0;
+    let range_secs = (end - start) as f64 / 1000.0;
+    let mut to_start = (first.t - start) as f64 / 1000.0;
+    let mut to_end = (end - last.t) as f64 / 1000.0;
     let sampled = (last.t - first.t) as f64 / 1000.0;
     let avg_interval = sampled / (samples.len() - 1) as f64;
     let threshold = avg_interval * 1.1;
