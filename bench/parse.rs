@@ -294,6 +294,16 @@ fn main() {
             Case { name, series: sum.series, body }
         })
         .collect();
+    // `PARSE_PROFILE=N` parses the 10k body N times and exits, without
+    // criterion or the baseline: a fixed workload for
+    // `valgrind --tool=callgrind`, whose instruction counts stay comparable
+    // across runs on a busy machine where times do not.
+    if let Some(n) = std::env::var("PARSE_PROFILE").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let body = &cases[0].body;
+        let acc: usize = (0..n).map(|_| forewarn_parse(black_box(body))).sum();
+        println!("profiled {n} parses of {} ({} bytes): {acc}", cases[0].name, body.len());
+        return;
+    }
     let timings = Timings::default();
     let mut c = Criterion::default()
         .sample_size(30)

@@ -79,41 +79,48 @@ fn is_label_start(b: u8) -> bool {
     CLASS[b as usize] & LABEL_START != 0
 }
 
+/// Offset of the first byte in `b` that is not a name character (or
+/// `b.len()`), eight bytes per step: `[A-Za-z0-9_]`, plus `:` when `COLON`
+/// (metric names). Names end at their first other byte whatever it is, so
+/// one pass finds both the end and — by what stops it — whether the name is
+/// followed by something legal; the caller checks that byte.
 #[inline]
-fn is_label_char(b: u8) -> bool {
-    CLASS[b as usize] & LABEL_CHAR != 0
-}
-
-/// `is_metric_char` as arithmetic instead of a table lookup, so a loop over
-/// many bytes can be vectorized.
-#[inline]
-fn is_metric_char_arith(b: u8) -> bool {
-    ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10) | (b == b'_') | (b == b':')
-}
-
-/// Offset of the first `{`, space or tab in `b` (or `b.len()`), eight bytes
-/// at a time.
-fn find_name_end(b: &[u8]) -> usize {
+fn name_len<const COLON: bool>(b: &[u8]) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    const BR: u64 = LO * b'{' as u64;
-    const SP: u64 = LO * b' ' as u64;
-    const TB: u64 = LO * b'\t' as u64;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Per byte of `t` (high bit clear): high bit set iff t >= lo, or t > hi.
+    const fn ge(lo: u8) -> u64 {
+        LO * (0x80 - lo as u64)
+    }
+    const fn gt(hi: u8) -> u64 {
+        LO * (0x7F - hi as u64)
+    }
     let mut chunks = b.chunks_exact(8);
     let mut at = 0;
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         let w = u64::from_le_bytes(w);
-        let (x, y, z) = (w ^ BR, w ^ SP, w ^ TB);
-        // Zero-byte detection; exact for the lowest match.
-        let m = (x.wrapping_sub(LO) & !x | y.wrapping_sub(LO) & !y | z.wrapping_sub(LO) & !z) & HI;
-        if m != 0 {
-            return at + (m.trailing_zeros() / 8) as usize;
+        // Masking to 7 bits keeps the additions from carrying across bytes;
+        // bytes with the high bit set are never name characters.
+        let t = w & LOW7;
+        let l = t | (LO * 0x20); // ASCII letters to lower case
+        let letter = (l + ge(b'a')) & !(l + gt(b'z'));
+        let last = if COLON { b':' } else { b'9' };
+        let digit = (t + ge(b'0')) & !(t + gt(last));
+        // `u` is zero exactly at '_', and only a zero byte stays below 0x80
+        // when 0x7F is added.
+        let u = t ^ (LO * u64::from(b'_'));
+        let under = !(u + LOW7);
+        let ok = (letter | digit | under) & !w & HI;
+        if ok != HI {
+            return at + ((!ok & HI).trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
-    at + chunks.remainder().iter().position(|&c| matches!(c, b'{' | b' ' | b'\t')).unwrap_or(chunks.remainder().len())
+    let class = if COLON { METRIC_CHAR } else { LABEL_CHAR };
+    at + chunks.remainder().iter().position(|&c| CLASS[c as usize] & class == 0).unwrap_or(chunks.remainder().len())
 }
 
 /// Turns a byte slice into `&str`, reporting the first invalid byte.
@@ -284,32 +291,20 @@ impl<'b> Cursor<'b> {
     }
 
     /// An unquoted metric name; the caller has checked the first byte.
-    /// Names are long (node_exporter's run to 40 bytes and more), so the
-    /// likely end — the first '{', blank or the line's end — is found eight
-    /// bytes at a time and the span checked in one branch-free pass; only a
-    /// name with an odd byte in it goes byte by byte to find where it stops.
+    /// Names are long (node_exporter's run to 40 bytes and more), so the end
+    /// is found eight bytes at a time, in the one pass that also validates.
+    #[inline]
     fn metric_name(&mut self) -> LResult<&'b str> {
         let start = self.pos;
-        let rest = &self.s[start..];
-        let end = find_name_end(rest);
-        if rest[..end].iter().fold(true, |ok, &b| ok & is_metric_char_arith(b)) {
-            self.pos = start + end;
-        } else {
-            self.pos += 1;
-            while self.peek().is_some_and(is_metric_char) {
-                self.pos += 1;
-            }
-        }
+        self.pos = start + name_len::<true>(&self.s[start..]);
         self.text(start, self.pos, "metric name")
     }
 
     /// An unquoted label name; the caller has checked the first byte.
+    #[inline]
     fn label_name(&mut self) -> LResult<&'b str> {
         let start = self.pos;
-        self.pos += 1;
-        while self.peek().is_some_and(is_label_char) {
-            self.pos += 1;
-        }
+        self.pos = start + name_len::<false>(&self.s[start..]);
         self.text(start, self.pos, "label name")
     }
 
@@ -868,5 +863,26 @@ pub(super) fn parse_int(tok: &str) -> Option<i64> {
         Some(v)
     } else {
         v.checked_neg()
+    }
+}
+
+#[cfg(test)]
+mod name_scan_tests {
+    use super::*;
+
+    /// The word-at-a-time scan against the byte table, for every byte value
+    /// at every offset of a name long enough to span whole words and a tail.
+    #[test]
+    fn name_len_matches_the_byte_table() {
+        for stop in 0..=255u8 {
+            for at in 0..21 {
+                let mut b = b"abcXYZ_019:zzzzzzzzzzzzzzzz".to_vec();
+                b.truncate(21);
+                b[at] = stop;
+                let want = |class: u8| b.iter().position(|&c| CLASS[c as usize] & class == 0).unwrap_or(b.len());
+                assert_eq!(name_len::<true>(&b), want(METRIC_CHAR), "metric, byte {stop:#04x} at {at}");
+                assert_eq!(name_len::<false>(&b), want(LABEL_CHAR), "label, byte {stop:#04x} at {at}");
+            }
+        }
     }
 }
