@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
-use super::eval::{drop_name, Ctx, Val};
+use super::eval::{keep_mark, strip_name, Ctx, Val};
 use super::{EvalError, VectorSample};
 use crate::labels::Labels;
 
@@ -106,7 +106,7 @@ impl Grouping {
         if self.by {
             l.keep_only(&self.names)
         } else {
-            drop_name(&l.drop_names(&self.names))
+            strip_name(&l.drop_names(&self.names))
         }
     }
 }
@@ -117,13 +117,18 @@ fn group(input: Vec<VectorSample>, g: &Grouping) -> Vec<(Labels, Vec<VectorSampl
     let mut groups: Vec<(Labels, Vec<VectorSample>)> = Vec::new();
     for s in input {
         let key = g.key(&s.labels);
-        match index.get(&key) {
-            Some(&i) => groups[i].1.push(s),
+        let i = match index.get(&key) {
+            Some(&i) => i,
             None => {
                 index.insert(key.clone(), groups.len());
-                groups.push((key, vec![s]));
+                groups.push((key, Vec::new()));
+                groups.len() - 1
             }
-        }
+        };
+        // `by (__name__)` keeps a name that is due for removal, and the
+        // group's name goes if any member's would have.
+        keep_mark(&s.labels, &mut groups[i].0);
+        groups[i].1.push(s);
     }
     groups
 }

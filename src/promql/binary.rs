@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use promql_parser::label::Labels as PLabels;
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
-use super::eval::{check_unique, drop_name, Ctx, Val};
+use super::eval::{check_unique, drop_name, keep_mark, strip_name, Ctx, Val, DROP_MARK};
 use super::{EvalError, VectorSample};
 use crate::labels::{Labels, METRIC_NAME};
 
@@ -171,10 +171,11 @@ impl Matching {
         if self.on {
             l.keep_only(&self.names)
         } else if set_op {
-            drop_name(&l.drop_names(&self.names))
+            strip_name(&l.drop_names(&self.names))
         } else {
             let mut out = l.drop_names(&self.names);
             out.remove(METRIC_NAME);
+            out.remove(DROP_MARK);
             out
         }
     }
@@ -235,7 +236,10 @@ fn vector_vector(
         let Some(other) = one_by_sig.get(&sig) else { continue };
         let mut labels = if !op.is_comparison() || return_bool { drop_name(&s.labels) } else { s.labels.clone() };
         if one_to_one {
-            labels = if matching.on { labels.keep_only(&matching.names) } else { labels.drop_names(&matching.names) };
+            let kept = if matching.on { labels.keep_only(&matching.names) } else { labels.drop_names(&matching.names) };
+            let mut kept = kept;
+            keep_mark(&labels, &mut kept);
+            labels = kept;
         }
         for name in &include.labels {
             match other.labels.get(name) {

@@ -270,12 +270,93 @@ pub(crate) fn system_time_ms(st: &SystemTime) -> i64 {
 /// value is no longer that metric, so it loses all three.
 pub(crate) const NAME_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
 
+/// Marks a series whose name is due to be removed when delayed name removal
+/// is on. A label rather than a field on every sample, so that every operator
+/// carries the mark along with the labels without knowing about it; grouping
+/// and matching keys strip it (see [`strip_name`]), and [`finish_names`]
+/// removes it before anything leaves the evaluator.
+pub(crate) const DROP_MARK: &str = "__forewarn_drop_name__";
+
+thread_local! {
+    /// Whether the evaluation running on this thread delays name removal.
+    /// Thread-scoped (set by [`DelayedNames`] for one evaluation) because the
+    /// helpers that drop names are plain label functions called from dozens
+    /// of places that have no evaluation context.
+    static DELAYED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Turns delayed name removal on or off for the current thread until dropped,
+/// restoring the previous setting (evaluations can nest, e.g. in tests).
+pub(crate) struct DelayedNames(bool);
+
+impl DelayedNames {
+    pub fn set(on: bool) -> DelayedNames {
+        DelayedNames(DELAYED.with(|d| d.replace(on)))
+    }
+}
+
+impl Drop for DelayedNames {
+    fn drop(&mut self) {
+        DELAYED.with(|d| d.set(self.0));
+    }
+}
+
+/// The labels of a computed value: without its name, or, with delayed name
+/// removal, still named but marked for removal at the end.
 pub(crate) fn drop_name(l: &Labels) -> Labels {
+    if DELAYED.with(|d| d.get()) {
+        let mut out = l.clone();
+        if NAME_LABELS.iter().any(|n| l.get(n).is_some()) {
+            out.set(DROP_MARK.to_string(), "1".to_string());
+        }
+        return out;
+    }
+    strip_name(l)
+}
+
+/// Removes the name labels (and any delayed-removal mark) now: for grouping
+/// and matching keys, which never include the name.
+pub(crate) fn strip_name(l: &Labels) -> Labels {
     let mut out = l.clone();
     for n in NAME_LABELS {
         out.remove(n);
     }
+    out.remove(DROP_MARK);
     out
+}
+
+/// Whether a series carries the delayed-removal mark.
+pub(crate) fn is_marked(l: &Labels) -> bool {
+    l.get(DROP_MARK).is_some()
+}
+
+/// Carries `from`'s mark over to `to` when `to` still has a name to remove:
+/// operators that rebuild label sets (`on (...)`, `by (...)`) would lose it.
+pub(crate) fn keep_mark(from: &Labels, to: &mut Labels) {
+    if is_marked(from) && NAME_LABELS.iter().any(|n| to.get(n).is_some()) {
+        to.set(DROP_MARK.to_string(), "1".to_string());
+    }
+}
+
+/// The final step of delayed name removal: marked labels lose their name.
+pub(crate) fn finish_labels(l: Labels) -> Labels {
+    if is_marked(&l) {
+        strip_name(&l)
+    } else {
+        l
+    }
+}
+
+/// Applies [`finish_labels`] to a result vector; two series left with one
+/// label set are an error, as in Prometheus.
+pub(crate) fn finish_names(vec: Vec<VectorSample>) -> Result<Vec<VectorSample>, EvalError> {
+    if !vec.iter().any(|s| is_marked(&s.labels)) {
+        return Ok(vec);
+    }
+    let out: Vec<VectorSample> =
+        vec.into_iter().map(|s| VectorSample { labels: finish_labels(s.labels), v: s.v }).collect();
+    check_unique(&out)?;
+    Ok(out)
 }
 
 /// Errors when two elements of a result share a label set, which Prometheus

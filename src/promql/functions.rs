@@ -11,7 +11,7 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
-use super::eval::{check_unique, drop_name, Ctx, Val};
+use super::eval::{check_unique, drop_name, Ctx, Val, DROP_MARK};
 use super::{histogram, range_functions, EvalError, VectorSample};
 use crate::labels::{Labels, METRIC_NAME};
 
@@ -185,6 +185,9 @@ pub(crate) fn eval(ctx: &Ctx, call: &Call, t: i64) -> Result<Val, EvalError> {
                 .map(|mut s| {
                     let joined = srcs.iter().map(|n| s.labels.value(n)).collect::<Vec<_>>().join(&sep);
                     s.labels.set(dst.clone(), joined);
+                    if dst == METRIC_NAME {
+                        s.labels.remove(DROP_MARK);
+                    }
                     s
                 })
                 .collect();
@@ -329,6 +332,10 @@ fn label_replace(
                 let mut value = String::new();
                 caps.expand(repl, &mut value);
                 s.labels.set(dst.to_string(), value);
+                // Writing the name keeps it past delayed name removal.
+                if dst == METRIC_NAME {
+                    s.labels.remove(DROP_MARK);
+                }
             }
             s
         })

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::eval::{check_unique, drop_name};
+use super::eval::{check_unique, strip_name};
 use super::{EvalError, VectorSample};
 use crate::labels::Labels;
 
@@ -19,7 +19,7 @@ pub(crate) fn quantile(q: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSam
     // Two buckets that differ only by metric name (say `a_bucket` and
     // `b_bucket`) would be silently summed; Prometheus refuses them.
     let unnamed: Vec<VectorSample> =
-        input.iter().map(|s| VectorSample { labels: drop_name(&s.labels), v: s.v }).collect();
+        input.iter().map(|s| VectorSample { labels: strip_name(&s.labels), v: s.v }).collect();
     check_unique(&unnamed)?;
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
@@ -29,7 +29,7 @@ pub(crate) fn quantile(q: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSam
         let Some(le) = s.labels.get("le").and_then(parse_bound) else { continue };
         let mut key = s.labels;
         key.remove("le");
-        let key = drop_name(&key);
+        let key = strip_name(&key);
         match index.get(&key) {
             Some(&i) => groups[i].1.push((le, s.v)),
             None => {

@@ -44,11 +44,16 @@ const MAX_POINTS_PER_SERIES: i64 = 11_000;
 pub struct EvalOptions {
     /// How far back an instant selector looks for the latest sample.
     pub lookback_delta_ms: i64,
+    /// Prometheus's `promql-delayed-name-removal`: operators that drop
+    /// `__name__` only mark the series, and the name goes at the end of the
+    /// query, so `label_replace` can still read or keep it. Off by default,
+    /// as in the Prometheus server; on in its test engine.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { lookback_delta_ms: 5 * 60 * 1000 }
+        EvalOptions { lookback_delta_ms: 5 * 60 * 1000, delayed_name_removal: false }
     }
 }
 
@@ -95,11 +100,12 @@ pub fn parse(expr: &str) -> Result<Expr, String> {
 
 /// Evaluates `expr` at `t_ms`.
 pub fn eval_instant(store: &dyn Queryable, expr: &Expr, t_ms: i64, opts: &EvalOptions) -> Result<Value, EvalError> {
+    let _delayed = eval::DelayedNames::set(opts.delayed_name_removal);
     let ctx = Ctx { store, opts, query_start: t_ms, query_end: t_ms };
     Ok(match ctx.eval(expr, t_ms)? {
         Val::Scalar(v) => Value::Scalar(v),
-        Val::Vector(v) => Value::Vector(v),
-        Val::Matrix(m) => Value::Matrix(m.series),
+        Val::Vector(v) => Value::Vector(eval::finish_names(v)?),
+        Val::Matrix(m) => Value::Matrix(finish_series(m.series)?),
         Val::String(s) => Value::String(s),
     })
 }
@@ -129,6 +135,7 @@ pub fn eval_range(
             "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries"
         )));
     }
+    let _delayed = eval::DelayedNames::set(opts.delayed_name_removal);
     let ctx = Ctx { store, opts, query_start: start_ms, query_end: end_ms };
     let steps: Vec<i64> = (0..=(end_ms - start_ms) / step_ms).map(|i| start_ms + i * step_ms).collect();
     let engine = range_eval::RangeEval { ctx: &ctx, steps: steps.clone() };
@@ -137,7 +144,7 @@ pub fn eval_range(
             labels: Labels::new(),
             samples: steps.iter().zip(v).map(|(&t, v)| crate::store::Sample { t, v }).collect(),
         }],
-        range_eval::Cols::Vector(cols) => range_eval::merge(cols, false)?
+        range_eval::Cols::Vector(cols) => range_eval::merge(finish_columns(cols), opts.delayed_name_removal)?
             .into_iter()
             .map(|c| Series {
                 labels: c.labels,
@@ -151,4 +158,24 @@ pub fn eval_range(
             .collect(),
     };
     Ok(series)
+}
+
+/// Delayed name removal for a range result: series that end up with one
+/// label set are joined; where both have a point that is the duplicate label
+/// set error, as at an instant.
+fn finish_columns(cols: Vec<range_eval::Column>) -> Vec<range_eval::Column> {
+    cols.into_iter().map(|c| range_eval::Column { labels: eval::finish_labels(c.labels), vals: c.vals }).collect()
+}
+
+/// Delayed name removal for a range vector result (a matrix selector or
+/// subquery at the top level); a label set may not repeat.
+fn finish_series(series: Vec<Series>) -> Result<Vec<Series>, EvalError> {
+    let out: Vec<Series> =
+        series.into_iter().map(|s| Series { labels: eval::finish_labels(s.labels), samples: s.samples }).collect();
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    if out.iter().all(|s| seen.insert(&s.labels)) {
+        Ok(out)
+    } else {
+        Err(EvalError::DuplicateLabelset)
+    }
 }

@@ -186,7 +186,8 @@ fn run_eval(store: &Store, header: &str, block: &[&str], histogram_series: &[Lab
     if selects_any(&expr, histogram_series) {
         return Outcome::Unsupported("selects native histograms".into());
     }
-    let opts = EvalOptions::default();
+    // Prometheus's test engine evaluates with delayed name removal.
+    let opts = EvalOptions { delayed_name_removal: true, ..EvalOptions::default() };
     let result = match query {
         Query::Instant(t) => eval_instant(store, &expr, t, &opts).map(Ok),
         Query::Range(s, e, st) => eval_range(store, &expr, s, e, st, &opts).map(Err),

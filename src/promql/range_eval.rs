@@ -17,7 +17,7 @@ use promql_parser::parser::{AggregateExpr, BinaryExpr, Call, Expr, VectorMatchCa
 
 use super::aggregate::{simple, Grouping};
 use super::binary::{Matching, Op};
-use super::eval::{drop_name, selector_matchers, Ctx, Val};
+use super::eval::{drop_name, keep_mark, selector_matchers, strip_name, Ctx, Val};
 use super::histogram::{bucket_quantile, parse_bound};
 use super::{range_functions, EvalError};
 use crate::labels::Labels;
@@ -206,13 +206,17 @@ impl RangeEval<'_> {
         let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
         for (i, c) in input.iter().enumerate() {
             let key = grouping.key(&c.labels);
-            match index.get(&key) {
-                Some(&g) => groups[g].1.push(i),
+            let g = match index.get(&key) {
+                Some(&g) => g,
                 None => {
                     index.insert(key.clone(), groups.len());
-                    groups.push((key, vec![i]));
+                    groups.push((key, Vec::new()));
+                    groups.len() - 1
                 }
-            }
+            };
+            // As at an instant: `by (__name__)` keeps a name due for removal.
+            keep_mark(&c.labels, &mut groups[g].0);
+            groups[g].1.push(i);
         }
         let mut values = Vec::new();
         let out = groups
@@ -238,13 +242,13 @@ impl RangeEval<'_> {
         let input = self.vector(&c.args.args[1])?;
         // Two bucket series differing only by name are refused, per step.
         let unnamed: Vec<Column> =
-            input.iter().map(|c| Column { labels: drop_name(&c.labels), vals: c.vals.clone() }).collect();
+            input.iter().map(|c| Column { labels: strip_name(&c.labels), vals: c.vals.clone() }).collect();
         merge(unnamed, true)?;
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
         for (i, c) in input.iter().enumerate() {
             let Some(le) = c.labels.get("le").and_then(parse_bound) else { continue };
-            let mut key = drop_name(&c.labels);
+            let mut key = strip_name(&c.labels);
             key.remove("le");
             match index.get(&key) {
                 Some(&g) => groups[g].1.push((le, i)),
@@ -421,9 +425,10 @@ impl RangeEval<'_> {
                 continue;
             }
             let labels = if drop { drop_name(&c.labels) } else { c.labels.clone() };
-            let labels =
+            let mut kept =
                 if matching.on { labels.keep_only(&matching.names) } else { labels.drop_names(&matching.names) };
-            out.push(Column { labels, vals });
+            keep_mark(&labels, &mut kept);
+            out.push(Column { labels: kept, vals });
         }
         Ok(Cols::Vector(merge(out, false)?))
     }

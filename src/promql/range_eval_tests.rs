@@ -10,15 +10,22 @@ use crate::store::{stale_nan, Store};
 const S: i64 = 1000;
 
 /// The reference: `expr` evaluated on its own at each step.
-fn stepwise(st: &Store, expr: &Expr, start: i64, end: i64, step: i64) -> Result<Vec<Series>, EvalError> {
-    let opts = EvalOptions::default();
-    let ctx = Ctx { store: st, opts: &opts, query_start: start, query_end: end };
+fn stepwise(
+    st: &Store,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    opts: &EvalOptions,
+) -> Result<Vec<Series>, EvalError> {
+    let _delayed = super::eval::DelayedNames::set(opts.delayed_name_removal);
+    let ctx = Ctx { store: st, opts, query_start: start, query_end: end };
     let mut out = SeriesCollector::default();
     let mut t = start;
     while t <= end {
         match ctx.eval(expr, t)? {
             Val::Scalar(v) => out.push(&Labels::new(), t, v),
-            Val::Vector(vec) => vec.iter().for_each(|s| out.push(&s.labels, t, s.v)),
+            Val::Vector(vec) => super::eval::finish_names(vec)?.iter().for_each(|s| out.push(&s.labels, t, s.v)),
             other => return Err(EvalError::Type(other.type_name().into())),
         }
         t += step;
@@ -114,13 +121,24 @@ fn columns_agree_with_stepwise_evaluation() {
         "label_replace(mem, \"x\", \"$1\", \"instance\", \"(.*)\")",
         "absent(nonexistent)",
         "mem @ 600",
+        // Name dropping, which delayed name removal postpones.
+        "label_replace(rate(req_total[5m]), \"__name__\", \"r_$1\", \"__name__\", \"(.*)\")",
+        "label_join(-mem, \"__name__\", \"_\", \"__name__\", \"job\")",
+        "sum by (__name__, job) (rate(req_total[5m]))",
+        "sum by (__name__, job) (mem or rate(req_total[5m]))",
+        "topk(2, sum by (__name__, job) (rate(req_total[5m])))",
+        "-mem or -up",
+        "mem * 2 > on (__name__, instance, job) mem",
+        "last_over_time(abs(mem)[5m:])",
+        "last_over_time(mem[5m])",
     ];
     let (start, end) = (0, 60 * 60 * S);
-    for q in queries {
+    let delayed = EvalOptions { delayed_name_removal: true, ..EvalOptions::default() };
+    for (q, opts) in queries.iter().flat_map(|q| [(q, EvalOptions::default()), (q, delayed.clone())]) {
         let expr = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
         for step in [15 * S, 60 * S, 7 * S] {
-            let want = stepwise(&st, &expr, start, end, step).map(sorted);
-            let got = eval_range(&st, &expr, start, end, step, &EvalOptions::default()).map(sorted);
+            let want = stepwise(&st, &expr, start, end, step, &opts).map(sorted);
+            let got = eval_range(&st, &expr, start, end, step, &opts).map(sorted);
             match (&want, &got) {
                 (Ok(w), Ok(g)) => {
                     assert_eq!(w.len(), g.len(), "{q} step {step}: {w:?}\nvs {g:?}");
