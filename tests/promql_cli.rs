@@ -8,7 +8,7 @@ mod support;
 use support::temp_dir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-const SHARED: &str = "/work/shared/testdata/promqltest";
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/promqltest");
 
 /// The shared file if present, else a copy of a small script written here,
 /// so the test runs outside this machine too.

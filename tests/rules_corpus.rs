@@ -11,7 +11,8 @@ use forewarn::rules::Rule;
 use forewarn::store::Store;
 use promql_parser::label::MatchOp;
 
-const CORPUS: &str = "/work/shared/testdata/rules-corpus/awesome-prometheus-alerts/dist/rules";
+const CORPUS: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/rules-corpus/awesome-prometheus-alerts/dist/rules");
 
 fn yml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();

@@ -15,7 +15,7 @@
 
 use std::process::Command;
 
-const DIR: &str = "/work/shared/testdata/promtool";
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/promtool");
 
 fn exit_code(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))

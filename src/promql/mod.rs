@@ -20,6 +20,7 @@ mod range_eval;
 mod range_eval_tests;
 mod range_functions;
 mod series_notation;
+mod strings;
 mod support;
 #[cfg(test)]
 mod tests;
@@ -95,6 +96,7 @@ pub enum EvalError {
 
 /// Parses a PromQL expression.
 pub fn parse(expr: &str) -> Result<Expr, String> {
+    strings::check_literals(expr)?;
     promql_parser::parser::parse(expr)
 }
 

@@ -219,8 +219,11 @@ mod tests {
         assert_eq!(p[1]["endsAt"], "2024-05-01T12:00:00Z");
         // Same keys as Alertmanager's own example of a POST body.
         let example: Value = serde_json::from_str(
-            &std::fs::read_to_string("/work/shared/testdata/alertmanager/example_alerts_post_api_v2.json")
-                .unwrap_or_else(|_| "[{\"labels\":{}}]".into()),
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/testdata/alertmanager/example_alerts_post_api_v2.json"
+            ))
+            .expect("../shared/testdata/alertmanager/example_alerts_post_api_v2.json"),
         )
         .unwrap();
         for k in example[0].as_object().unwrap().keys() {
