@@ -16,10 +16,9 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, serve, start_prometheus, temp_dir, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 const BODY: &str = "# TYPE http_requests_total counter\n\
 http_requests_total{code=\"200\",method=\"get\"} 1027\n\
@@ -99,10 +98,7 @@ const EXPRS: &[&str] = &[
 
 async fn start_target() -> String {
     let app = Router::new().route("/metrics", get(|| async { BODY }));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    addr
+    serve(app).await
 }
 
 fn start_forewarn(dir: &std::path::Path, target: &str) -> (Proc, String) {
@@ -117,27 +113,6 @@ fn start_forewarn(dir: &std::path::Path, target: &str) -> (Proc, String) {
     let path = dir.join("forewarn.yml");
     std::fs::write(&path, cfg).unwrap();
     let p = Proc(Command::new(BIN).args(["run", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
-    (p, format!("http://{listen}"))
-}
-
-fn start_prometheus(dir: &std::path::Path, target: &str) -> (Proc, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let cfg = format!(
-        "global: {{ scrape_interval: 1s, scrape_timeout: 1s }}\n\
-         scrape_configs:\n  - job_name: app\n    static_configs: [ {{ targets: [\"{target}\"] }} ]\n"
-    );
-    let path = dir.join("prometheus.yml");
-    std::fs::write(&path, cfg).unwrap();
-    let p = Proc(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()))
-            .arg(format!("--web.listen-address={listen}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
     (p, format!("http://{listen}"))
 }
 
@@ -192,9 +167,6 @@ fn by_labels(data: &Value) -> BTreeMap<String, f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forewarn_answers_like_prometheus() {
-    if !std::path::Path::new(PROMETHEUS).exists() {
-        panic!("{PROMETHEUS} is missing: apt-get install -y prometheus");
-    }
     let dir = temp_dir("promql-diff");
     let target = start_target().await;
     let (_fw, fw) = start_forewarn(&dir, &target);

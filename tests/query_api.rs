@@ -13,7 +13,7 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, serve, temp_dir, Proc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 
@@ -25,10 +25,7 @@ temperature_celsius{room=\"lab\"} 21.5\n";
 
 async fn start_target() -> String {
     let app = Router::new().route("/metrics", get(|| async { BODY }));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    addr
+    serve(app).await
 }
 
 fn start_daemon(tag: &str, target: &str) -> (Proc, String) {

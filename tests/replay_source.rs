@@ -6,7 +6,7 @@
 //! scenario says, within what scraping and the 1 s step can shift it, and
 //! count two notifications (fired, resolved).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +16,9 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, serve, start_prometheus, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -45,31 +44,7 @@ async fn start_target(s: Scenario) -> String {
             }
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    addr
-}
-
-fn start_prometheus(dir: &std::path::Path, target: &str) -> (Proc, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let cfg = format!(
-        "global: {{ scrape_interval: 1s, scrape_timeout: 1s }}\n\
-         scrape_configs:\n  - job_name: app\n    static_configs: [ {{ targets: [\"{target}\"] }} ]\n"
-    );
-    let path = dir.join("prometheus.yml");
-    std::fs::write(&path, cfg).unwrap();
-    let p = Proc(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()))
-            .arg(format!("--web.listen-address={listen}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    (p, format!("http://{listen}"))
+    serve(app).await
 }
 
 /// `queue_depth` at Unix ms `t` (None: the server's now), if Prometheus has it.
@@ -111,9 +86,6 @@ fn near(what: &str, x: i64, at: i64, lo: i64, hi: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_from_prometheus_matches_the_scenario() {
-    if !std::path::Path::new(PROMETHEUS).exists() {
-        panic!("{PROMETHEUS} is missing: apt-get install -y prometheus");
-    }
     let dir = temp_dir("replay-source");
     let scenario =
         Scenario { deep_from: Arc::new(AtomicI64::new(i64::MAX)), deep_to: Arc::new(AtomicI64::new(i64::MAX)) };
@@ -209,9 +181,7 @@ async fn server_errors_name_the_url_and_the_message() {
             (axum::http::StatusCode::UNPROCESSABLE_ENTITY, body.to_string())
         }),
     );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let addr = serve(app).await;
     let dir = temp_dir("replay-source-errors");
     std::fs::write(dir.join("r.yml"), "groups:\n  - name: g\n    rules:\n      - alert: Down\n        expr: up == 0\n")
         .unwrap();

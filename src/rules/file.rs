@@ -95,6 +95,16 @@ impl<'de> Deserialize<'de> for ExprText {
 /// `rule_files`). A pattern that matches nothing is not an error (as in
 /// Prometheus), but a path without glob characters that does not exist is.
 pub fn load_patterns(patterns: &[String], default_interval: PromDuration) -> Result<Vec<RuleGroup>, Vec<Located>> {
+    load_patterns_with(patterns, default_interval, load_file)
+}
+
+/// [`load_patterns`] with another loader per file (the rule tests' lenient
+/// one drops unknown fields); globbing and error collection stay shared.
+pub fn load_patterns_with(
+    patterns: &[String],
+    default_interval: PromDuration,
+    load_file: impl Fn(&Path, PromDuration) -> Result<Vec<RuleGroup>, Vec<Located>>,
+) -> Result<Vec<RuleGroup>, Vec<Located>> {
     let mut groups = Vec::new();
     let mut errors = Vec::new();
     for p in patterns {

@@ -16,7 +16,7 @@ use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{self, EvalOptions, Expr, Value, VectorSample};
 use crate::store::Store;
 
-pub use file::{load_file, load_patterns, parse_rules};
+pub use file::{load_file, load_patterns, load_patterns_with, parse_rules};
 pub use manager::RuleManager;
 
 /// A recording rule: its result is written back to the store as a new series.

@@ -19,33 +19,7 @@ const MAX_REMOVALS: usize = 1000;
 
 /// Like [`crate::rules::load_patterns`], with unknown fields dropped.
 pub fn load_patterns(patterns: &[String], default_interval: PromDuration) -> Result<Vec<RuleGroup>, Vec<Located>> {
-    let mut groups = Vec::new();
-    let mut errors = Vec::new();
-    for p in patterns {
-        let paths: Vec<std::path::PathBuf> = match glob::glob(p) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
-            Err(e) => {
-                errors.push(Located::new(p, 0, 0, format!("invalid rule_files pattern: {e}")));
-                continue;
-            }
-        };
-        if paths.is_empty() && !p.contains(['*', '?', '[']) {
-            errors.push(Located::new(p, 0, 0, "rule file not found"));
-        }
-        let mut sorted = paths;
-        sorted.sort();
-        for path in sorted {
-            match load_file(&path, default_interval) {
-                Ok(g) => groups.extend(g),
-                Err(e) => errors.extend(e),
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(groups)
-    } else {
-        Err(errors)
-    }
+    crate::rules::load_patterns_with(patterns, default_interval, load_file)
 }
 
 fn load_file(path: &Path, default_interval: PromDuration) -> Result<Vec<RuleGroup>, Vec<Located>> {

@@ -28,3 +28,41 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
+
+/// Serves `app` on a kernel-picked port of 127.0.0.1 for the rest of the
+/// test; returns `host:port`.
+pub async fn serve(app: axum::Router) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let addr = l.local_addr().expect("listener address").to_string();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    addr
+}
+
+/// Debian's Prometheus, which `.ci/run` installs; tests that compare with it
+/// fail (not skip) without it.
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// Starts Prometheus in `dir` scraping `target` (job `app`) every second;
+/// returns the process and its base URL.
+pub fn start_prometheus(dir: &std::path::Path, target: &str) -> (Proc, String) {
+    use std::process::{Command, Stdio};
+    assert!(std::path::Path::new(PROMETHEUS).exists(), "{PROMETHEUS} is missing: apt-get install -y prometheus");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cfg = format!(
+        "global: {{ scrape_interval: 1s, scrape_timeout: 1s }}\n\
+         scrape_configs:\n  - job_name: app\n    static_configs: [ {{ targets: [\"{target}\"] }} ]\n"
+    );
+    let path = dir.join("prometheus.yml");
+    std::fs::write(&path, cfg).expect("write prometheus.yml");
+    let p = Proc(
+        Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()))
+            .arg(format!("--web.listen-address={listen}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    (p, format!("http://{listen}"))
+}
