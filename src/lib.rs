@@ -17,6 +17,7 @@ pub mod deploys;
 pub mod duration;
 pub mod http;
 pub mod labels;
+pub mod native_histogram;
 pub mod notify;
 pub mod promql;
 pub mod replay;

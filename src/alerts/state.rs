@@ -337,7 +337,7 @@ mod tests {
     }
 
     fn sample(job: &str, v: f64) -> VectorSample {
-        VectorSample { labels: Labels::from_pairs([("__name__", "up"), ("job", job)]), v }
+        VectorSample { labels: Labels::from_pairs([("__name__", "up"), ("job", job)]), v, h: None }
     }
 
     const EXT: fn() -> Labels = Labels::new;

@@ -65,6 +65,28 @@ fn go_f(v: f64) -> String {
     }
 }
 
+/// A native histogram as Prometheus's API writes it: count and sum as
+/// strings, and each non-empty bucket as `[boundary rule, lower, upper,
+/// count]`, where the rule says which ends are closed (0: upper only, 1:
+/// lower only, 3: both).
+fn histogram_json(h: &crate::native_histogram::FloatHistogram) -> Json_ {
+    use crate::native_histogram::BucketKind;
+    let buckets: Vec<Json_> = h
+        .buckets()
+        .into_iter()
+        .filter(|b| b.count != 0.0)
+        .map(|b| {
+            let rule = match b.kind {
+                BucketKind::Negative => 1,
+                BucketKind::Zero => 3,
+                BucketKind::Positive | BucketKind::Custom => 0,
+            };
+            json!([rule, go_f(b.lower), go_f(b.upper), go_f(b.count)])
+        })
+        .collect();
+    json!({"count": go_f(h.count), "sum": go_f(h.sum), "buckets": buckets})
+}
+
 fn ok(data: Json_) -> Response {
     Json(json!({"status": "success", "data": data})).into_response()
 }
@@ -278,7 +300,10 @@ async fn query(State(d): State<Arc<Daemon>>, q: Params) -> Response {
         Value::Scalar(v) => json!({"resultType": "scalar", "result": [ts, go_f(v)]}),
         Value::String(s) => json!({"resultType": "string", "result": [ts, s]}),
         Value::Vector(v) => {
-            json!({"resultType": "vector", "result": v.iter().map(|s| json!({"metric": s.labels, "value": [ts, go_f(s.v)]})).collect::<Vec<_>>()})
+            json!({"resultType": "vector", "result": v.iter().map(|s| match &s.h {
+                Some(h) => json!({"metric": s.labels, "histogram": [ts, histogram_json(h)]}),
+                None => json!({"metric": s.labels, "value": [ts, go_f(s.v)]}),
+            }).collect::<Vec<_>>()})
         }
         Value::Matrix(m) => {
             json!({"resultType": "matrix", "result": m.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()})

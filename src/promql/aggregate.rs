@@ -22,6 +22,13 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, t: i64) -> Result<Val, EvalErro
     let input = ctx.eval_vector(&a.expr, t)?;
     let grouping = Grouping::of(&a.modifier);
     let param = a.param.as_deref();
+    // Native histograms: `sum` and `avg` add them, `count` and `group`
+    // count them, every other operator leaves them out (as Prometheus does).
+    let input = match op.as_str() {
+        "sum" | "avg" if input.iter().any(|s| s.h.is_some()) => return Ok(Val::Vector(sum_avg(input, &grouping, &op))),
+        "count" | "group" => input,
+        _ => super::functions::floats(input),
+    };
     let out = match op.as_str() {
         "topk" | "bottomk" => {
             let k = ctx.eval_scalar(required(param, &op)?, t)?;
@@ -46,7 +53,7 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, t: i64) -> Result<Val, EvalErro
                 .into_iter()
                 .map(|(labels, members)| {
                     let values: Vec<f64> = members.iter().map(|s| s.v).collect();
-                    VectorSample { labels, v: quantile(q, values) }
+                    VectorSample { labels, v: quantile(q, values), h: None }
                 })
                 .collect()
         }
@@ -58,12 +65,38 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, t: i64) -> Result<Val, EvalErro
                 .map(|(labels, members)| {
                     values.clear();
                     values.extend(members.iter().map(|s| s.v));
-                    VectorSample { labels, v: f(&values) }
+                    VectorSample { labels, v: f(&values), h: None }
                 })
                 .collect()
         }
     };
     Ok(Val::Vector(out))
+}
+
+/// `sum`/`avg` when some members are native histograms: a group of
+/// histograms gives their sum or mean, a group of floats as usual, a group
+/// mixing both (or histograms that cannot be added) gives nothing.
+fn sum_avg(input: Vec<VectorSample>, grouping: &Grouping, op: &str) -> Vec<VectorSample> {
+    let f = simple(op).unwrap_or(|m| kahan_sum(m.iter().copied()));
+    group(input, grouping)
+        .into_iter()
+        .filter_map(|(labels, members)| {
+            let n = members.len() as f64;
+            if members.iter().all(|s| s.h.is_none()) {
+                let values: Vec<f64> = members.iter().map(|s| s.v).collect();
+                return Some(VectorSample { labels, v: f(&values), h: None });
+            }
+            let mut hs = members.into_iter().map(|s| s.h);
+            let mut total = *hs.next()??;
+            for h in hs {
+                total.add(&*h?).ok()?;
+            }
+            if op == "avg" {
+                total.div(n);
+            }
+            Some(VectorSample { labels, v: 0.0, h: Some(Box::new(total)) })
+        })
+        .collect()
 }
 
 /// The aggregations that reduce a group's values to one number with no
@@ -295,7 +328,7 @@ fn count_values(input: Vec<VectorSample>, g: &Grouping, label: &str) -> Result<V
             Some(&i) => out[i].v += 1.0,
             None => {
                 index.insert(key.clone(), out.len());
-                out.push(VectorSample { labels: key, v: 1.0 });
+                out.push(VectorSample { labels: key, v: 1.0, h: None });
             }
         }
     }

@@ -14,6 +14,7 @@ use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchC
 use super::eval::{check_unique, drop_name, keep_mark, strip_name, Ctx, Val, DROP_MARK};
 use super::{EvalError, VectorSample};
 use crate::labels::{Labels, METRIC_NAME};
+use crate::native_histogram::FloatHistogram;
 
 /// The operator, decoded once from the parser's token.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,6 +86,51 @@ impl Op {
     }
 }
 
+/// `l op r` where either side may be a native histogram: the value, the
+/// histogram result and whether a comparison held. `None` where Prometheus
+/// defines no result for the pair (the element is dropped): histograms
+/// add and subtract with histograms, scale by floats (`*`, and `/` by a
+/// float), and compare for (in)equality with histograms.
+#[allow(clippy::type_complexity)]
+fn apply_sample(
+    op: Op,
+    l: (f64, Option<&FloatHistogram>),
+    r: (f64, Option<&FloatHistogram>),
+) -> Option<(f64, Option<Box<FloatHistogram>>, bool)> {
+    match (l.1, r.1) {
+        (None, None) => {
+            let (v, keep) = op.apply(l.0, r.0);
+            Some((v, None, keep))
+        }
+        (Some(a), Some(b)) => {
+            let mut out = a.clone();
+            match op {
+                Op::Add => out.add(b).ok()?,
+                Op::Sub => out.sub(b).ok()?,
+                Op::Eq => return Some((0.0, Some(Box::new(out)), a.same_observations(b))),
+                Op::Ne => return Some((0.0, Some(Box::new(out)), !a.same_observations(b))),
+                _ => return None,
+            }
+            Some((0.0, Some(Box::new(out)), true))
+        }
+        (Some(a), None) => {
+            let mut out = a.clone();
+            match op {
+                Op::Mul => out.scale(r.0),
+                Op::Div => out.div(r.0),
+                _ => return None,
+            }
+            Some((0.0, Some(Box::new(out)), true))
+        }
+        (None, Some(b)) if op == Op::Mul => {
+            let mut out = b.clone();
+            out.scale(l.0);
+            Some((0.0, Some(Box::new(out)), true))
+        }
+        (None, Some(_)) => None,
+    }
+}
+
 pub(crate) fn eval(ctx: &Ctx, b: &BinaryExpr, t: i64) -> Result<Val, EvalError> {
     let op =
         Op::from_token(&b.op.to_string()).ok_or_else(|| EvalError::Unsupported(format!("binary operator {}", b.op)))?;
@@ -128,18 +174,20 @@ fn vector_scalar(
 ) -> Result<Vec<VectorSample>, EvalError> {
     let mut out = Vec::with_capacity(vec.len());
     for s in vec {
-        let (l, r) = if swapped { (scalar, s.v) } else { (s.v, scalar) };
-        let (mut v, keep) = op.apply(l, r);
+        let mine = (s.v, s.h.as_deref());
+        let (l, r) = if swapped { ((scalar, None), mine) } else { (mine, (scalar, None)) };
+        let Some((mut v, mut h, keep)) = apply_sample(op, l, r) else { continue };
         // A filtering comparison keeps the vector's own value, whichever
         // side it was on.
         if op.is_comparison() {
             v = s.v;
+            h = s.h;
         }
         let labels = if !op.is_comparison() || return_bool { drop_name(&s.labels) } else { s.labels };
         if return_bool {
-            out.push(VectorSample { labels, v: if keep { 1.0 } else { 0.0 } });
+            out.push(VectorSample { labels, v: if keep { 1.0 } else { 0.0 }, h: None });
         } else if keep {
-            out.push(VectorSample { labels, v });
+            out.push(VectorSample { labels, v, h });
         }
     }
     if !op.is_comparison() || return_bool {
@@ -261,15 +309,16 @@ fn vector_vector(
         }
         // Only now filter, so that ambiguous matching is an error even when
         // a comparison would have dropped the duplicates.
-        let (l, r) = if one_to_many { (other.v, s.v) } else { (s.v, other.v) };
-        let (v, keep) = op.apply(l, r);
-        let v = match (return_bool, keep) {
-            (true, true) => 1.0,
-            (true, false) => 0.0,
-            (false, true) => v,
+        let (mine, theirs) = ((s.v, s.h.as_deref()), (other.v, other.h.as_deref()));
+        let (l, r) = if one_to_many { (theirs, mine) } else { (mine, theirs) };
+        let Some((v, h, keep)) = apply_sample(op, l, r) else { continue };
+        let (v, h) = match (return_bool, keep) {
+            (true, true) => (1.0, None),
+            (true, false) => (0.0, None),
+            (false, true) => (v, h),
             (false, false) => continue,
         };
-        out.push(VectorSample { labels, v });
+        out.push(VectorSample { labels, v, h });
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ use promql_parser::parser::{AtModifier, Offset, VectorSelector};
 
 use super::{aggregate, binary, functions, EvalError, EvalOptions, Expr, VectorSample};
 use crate::labels::{Labels, MatchOp, Matcher, METRIC_NAME};
+use crate::native_histogram::FloatHistogram;
 use crate::store::{is_stale, Queryable, Sample, Series};
 
 /// Subquery step when the query does not give one (`x[5m:]`). Prometheus uses
@@ -68,8 +69,17 @@ impl Ctx<'_> {
             Expr::Unary(u) => match self.eval(&u.expr, t)? {
                 Val::Scalar(v) => Ok(Val::Scalar(-v)),
                 Val::Vector(vec) => {
-                    let out: Vec<VectorSample> =
-                        vec.into_iter().map(|s| VectorSample { labels: drop_name(&s.labels), v: -s.v }).collect();
+                    let out: Vec<VectorSample> = vec
+                        .into_iter()
+                        .map(|s| VectorSample {
+                            labels: drop_name(&s.labels),
+                            v: -s.v,
+                            h: s.h.map(|mut h| {
+                                h.scale(-1.0);
+                                h
+                            }),
+                        })
+                        .collect();
                     check_unique(&out)?;
                     Ok(Val::Vector(out))
                 }
@@ -137,13 +147,38 @@ impl Ctx<'_> {
     pub fn select_instant_with_time(&self, vs: &VectorSelector, t: i64) -> Result<Vec<(VectorSample, i64)>, EvalError> {
         let t = self.anchor(&vs.at, &vs.offset, t);
         let matchers = selector_matchers(vs)?;
-        let series = self.store.select(&matchers, t - self.opts.lookback_delta_ms + 1, t);
-        Ok(series
+        let start = t - self.opts.lookback_delta_ms + 1;
+        let series = self.store.select(&matchers, start, t);
+        let histograms = self.store.select_histograms(&matchers, start, t);
+        if histograms.is_empty() {
+            return Ok(series
+                .into_iter()
+                .filter_map(|s| {
+                    let last = *s.samples.last()?;
+                    (!is_stale(last.v)).then_some((VectorSample { labels: s.labels, v: last.v, h: None }, last.t))
+                })
+                .collect());
+        }
+        // A series may have both kinds of sample (a histogram series ends
+        // with a float stale marker): the newest one wins.
+        let mut newest: std::collections::BTreeMap<Labels, (i64, f64, Option<Box<FloatHistogram>>)> =
+            std::collections::BTreeMap::new();
+        for s in series {
+            if let Some(last) = s.samples.last() {
+                newest.insert(s.labels, (last.t, last.v, None));
+            }
+        }
+        for s in histograms {
+            let Some(last) = s.samples.last() else { continue };
+            let newer = newest.get(&s.labels).is_none_or(|(ft, _, _)| last.t >= *ft);
+            if newer {
+                newest.insert(s.labels, (last.t, 0.0, Some(Box::new(last.h.clone()))));
+            }
+        }
+        Ok(newest
             .into_iter()
-            .filter_map(|s| {
-                let last = *s.samples.last()?;
-                (!is_stale(last.v)).then_some((VectorSample { labels: s.labels, v: last.v }, last.t))
-            })
+            .filter(|(_, (_, v, h))| h.is_some() || !is_stale(*v))
+            .map(|(labels, (ts, v, h))| (VectorSample { labels, v, h }, ts))
             .collect())
     }
 
@@ -152,6 +187,7 @@ impl Ctx<'_> {
         let end = self.anchor(&vs.at, &vs.offset, t);
         let start = end - range;
         let matchers = selector_matchers(vs)?;
+        refuse_histograms(self.store, &matchers, start + 1, end)?;
         let series = self
             .store
             .select(&matchers, start + 1, end)
@@ -182,6 +218,9 @@ impl Ctx<'_> {
                 Val::Scalar(v) => out.push(&Labels::new(), ts, v),
                 Val::Vector(vec) => {
                     for s in vec {
+                        if s.h.is_some() {
+                            return Err(histograms_in_range(&s.labels));
+                        }
                         out.push(&s.labels, ts, s.v);
                     }
                 }
@@ -193,6 +232,28 @@ impl Ctx<'_> {
         }
         Ok(RangeVector { series: out.finish(), start, end })
     }
+}
+
+/// Range vectors of native histograms (`rate(h[5m])`, subqueries over
+/// them) are not evaluated yet: an error says so rather than a result that
+/// silently leaves those series out.
+pub(crate) fn refuse_histograms(
+    store: &dyn Queryable,
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+) -> Result<(), EvalError> {
+    match store.select_histograms(matchers, start, end).first() {
+        Some(s) => Err(histograms_in_range(&s.labels)),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn histograms_in_range(labels: &Labels) -> EvalError {
+    EvalError::Unsupported(format!(
+        "range vectors over native histogram samples (series {labels}); instant selectors, sum/avg/count and the \
+         histogram_* functions take native histograms"
+    ))
 }
 
 /// Gathers per-step samples into series keyed by label set, keeping the order
@@ -354,7 +415,7 @@ pub(crate) fn finish_names(vec: Vec<VectorSample>) -> Result<Vec<VectorSample>, 
         return Ok(vec);
     }
     let out: Vec<VectorSample> =
-        vec.into_iter().map(|s| VectorSample { labels: finish_labels(s.labels), v: s.v }).collect();
+        vec.into_iter().map(|s| VectorSample { labels: finish_labels(s.labels), v: s.v, h: s.h }).collect();
     check_unique(&out)?;
     Ok(out)
 }

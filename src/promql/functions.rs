@@ -14,6 +14,7 @@ use regex::Regex;
 use super::eval::{check_unique, drop_name, Ctx, Val, DROP_MARK};
 use super::{histogram, range_functions, EvalError, VectorSample};
 use crate::labels::{Labels, METRIC_NAME};
+use crate::native_histogram::{self, FloatHistogram};
 
 /// Functions on instant vectors/scalars implemented here (range-vector ones
 /// are listed in `range_functions::SUPPORTED`).
@@ -39,7 +40,11 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "deg",
     "exp",
     "floor",
+    "histogram_avg",
+    "histogram_count",
+    "histogram_fraction",
     "histogram_quantile",
+    "histogram_sum",
     "hour",
     "label_join",
     "label_replace",
@@ -82,15 +87,17 @@ pub(crate) fn eval(ctx: &Ctx, call: &Call, t: i64) -> Result<Val, EvalError> {
     match name {
         "time" => Ok(Val::Scalar(t as f64 / 1000.0)),
         "pi" => Ok(Val::Scalar(std::f64::consts::PI)),
-        "vector" => Ok(Val::Vector(vec![VectorSample { labels: Labels::new(), v: ctx.eval_scalar(arg(0)?, t)? }])),
+        "vector" => {
+            Ok(Val::Vector(vec![VectorSample { labels: Labels::new(), v: ctx.eval_scalar(arg(0)?, t)?, h: None }]))
+        }
         "scalar" => {
-            let v = ctx.eval_vector(arg(0)?, t)?;
+            let v = floats(ctx.eval_vector(arg(0)?, t)?);
             Ok(Val::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN }))
         }
         "absent" => {
             let v = ctx.eval_vector(arg(0)?, t)?;
             Ok(Val::Vector(if v.is_empty() {
-                vec![VectorSample { labels: absent_labels(arg(0)?), v: 1.0 }]
+                vec![VectorSample { labels: absent_labels(arg(0)?), v: 1.0, h: None }]
             } else {
                 Vec::new()
             }))
@@ -132,7 +139,7 @@ pub(crate) fn eval(ctx: &Ctx, call: &Call, t: i64) -> Result<Val, EvalError> {
                 let samples = ctx.select_instant_with_time(vs, t)?;
                 let out: Vec<VectorSample> = samples
                     .into_iter()
-                    .map(|(s, ts)| VectorSample { labels: drop_name(&s.labels), v: ts as f64 / 1000.0 })
+                    .map(|(s, ts)| VectorSample { labels: drop_name(&s.labels), v: ts as f64 / 1000.0, h: None })
                     .collect();
                 check_unique(&out)?;
                 return Ok(Val::Vector(out));
@@ -141,7 +148,7 @@ pub(crate) fn eval(ctx: &Ctx, call: &Call, t: i64) -> Result<Val, EvalError> {
             map_values(v, |_| t as f64 / 1000.0)
         }
         "sort" | "sort_desc" => {
-            let mut v = ctx.eval_vector(arg(0)?, t)?;
+            let mut v = floats(ctx.eval_vector(arg(0)?, t)?);
             let desc = name == "sort_desc";
             // NaN goes last in both directions.
             v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
@@ -196,13 +203,26 @@ pub(crate) fn eval(ctx: &Ctx, call: &Call, t: i64) -> Result<Val, EvalError> {
         }
         "histogram_quantile" => {
             let q = ctx.eval_scalar(arg(0)?, t)?;
-            let v = ctx.eval_vector(arg(1)?, t)?;
-            Ok(Val::Vector(histogram::quantile(q, v)?))
+            let (native, classic): (Vec<VectorSample>, Vec<VectorSample>) =
+                ctx.eval_vector(arg(1)?, t)?.into_iter().partition(|s| s.h.is_some());
+            let mut out = histogram::quantile(q, classic)?;
+            out.extend(map_histograms(native, |h| native_histogram::quantile(q, h)));
+            check_unique(&out)?;
+            Ok(Val::Vector(out))
         }
+        "histogram_fraction" => {
+            let lower = ctx.eval_scalar(arg(0)?, t)?;
+            let upper = ctx.eval_scalar(arg(1)?, t)?;
+            let v = ctx.eval_vector(arg(2)?, t)?;
+            finish_histograms(map_histograms(v, |h| native_histogram::fraction(lower, upper, h)))
+        }
+        "histogram_count" => finish_histograms(map_histograms(ctx.eval_vector(arg(0)?, t)?, |h| h.count)),
+        "histogram_sum" => finish_histograms(map_histograms(ctx.eval_vector(arg(0)?, t)?, |h| h.sum)),
+        "histogram_avg" => finish_histograms(map_histograms(ctx.eval_vector(arg(0)?, t)?, |h| h.sum / h.count)),
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
             let v = match args.first() {
                 Some(e) => ctx.eval_vector(e, t)?,
-                None => vec![VectorSample { labels: Labels::new(), v: t as f64 / 1000.0 }],
+                None => vec![VectorSample { labels: Labels::new(), v: t as f64 / 1000.0, h: None }],
             };
             let part = date_part(name);
             map_values(v, |x| match DateTime::from_timestamp(x as i64, 0) {
@@ -252,9 +272,32 @@ fn elementwise(name: &str) -> Option<fn(f64) -> f64> {
     })
 }
 
+/// Maps each float value (dropping the name); native histogram samples are
+/// left out, as Prometheus leaves them out of float functions.
 fn map_values(v: Vec<VectorSample>, f: impl Fn(f64) -> f64) -> Result<Val, EvalError> {
     let out: Vec<VectorSample> =
-        v.into_iter().map(|s| VectorSample { labels: drop_name(&s.labels), v: f(s.v) }).collect();
+        floats(v).into_iter().map(|s| VectorSample { labels: drop_name(&s.labels), v: f(s.v), h: None }).collect();
+    check_unique(&out)?;
+    Ok(Val::Vector(out))
+}
+
+/// The float samples of a vector.
+pub(crate) fn floats(v: Vec<VectorSample>) -> Vec<VectorSample> {
+    v.into_iter().filter(|s| s.h.is_none()).collect()
+}
+
+/// A float from each native histogram sample (dropping the name); float
+/// samples are left out.
+fn map_histograms(v: Vec<VectorSample>, f: impl Fn(&FloatHistogram) -> f64) -> Vec<VectorSample> {
+    v.into_iter()
+        .filter_map(|s| {
+            let h = s.h.as_deref()?;
+            Some(VectorSample { labels: drop_name(&s.labels), v: f(h), h: None })
+        })
+        .collect()
+}
+
+fn finish_histograms(out: Vec<VectorSample>) -> Result<Val, EvalError> {
     check_unique(&out)?;
     Ok(Val::Vector(out))
 }

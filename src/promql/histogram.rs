@@ -19,7 +19,7 @@ pub(crate) fn quantile(q: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSam
     // Two buckets that differ only by metric name (say `a_bucket` and
     // `b_bucket`) would be silently summed; Prometheus refuses them.
     let unnamed: Vec<VectorSample> =
-        input.iter().map(|s| VectorSample { labels: strip_name(&s.labels), v: s.v }).collect();
+        input.iter().map(|s| VectorSample { labels: strip_name(&s.labels), v: s.v, h: None }).collect();
     check_unique(&unnamed)?;
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
@@ -38,7 +38,10 @@ pub(crate) fn quantile(q: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSam
             }
         }
     }
-    Ok(groups.into_iter().map(|(labels, buckets)| VectorSample { labels, v: bucket_quantile(q, buckets) }).collect())
+    Ok(groups
+        .into_iter()
+        .map(|(labels, buckets)| VectorSample { labels, v: bucket_quantile(q, buckets), h: None })
+        .collect())
 }
 
 pub(crate) fn parse_bound(s: &str) -> Option<f64> {

@@ -14,6 +14,8 @@ pub mod client;
 mod eval;
 mod functions;
 mod histogram;
+#[cfg(test)]
+mod histogram_tests;
 pub mod promqltest;
 mod range_eval;
 #[cfg(test)]
@@ -28,10 +30,12 @@ mod tests;
 /// The label matchers of a vector selector (name included), for callers that
 /// read raw samples from the store.
 pub use eval::selector_matchers;
-pub use series_notation::parse_series_values;
+pub(crate) use series_notation::parse_number;
+pub use series_notation::{parse_series, parse_series_values, SeriesValue};
 pub use support::check_supported;
 
 use crate::labels::Labels;
+use crate::native_histogram::FloatHistogram;
 use crate::store::{Queryable, Series};
 use eval::{Ctx, Val};
 
@@ -67,11 +71,13 @@ pub enum Value {
     String(String),
 }
 
-/// One element of an instant vector.
+/// One element of an instant vector: a float, or a native histogram (then
+/// `v` is 0 and means nothing).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VectorSample {
     pub labels: Labels,
     pub v: f64,
+    pub h: Option<Box<FloatHistogram>>,
 }
 
 /// Why an expression could not be evaluated.

@@ -111,6 +111,8 @@ impl RangeEval<'_> {
         let anchors: Vec<i64> = self.steps.iter().map(|&t| self.ctx.anchor(&vs.at, &vs.offset, t)).collect();
         let (first, last) = (anchors[0], anchors[anchors.len() - 1]);
         let matchers = selector_matchers(vs)?;
+        // Range queries carry float columns only.
+        super::eval::refuse_histograms(self.ctx.store, &matchers, first - back + 1, last)?;
         Ok((self.ctx.store.select(&matchers, first - back + 1, last), anchors))
     }
 

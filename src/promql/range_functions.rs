@@ -61,7 +61,7 @@ pub(crate) fn eval(ctx: &Ctx, name: &str, args: &[&Expr], t: i64) -> Result<Val,
     let m = ctx.eval_matrix(matrix_expr, t)?;
     if name == "absent_over_time" {
         return Ok(Val::Vector(if m.series.is_empty() {
-            vec![VectorSample { labels: absent_labels(matrix_expr), v: 1.0 }]
+            vec![VectorSample { labels: absent_labels(matrix_expr), v: 1.0, h: None }]
         } else {
             Vec::new()
         }));
@@ -81,7 +81,7 @@ pub(crate) fn eval(ctx: &Ctx, name: &str, args: &[&Expr], t: i64) -> Result<Val,
         let v = reduce(name, m.start, m.end, t, &s.samples, &params)?;
         if let Some(v) = v {
             let labels = if keep_name { s.labels.clone() } else { drop_name(&s.labels) };
-            out.push(VectorSample { labels, v });
+            out.push(VectorSample { labels, v, h: None });
         }
     }
     check_unique(&out)?;

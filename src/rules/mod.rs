@@ -169,7 +169,10 @@ impl RuleGroup {
                         for (k, v) in r.labels.iter() {
                             labels.set(k.to_string(), v.to_string());
                         }
-                        store.append(&labels, t, s.v);
+                        match s.h {
+                            Some(h) => store.append_histogram(&labels, t, *h),
+                            None => store.append(&labels, t, s.v),
+                        }
                         out.samples_recorded += 1;
                     }
                     out.errors.push(None);
@@ -212,7 +215,7 @@ fn rule_expr(rule: &Rule) -> &Expr {
 fn into_vector(v: Value) -> Result<Vec<VectorSample>, promql::EvalError> {
     match v {
         Value::Vector(v) => Ok(v),
-        Value::Scalar(x) => Ok(vec![VectorSample { labels: Labels::new(), v: x }]),
+        Value::Scalar(x) => Ok(vec![VectorSample { labels: Labels::new(), v: x, h: None }]),
         _ => Err(promql::EvalError::Unsupported("rule result must be an instant vector or a scalar".into())),
     }
 }

@@ -13,11 +13,13 @@ pub struct AlertRow {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// One sample as compared.
+/// One sample as compared: a float, or a native histogram in the test
+/// notation (compared as text, as promtool does).
 #[derive(Clone, Debug)]
 pub struct SampleRow {
     pub labels: Labels,
     pub value: f64,
+    pub histogram: Option<String>,
 }
 
 fn map_text(m: &BTreeMap<String, String>) -> String {
@@ -58,17 +60,20 @@ pub fn samples(mut exp: Vec<SampleRow>, mut got: Vec<SampleRow>, fuzzy: bool) ->
     exp.sort_by(|a, b| a.labels.cmp(&b.labels));
     got.sort_by(|a, b| a.labels.cmp(&b.labels));
     let eq = if fuzzy { fuzzy_equal } else { exact_equal };
-    let same =
-        exp.len() == got.len() && exp.iter().zip(&got).all(|(e, g)| e.labels == g.labels && eq(e.value, g.value));
+    let eq = |a: &SampleRow, b: &SampleRow| a.labels == b.labels && eq(a.value, b.value) && a.histogram == b.histogram;
+    let same = exp.len() == got.len() && exp.iter().zip(&got).all(|(e, g)| eq(e, g));
     if same {
         return Ok(());
     }
-    let text = |s: &SampleRow| format!("{} {}", s.labels, s.value);
+    let text = |s: &SampleRow| match &s.histogram {
+        Some(h) => format!("{} {h}", s.labels),
+        None => format!("{} {}", s.labels, s.value),
+    };
     let e: Vec<String> = exp.iter().map(text).collect();
     // A got value equal (fuzzily) to the expected one prints as expected.
     let g: Vec<String> = got
         .iter()
-        .map(|s| match exp.iter().find(|x| x.labels == s.labels && eq(x.value, s.value)) {
+        .map(|s| match exp.iter().find(|x| eq(x, s)) {
             Some(x) => text(x),
             None => text(s),
         })

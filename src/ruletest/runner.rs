@@ -11,6 +11,7 @@ use super::spec::{Scalar, TestGroup};
 use crate::alerts::AlertState;
 use crate::duration::PromDuration;
 use crate::labels::Labels;
+use crate::native_histogram;
 use crate::promql::{self, Value};
 use crate::rules::{EvalContext, Rule, RuleGroup};
 use crate::store::{stale_nan, Store};
@@ -64,15 +65,13 @@ fn run_inner(tg: &TestGroup, fs: &FileSettings<'_>) -> Result<Vec<String>, Strin
     let mut loader = Loader::default();
     for s in &tg.input_series {
         let labels = parse_metric(&s.series).map_err(|e| format!("input_series: {e}"))?;
-        if s.values.0.contains("{{") {
-            return Err(format!(
-                "input_series {:?}: native histogram values are not supported by forewarn; use float series",
+        let values = promql::parse_series(&s.values.0).map_err(|e| {
+            format!(
+                "input_series {:?}: {e} (values use `1 2 3`, `a+bxN`, `_`, `stale`, `{{{{schema:0 count:1 buckets:[1]}}}}`)",
                 s.series
-            ));
-        }
-        let values = promql::parse_series_values(&s.values.0)
-            .map_err(|e| format!("input_series {:?}: {e} (values use `1 2 3`, `a+bxN`, `_`, `stale`)", s.series))?;
-        loader.add(labels, &values, mint, interval);
+            )
+        })?;
+        loader.add(labels, values, mint, interval);
     }
     loader.seal();
     let mut groups = order_groups((fs.load_rules)()?, fs.group_eval_order)?;
@@ -171,17 +170,23 @@ fn check_expr(store: &Store, et: &super::spec::ExprTest, t: i64, ctx: &EvalConte
     let expr = promql::parse(&et.expr.0).map_err(|e| format!("parse error: {}", e.trim()))?;
     promql::check_supported(&expr).map_err(|e| e.to_string())?;
     let got = match promql::eval_instant(store, &expr, t, &ctx.options).map_err(|e| e.to_string())? {
-        Value::Vector(v) => v.into_iter().map(|s| SampleRow { labels: s.labels, value: s.v }).collect(),
-        Value::Scalar(v) => vec![SampleRow { labels: Labels::new(), value: v }],
+        Value::Vector(v) => v
+            .into_iter()
+            .map(|s| SampleRow { labels: s.labels, value: s.v, histogram: s.h.map(|h| h.to_string()) })
+            .collect(),
+        Value::Scalar(v) => vec![SampleRow { labels: Labels::new(), value: v, histogram: None }],
         _ => return Err("the expression must give an instant vector or a scalar".into()),
     };
     let mut exp = Vec::new();
     for s in &et.exp_samples {
-        if s.histogram.is_some() {
-            return Err("exp_samples with `histogram`: native histograms are not supported by forewarn".into());
-        }
         let labels = parse_metric(&s.labels).map_err(|e| format!("exp_samples labels: {e}"))?;
-        exp.push(SampleRow { labels, value: s.value.unwrap_or(0.0) });
+        // Printed back in the test notation, so that two spellings of one
+        // histogram (key order, explicit zeros) compare equal.
+        let histogram = match &s.histogram {
+            Some(h) => Some(native_histogram::parse_histogram(h).map_err(|e| format!("exp_samples: {e}"))?.to_string()),
+            None => None,
+        };
+        exp.push(SampleRow { labels, value: s.value.unwrap_or(0.0), histogram });
     }
     diff::samples(exp, got, fuzzy)
 }

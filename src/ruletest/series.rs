@@ -3,7 +3,7 @@
 //! up to each evaluation time (as promtool does).
 
 use crate::labels::{Labels, METRIC_NAME};
-use crate::promql::{self, Expr};
+use crate::promql::{self, Expr, SeriesValue};
 use crate::store::Store;
 
 /// Parses a series name as written in tests: `metric`, `metric{a="b"}` or
@@ -40,19 +40,20 @@ fn one_line(s: &str) -> String {
 #[derive(Default)]
 pub struct Loader {
     series: Vec<Labels>,
-    /// (time ms, series index, value), sorted by time.
-    samples: Vec<(i64, usize, f64)>,
+    /// (time ms, series index, value: a float or a native histogram),
+    /// sorted by time.
+    samples: Vec<(i64, usize, SeriesValue)>,
     next: usize,
 }
 
 impl Loader {
     /// Adds a series whose `values` start at `start` and step by `interval`.
-    pub fn add(&mut self, labels: Labels, values: &[Option<f64>], start: i64, interval: i64) {
+    pub fn add(&mut self, labels: Labels, values: Vec<SeriesValue>, start: i64, interval: i64) {
         let idx = self.series.len();
         self.series.push(labels);
-        for (i, v) in values.iter().enumerate() {
-            if let Some(v) = v {
-                self.samples.push((start + i as i64 * interval, idx, *v));
+        for (i, v) in values.into_iter().enumerate() {
+            if !matches!(v, SeriesValue::Missing) {
+                self.samples.push((start + i as i64 * interval, idx, v));
             }
         }
     }
@@ -64,11 +65,15 @@ impl Loader {
 
     /// Appends every sample at or before `t` not appended yet.
     pub fn load_until(&mut self, store: &Store, t: i64) {
-        while let Some(&(ts, idx, v)) = self.samples.get(self.next) {
-            if ts > t {
+        while let Some((ts, idx, v)) = self.samples.get(self.next) {
+            if *ts > t {
                 break;
             }
-            store.append(&self.series[idx], ts, v);
+            match v {
+                SeriesValue::Float(v) => store.append(&self.series[*idx], *ts, *v),
+                SeriesValue::Histogram(h) => store.append_histogram(&self.series[*idx], *ts, (**h).clone()),
+                SeriesValue::Missing => {}
+            }
             self.next += 1;
         }
     }

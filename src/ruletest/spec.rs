@@ -90,7 +90,7 @@ pub struct ExpSample {
     pub labels: String,
     #[serde(default)]
     pub value: Option<f64>,
-    /// Native histograms are not stored by forewarn; a test using them fails.
+    /// A native histogram in the `{{schema:0 count:1 buckets:[1]}}` notation.
     pub histogram: Option<String>,
 }
 

@@ -81,8 +81,8 @@ tests:
 
 #[test]
 fn sample_diff_marks_missing_and_extra() {
-    let e = vec![diff::SampleRow { labels: Labels::from_pairs([("__name__", "a")]), value: 1.0 }];
-    let g = vec![diff::SampleRow { labels: Labels::from_pairs([("__name__", "a")]), value: 2.0 }];
+    let e = vec![diff::SampleRow { labels: Labels::from_pairs([("__name__", "a")]), value: 1.0, histogram: None }];
+    let g = vec![diff::SampleRow { labels: Labels::from_pairs([("__name__", "a")]), value: 2.0, histogram: None }];
     let msg = diff::samples(e, g, false).unwrap_err();
     assert!(msg.contains("- a{} 1") && msg.contains("+ a{} 2"), "{msg}");
     assert!(diff::fuzzy_equal(3.0, 3.0000000000000004));

@@ -231,6 +231,7 @@ pub struct Store {
     /// Bumped after every committed scrape batch, so rule groups can
     /// evaluate on fresh data instead of up to an interval later.
     ingested: tokio::sync::watch::Sender<u64>,
+    histograms: super::histograms::Histograms,
 }
 
 impl Store {
@@ -245,6 +246,7 @@ impl Store {
             next_ref: AtomicU64::new(1),
             durable: None,
             ingested: tokio::sync::watch::Sender::new(0),
+            histograms: Default::default(),
         }
     }
 
@@ -276,6 +278,13 @@ impl Store {
     /// dropped (out-of-order), a sample at the same timestamp replaces it.
     pub fn append(&self, labels: &Labels, t: i64, v: f64) {
         Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: false }.append(labels, t, v);
+    }
+
+    /// Appends a native histogram sample (kept in memory only, see
+    /// `store::histograms`). A stale marker for such a series is a float
+    /// [`Store::append`] of the stale NaN, as for any series.
+    pub fn append_histogram(&self, labels: &Labels, t: i64, h: crate::native_histogram::FloatHistogram) {
+        self.histograms.append(labels, t, h);
     }
 
     /// Appends many samples, logging them to the WAL as one record.
@@ -326,6 +335,7 @@ impl Store {
     pub fn compact(&self, now: i64) {
         let cutoff = now.saturating_sub(self.options.retention_ms);
         let down_cutoff = now.saturating_sub(self.options.downsample_retention_ms.unwrap_or(0));
+        self.histograms.compact(cutoff);
         for lock in self.shards.iter() {
             let mut empty = Vec::new();
             {
@@ -502,6 +512,10 @@ impl Queryable for Store {
         out
     }
 
+    fn select_histograms(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<super::HistogramSeries> {
+        self.histograms.select(matchers, start, end)
+    }
+
     fn raw_since(&self, now: i64) -> i64 {
         now.saturating_sub(self.options.retention_ms)
     }
@@ -516,7 +530,11 @@ impl Queryable for Store {
             for s in self.shards.iter() {
                 set.extend(s.read().unwrap_or_else(|e| e.into_inner()).postings.keys().map(|k| k.to_string()));
             }
-        } else {
+        }
+        for l in self.histograms.labels().iter().filter(|l| matchers.iter().all(|m| m.matches(l))) {
+            set.extend(l.iter().map(|(n, _)| n.to_string()));
+        }
+        if !matchers.is_empty() {
             for e in self.matching(matchers) {
                 set.extend(e.labels.iter().map(|(n, _)| n.to_string()));
             }
@@ -532,7 +550,13 @@ impl Queryable for Store {
                     set.extend(v.keys().map(|k| k.to_string()));
                 }
             }
-        } else {
+        }
+        for l in self.histograms.labels().iter().filter(|l| matchers.iter().all(|m| m.matches(l))) {
+            if let Some(v) = l.get(name) {
+                set.insert(v.to_string());
+            }
+        }
+        if !matchers.is_empty() {
             for e in self.matching(matchers) {
                 if let Some(v) = e.labels.get(name) {
                     set.insert(v.to_string());

@@ -12,6 +12,8 @@
 //!   serialise on one lock, retention, and the [`Queryable`] implementation
 //!   the evaluator reads through (a remote Prometheus client can implement
 //!   it too).
+//! - `histograms`: native histogram samples (from tests and recording rules
+//!   over them; never scraped), beside the float series.
 //! - `downsample`: optional 5-minute min/max/sum/count aggregates kept past
 //!   the raw retention ([`Store::select_downsampled`]).
 //! - `wal`, `snapshot`, `frame`, `durable`: the write-ahead log, snapshots,
@@ -21,6 +23,7 @@ mod codec;
 mod downsample;
 mod durable;
 mod frame;
+mod histograms;
 mod memory;
 mod packed;
 mod series;
@@ -31,6 +34,7 @@ mod wal;
 
 pub use downsample::{Aggregate, DOWNSAMPLE_MS};
 pub use durable::{open_configured, spawn_persistence, RecoveryReport, StoreError};
+pub use histograms::{HistogramSample, HistogramSeries};
 pub use memory::{Appender, DownsampledSeries, SeriesRef, Store, StoreOptions, StoreStats};
 
 use crate::labels::{Labels, Matcher};
@@ -66,6 +70,12 @@ pub struct Series {
 /// with no sample in range are left out.
 pub trait Queryable: Send + Sync {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series>;
+
+    /// Native histogram samples of matching series in `[start, end]`; none
+    /// unless the storage holds them.
+    fn select_histograms(&self, _matchers: &[Matcher], _start: i64, _end: i64) -> Vec<HistogramSeries> {
+        Vec::new()
+    }
 
     /// Label names present on series matching `matchers` (all series when empty).
     fn label_names(&self, matchers: &[Matcher]) -> Vec<String>;

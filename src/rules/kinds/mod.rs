@@ -104,7 +104,10 @@ pub(crate) fn tpl_map(pairs: &[(&str, TplValue)]) -> TplValue {
 /// series without labels). Labels come back without `__name__`.
 pub(crate) fn instant(ctx: &KindContext, expr: &Expr) -> Result<Vec<(Labels, f64)>, EvalError> {
     match promql::eval_instant(ctx.store, expr, ctx.t, ctx.options)? {
-        Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels.without_name(), s.v)).collect()),
+        // The rule kinds model float series; native histograms are skipped.
+        Value::Vector(v) => {
+            Ok(v.into_iter().filter(|s| s.h.is_none()).map(|s| (s.labels.without_name(), s.v)).collect())
+        }
         Value::Scalar(x) => Ok(vec![(Labels::new(), x)]),
         _ => Err(EvalError::Unsupported("a rule kind's series must be an instant vector or a scalar".into())),
     }
