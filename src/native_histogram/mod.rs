@@ -43,8 +43,6 @@ pub enum CounterResetHint {
 pub enum HistogramError {
     #[error("cannot combine histograms with custom buckets and exponential buckets")]
     MixedSchemas,
-    #[error("cannot combine histograms with different custom bucket bounds")]
-    CustomBoundsDiffer,
 }
 
 /// One native histogram sample, with float counts (results of PromQL
@@ -74,6 +72,10 @@ impl FloatHistogram {
     /// counts negative, as in Prometheus (the result is only meaningful
     /// as an intermediate).
     pub fn scale(&mut self, factor: f64) {
+        if factor < 0.0 {
+            // Counts that went negative are no counter any more.
+            self.hint = CounterResetHint::Gauge;
+        }
         self.zero_count *= factor;
         self.count *= factor;
         self.sum *= factor;
@@ -84,6 +86,15 @@ impl FloatHistogram {
 
     /// `self / divisor`, every count and the sum.
     pub fn div(&mut self, divisor: f64) {
+        if divisor == 0.0 {
+            // As Prometheus: dividing by zero leaves no buckets, only the
+            // infinite (or NaN) totals and zero bucket.
+            self.positive.clear();
+            self.negative.clear();
+        }
+        if divisor < 0.0 {
+            self.hint = CounterResetHint::Gauge;
+        }
         self.zero_count /= divisor;
         self.count /= divisor;
         self.sum /= divisor;
@@ -116,9 +127,10 @@ impl FloatHistogram {
     }
 
     /// `self - other`, with the same reconciliation as [`FloatHistogram::add`].
+    /// A difference is a gauge histogram: its counts can go either way.
     pub fn sub(&mut self, other: &FloatHistogram) -> Result<(), HistogramError> {
         self.combine(other, -1.0)?;
-        self.hint = combined_hint(self.hint, other.hint);
+        self.hint = CounterResetHint::Gauge;
         Ok(())
     }
 
@@ -129,7 +141,11 @@ impl FloatHistogram {
         let mut other = other.clone();
         if self.uses_custom_buckets() {
             if self.custom_values != other.custom_values {
-                return Err(HistogramError::CustomBoundsDiffer);
+                // Only the bounds both share can still be told apart.
+                let common: Vec<f64> =
+                    self.custom_values.iter().copied().filter(|b| other.custom_values.contains(b)).collect();
+                self.merge_custom_buckets(&common);
+                other.merge_custom_buckets(&common);
             }
         } else {
             let schema = self.schema.min(other.schema);
@@ -153,6 +169,18 @@ impl FloatHistogram {
             *self.negative.entry(i).or_insert(0.0) += sign * c;
         }
         Ok(())
+    }
+
+    /// Re-buckets a custom-bucket histogram onto `bounds`, a subset of its
+    /// own: each bucket joins the first new bucket whose bound reaches it.
+    fn merge_custom_buckets(&mut self, bounds: &[f64]) {
+        let old = std::mem::take(&mut self.positive);
+        for (i, c) in old {
+            let upper = self.custom_bound(i.max(0) as usize);
+            let j = bounds.iter().position(|&b| b >= upper).unwrap_or(bounds.len());
+            *self.positive.entry(j as i32).or_insert(0.0) += c;
+        }
+        self.custom_values = bounds.to_vec();
     }
 
     /// Merges buckets down to a coarser `schema` (each step halves the
@@ -286,7 +314,7 @@ pub struct Bucket {
 
 /// The counter reset hint of a sum or difference, as Prometheus decides it:
 /// equal hints stay, a gauge makes a gauge, anything else is unknown.
-fn combined_hint(a: CounterResetHint, b: CounterResetHint) -> CounterResetHint {
+pub fn combined_hint(a: CounterResetHint, b: CounterResetHint) -> CounterResetHint {
     use CounterResetHint::*;
     match (a, b) {
         _ if a == b => a,

@@ -126,6 +126,29 @@ impl fmt::Display for FloatHistogram {
     }
 }
 
+impl FloatHistogram {
+    /// The histogram as Prometheus prints it in labels (`count_values`):
+    /// `{count:4, sum:6, [-2,-1):1, [-0.001,0.001]:1, (1,2]:2}`, one entry
+    /// per non-empty bucket, brackets saying which ends are closed.
+    pub fn go_string(&self) -> String {
+        use super::BucketKind;
+        let mut out = format!("{{count:{}, sum:{}", go_g(self.count), go_g(self.sum));
+        for b in self.buckets() {
+            if b.count == 0.0 {
+                continue;
+            }
+            let (open, close) = match b.kind {
+                BucketKind::Negative => ('[', ')'),
+                BucketKind::Zero => ('[', ']'),
+                BucketKind::Positive | BucketKind::Custom => ('(', ']'),
+            };
+            out.push_str(&format!(", {open}{},{}{close}:{}", go_g(b.lower), go_g(b.upper), go_g(b.count)));
+        }
+        out.push('}');
+        out
+    }
+}
+
 /// The buckets from the first to the last non-empty one, gaps as zeros.
 fn one_span(side: &BTreeMap<i32, f64>) -> Option<(i32, Vec<f64>)> {
     let first = *side.iter().find(|(_, &c)| c != 0.0)?.0;
@@ -157,7 +180,7 @@ pub(crate) fn go_g(v: f64) -> String {
     let sign = if v < 0.0 { "-" } else { "" };
     // Go prints the shortest form in exponent notation when the exponent
     // is below -4 or at least 6 (its precision for that decision).
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits.clone() };
         return format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }

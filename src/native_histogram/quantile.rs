@@ -71,10 +71,17 @@ pub fn quantile(q: f64, h: &FloatHistogram) -> f64 {
         return f64::NAN;
     }
     let buckets = effective_buckets(h);
-    let rank = q * h.count;
+    // From the top for upper quantiles (so that a quantile in a run of
+    // empty buckets lands on the bucket above it, as in Prometheus), from
+    // the bottom for lower ones and whenever NaN observations (a NaN sum)
+    // sit uncounted beyond the buckets.
+    let forward = h.sum.is_nan() || q < 0.5;
+    let rank = if forward { q * h.count } else { (1.0 - q) * h.count };
     let mut seen = 0.0;
     let mut found: Option<Bucket> = None;
-    for b in &buckets {
+    let ordered: Box<dyn Iterator<Item = &Bucket>> =
+        if forward { Box::new(buckets.iter()) } else { Box::new(buckets.iter().rev()) };
+    for b in ordered {
         if b.count == 0.0 {
             continue;
         }
@@ -98,10 +105,10 @@ pub fn quantile(q: f64, h: &FloatHistogram) -> f64 {
     // Rounding can make the running count exceed the total.
     let seen = seen.min(h.count);
     if seen < rank {
-        // Only NaN observations are left beyond the last bucket.
-        return b.upper;
+        // The rank lies among NaN observations, which have no place.
+        return if h.sum.is_nan() { f64::NAN } else { b.upper };
     }
-    let fraction = (rank - (seen - b.count)) / b.count;
+    let fraction = if forward { (rank - (seen - b.count)) / b.count } else { (seen - rank) / b.count };
     interpolate(&b, fraction)
 }
 

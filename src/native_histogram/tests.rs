@@ -51,12 +51,15 @@ fn adding_across_schemas_merges_into_the_coarser_buckets() {
     let b = h("{{schema:1 count:4 sum:6 offset:1 buckets:[1 1 1 1]}}");
     a.add(&b).unwrap();
     assert_eq!(a.to_string(), "{{count:6 sum:9 buckets:[1 3 2]}}");
+    // A difference is a gauge.
     a.sub(&b).unwrap();
-    assert_eq!(a.to_string(), "{{count:2 sum:3 buckets:[1 1]}}");
-    let mut custom = h("{{schema:-53 count:1 custom_values:[1] buckets:[1]}}");
+    assert_eq!(a.to_string(), "{{count:2 sum:3 counter_reset_hint:gauge buckets:[1 1]}}");
+    let mut custom = h("{{schema:-53 count:1 custom_values:[1 5] buckets:[1]}}");
     assert_eq!(custom.add(&a), Err(HistogramError::MixedSchemas));
-    let other = h("{{schema:-53 count:1 custom_values:[2] buckets:[1]}}");
-    assert_eq!(custom.add(&other), Err(HistogramError::CustomBoundsDiffer));
+    // Custom buckets with different bounds keep only the shared bounds.
+    let other = h("{{schema:-53 count:2 custom_values:[5] buckets:[1 1]}}");
+    custom.add(&other).unwrap();
+    assert_eq!(custom.to_string(), "{{schema:-53 count:3 custom_values:[5] buckets:[2 1]}}");
 }
 
 #[test]
@@ -126,4 +129,10 @@ fn fraction_counts_the_share_between_bounds() {
     // Halfway through (1, 2] on a log scale is sqrt(2).
     assert!((fraction(1.0, std::f64::consts::SQRT_2, &x) - 0.25).abs() < 1e-12);
     assert!(fraction(0.0, 1.0, &h("{{}}")).is_nan());
+}
+
+#[test]
+fn label_text_lists_buckets_with_their_closed_ends() {
+    let x = h("{{count:20 sum:10 z_bucket:2 z_bucket_w:0.001 buckets:[1 2] n_buckets:[1 2]}}");
+    assert_eq!(x.go_string(), "{count:20, sum:10, [-2,-1):2, [-1,-0.5):1, [-0.001,0.001]:2, (0.5,1]:1, (1,2]:2}");
 }

@@ -26,7 +26,7 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, t: i64) -> Result<Val, EvalErro
     // count them, every other operator leaves them out (as Prometheus does).
     let input = match op.as_str() {
         "sum" | "avg" if input.iter().any(|s| s.h.is_some()) => return Ok(Val::Vector(sum_avg(input, &grouping, &op))),
-        "count" | "group" => input,
+        "count" | "group" | "count_values" => input,
         _ => super::functions::floats(input),
     };
     let out = match op.as_str() {
@@ -81,19 +81,43 @@ fn sum_avg(input: Vec<VectorSample>, grouping: &Grouping, op: &str) -> Vec<Vecto
     group(input, grouping)
         .into_iter()
         .filter_map(|(labels, members)| {
-            let n = members.len() as f64;
             if members.iter().all(|s| s.h.is_none()) {
                 let values: Vec<f64> = members.iter().map(|s| s.v).collect();
                 return Some(VectorSample { labels, v: f(&values), h: None });
             }
+            // The `sum` fields are summed with compensation, as floats are,
+            // so that huge values that cancel out leave the small ones.
+            let sums: Vec<f64> = members.iter().filter_map(|s| s.h.as_ref().map(|h| h.sum)).collect();
+            let exact_sum = if op == "avg" { mean(sums.iter().copied()) } else { kahan_sum(sums.iter().copied()) };
+            let hint = members
+                .iter()
+                .filter_map(|s| s.h.as_ref().map(|h| h.hint))
+                .reduce(crate::native_histogram::combined_hint)
+                .unwrap_or_default();
             let mut hs = members.into_iter().map(|s| s.h);
             let mut total = *hs.next()??;
+            let mut seen = 1.0;
             for h in hs {
-                total.add(&*h?).ok()?;
+                let h = h?;
+                if op == "avg" {
+                    // An incremental mean, as Prometheus computes it, so
+                    // large counts do not overflow on the way.
+                    seen += 1.0;
+                    let mut step = (*h).clone();
+                    step.div(seen);
+                    let mut prev = total.clone();
+                    prev.div(seen);
+                    step.sub(&prev).ok()?;
+                    total.add(&step).ok()?;
+                } else {
+                    total.add(&h).ok()?;
+                }
             }
-            if op == "avg" {
-                total.div(n);
+            if exact_sum.is_finite() || !total.sum.is_finite() {
+                total.sum = exact_sum;
             }
+            // Counters summed or averaged stay counters; any gauge makes a gauge.
+            total.hint = hint;
             Some(VectorSample { labels, v: 0.0, h: Some(Box::new(total)) })
         })
         .collect()
@@ -323,7 +347,11 @@ fn count_values(input: Vec<VectorSample>, g: &Grouping, label: &str) -> Result<V
     let mut out: Vec<VectorSample> = Vec::new();
     for s in input {
         let mut key = g.key(&s.labels);
-        key.set(label.to_string(), format_value(s.v));
+        let value = match &s.h {
+            Some(h) => h.go_string(),
+            None => format_value(s.v),
+        };
+        key.set(label.to_string(), value);
         match index.get(&key) {
             Some(&i) => out[i].v += 1.0,
             None => {

@@ -11,7 +11,7 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 
-use super::eval::{check_unique, drop_name, Ctx, Val, DROP_MARK};
+use super::eval::{check_unique, drop_name, strip_name, Ctx, Val, DROP_MARK};
 use super::{histogram, range_functions, EvalError, VectorSample};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::native_histogram::{self, FloatHistogram};
@@ -205,16 +205,18 @@ pub(crate) fn eval(ctx: &Ctx, call: &Call, t: i64) -> Result<Val, EvalError> {
             let q = ctx.eval_scalar(arg(0)?, t)?;
             let (native, classic): (Vec<VectorSample>, Vec<VectorSample>) =
                 ctx.eval_vector(arg(1)?, t)?.into_iter().partition(|s| s.h.is_some());
-            let mut out = histogram::quantile(q, classic)?;
-            out.extend(map_histograms(native, |h| native_histogram::quantile(q, h)));
-            check_unique(&out)?;
-            Ok(Val::Vector(out))
+            let classic = histogram::quantile(q, classic)?;
+            let native = map_histograms(native, |h| native_histogram::quantile(q, h));
+            finish_histograms(without_conflicts(native, classic))
         }
         "histogram_fraction" => {
             let lower = ctx.eval_scalar(arg(0)?, t)?;
             let upper = ctx.eval_scalar(arg(1)?, t)?;
-            let v = ctx.eval_vector(arg(2)?, t)?;
-            finish_histograms(map_histograms(v, |h| native_histogram::fraction(lower, upper, h)))
+            let (native, classic): (Vec<VectorSample>, Vec<VectorSample>) =
+                ctx.eval_vector(arg(2)?, t)?.into_iter().partition(|s| s.h.is_some());
+            let classic = histogram::fraction(lower, upper, classic)?;
+            let native = map_histograms(native, |h| native_histogram::fraction(lower, upper, h));
+            finish_histograms(without_conflicts(native, classic))
         }
         "histogram_count" => finish_histograms(map_histograms(ctx.eval_vector(arg(0)?, t)?, |h| h.count)),
         "histogram_sum" => finish_histograms(map_histograms(ctx.eval_vector(arg(0)?, t)?, |h| h.sum)),
@@ -294,6 +296,21 @@ fn map_histograms(v: Vec<VectorSample>, f: impl Fn(&FloatHistogram) -> f64) -> V
             let h = s.h.as_deref()?;
             Some(VectorSample { labels: drop_name(&s.labels), v: f(h), h: None })
         })
+        .collect()
+}
+
+/// Results from native and classic histograms, except where both kinds
+/// describe one series (a native histogram and `le` buckets with the same
+/// other labels): which one is meant is ambiguous, so neither is answered,
+/// as in Prometheus.
+fn without_conflicts(native: Vec<VectorSample>, classic: Vec<VectorSample>) -> Vec<VectorSample> {
+    use std::collections::HashSet;
+    let native_keys: HashSet<Labels> = native.iter().map(|s| strip_name(&s.labels)).collect();
+    let classic_keys: HashSet<Labels> = classic.iter().map(|s| strip_name(&s.labels)).collect();
+    native
+        .into_iter()
+        .filter(|s| !classic_keys.contains(&strip_name(&s.labels)))
+        .chain(classic.into_iter().filter(|s| !native_keys.contains(&strip_name(&s.labels))))
         .collect()
 }
 

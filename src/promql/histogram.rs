@@ -16,6 +16,16 @@ use crate::labels::Labels;
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
 pub(crate) fn quantile(q: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSample>, EvalError> {
+    per_histogram(input, |buckets| bucket_quantile(q, buckets))
+}
+
+pub(crate) fn fraction(lower: f64, upper: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSample>, EvalError> {
+    per_histogram(input, |buckets| bucket_fraction(lower, upper, buckets))
+}
+
+/// Groups bucket series into histograms (by their labels without name and
+/// `le`) and computes `f` over each one's (upper bound, cumulative count).
+fn per_histogram(input: Vec<VectorSample>, f: impl Fn(Vec<(f64, f64)>) -> f64) -> Result<Vec<VectorSample>, EvalError> {
     // Two buckets that differ only by metric name (say `a_bucket` and
     // `b_bucket`) would be silently summed; Prometheus refuses them.
     let unnamed: Vec<VectorSample> =
@@ -38,10 +48,7 @@ pub(crate) fn quantile(q: f64, input: Vec<VectorSample>) -> Result<Vec<VectorSam
             }
         }
     }
-    Ok(groups
-        .into_iter()
-        .map(|(labels, buckets)| VectorSample { labels, v: bucket_quantile(q, buckets), h: None })
-        .collect())
+    Ok(groups.into_iter().map(|(labels, buckets)| VectorSample { labels, v: f(buckets), h: None }).collect())
 }
 
 pub(crate) fn parse_bound(s: &str) -> Option<f64> {
@@ -102,6 +109,57 @@ pub(crate) fn bucket_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
         rank -= buckets[b - 1].1;
     }
     start + (end - start) * (rank / count)
+}
+
+/// The estimated fraction of observations between `lower` and `upper`,
+/// interpolating linearly inside a bucket; the lowest bucket starts at 0
+/// when its bound is positive.
+pub(crate) fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    match buckets.last() {
+        Some(b) if b.0 == f64::INFINITY => {}
+        _ => return f64::NAN,
+    }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        match merged.last_mut() {
+            Some(last) if last.0 == b.0 => last.1 += b.1,
+            _ => merged.push(b),
+        }
+    }
+    make_monotonic(&mut merged);
+    let total = merged[merged.len() - 1].1;
+    if total == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let below = |v: f64| -> f64 {
+        let mut rank = 0.0;
+        let mut lo = if merged[0].0 > 0.0 { 0.0 } else { f64::NEG_INFINITY };
+        for &(hi, cumulative) in &merged {
+            let count = cumulative - rank;
+            if v <= lo {
+                return rank;
+            }
+            if v < hi {
+                // No interpolation in a bucket of infinite width: the
+                // lowest one counts as wholly below, the +Inf one as above.
+                if lo.is_infinite() {
+                    return cumulative;
+                }
+                if hi.is_infinite() {
+                    return rank;
+                }
+                return rank + count * (v - lo) / (hi - lo);
+            }
+            rank = cumulative;
+            lo = hi;
+        }
+        rank
+    };
+    (below(upper) - below(lower)) / total
 }
 
 /// Replaces decreases (and negligible float noise) with the previous count.

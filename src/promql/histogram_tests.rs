@@ -102,7 +102,7 @@ fn operators_scale_add_and_compare_histograms_and_drop_the_rest() {
     );
     assert_eq!(
         eval(&st, "-lat{job='a'}", 10 * S),
-        vec![r#"{job="a"} {{count:-4 sum:-7 counter_reset_hint:not_reset buckets:[-2 -2]}}"#]
+        vec![r#"{job="a"} {{count:-4 sum:-7 counter_reset_hint:gauge buckets:[-2 -2]}}"#]
     );
     // `+ 1`, comparisons with floats and float functions leave histograms out.
     assert_eq!(eval(&st, "lat + 1", 10 * S), vec![r#"{job="f"} 6"#]);
@@ -110,7 +110,7 @@ fn operators_scale_add_and_compare_histograms_and_drop_the_rest() {
     assert_eq!(eval(&st, "abs(lat)", 10 * S), vec![r#"{job="f"} 5"#]);
     assert_eq!(
         eval(&st, "lat{job='a'} - ignoring(job) lat{job='b'}", 10 * S),
-        vec![r#"{} {{count:3 sum:6 buckets:[1 2]}}"#]
+        vec![r#"{} {{count:3 sum:6 counter_reset_hint:gauge buckets:[1 2]}}"#]
     );
     assert_eq!(eval(&st, "lat{job='a'} == bool lat{job='a'}", 10 * S), vec![r#"{job="a"} 1"#]);
     // Relabelling keeps the histogram.

@@ -2,8 +2,10 @@
 //! `eval instant|range ...` with expected results), so the evaluator can be
 //! checked against the reference engine's own expectations.
 //!
-//! Cases the evaluator refuses (per [`check_supported`]), that involve native
-//! histograms, or that the parser cannot read are counted as unsupported
+//! Cases the evaluator refuses (per [`check_supported`], or by an
+//! `Unsupported` error such as a range vector over native histograms), that
+//! expect native histograms from a range query, or that the parser cannot
+//! read are counted as unsupported
 //! rather than failed: they measure coverage, not correctness. Annotations
 //! (`expect warn`/`info`) are not produced by this evaluator and are ignored;
 //! for `expect fail` only the failure itself is checked, not its message.
@@ -14,9 +16,11 @@ use std::path::Path;
 use super::eval::selector_matchers;
 use super::series_notation::parse_number;
 use super::{
-    check_supported, eval_instant, eval_range, parse, parse_series_values, EvalError, EvalOptions, Expr, Value,
+    check_supported, eval_instant, eval_range, parse, parse_series, parse_series_values, EvalError, EvalOptions, Expr,
+    SeriesValue, Value,
 };
 use crate::labels::{Labels, METRIC_NAME};
+use crate::native_histogram::{CounterResetHint, FloatHistogram};
 use crate::store::{Series, Store};
 
 /// Outcome of one test file.
@@ -47,8 +51,8 @@ pub fn run_script(text: &str) -> FileReport {
     let lines: Vec<&str> = text.lines().map(|l| if l.trim().starts_with('#') { "" } else { l.trim() }).collect();
     let mut report = FileReport::default();
     let mut store = Store::new(i64::MAX / 4);
-    // Labels of native-histogram series, which are not loaded: a query that
-    // selects any of them is unsupported.
+    // Native histograms `load_with_nhcb` would build from classic buckets
+    // (this runner does not): a query that selects any is unsupported.
     let mut histogram_series: Vec<Labels> = Vec::new();
     // Set when a load used notation we cannot read (e.g. start timestamps):
     // results until the next `clear` would be meaningless.
@@ -106,8 +110,9 @@ pub fn run_script(text: &str) -> FileReport {
     report
 }
 
-/// Loads a `load <interval>` block; returns the native-histogram series it
-/// skipped.
+/// Loads a `load <interval>` block; returns the series for which
+/// `load_with_nhcb` would also have built native histograms from classic
+/// buckets (which this runner does not do).
 fn load(store: &Store, header: &str, block: &[&str]) -> Result<Vec<Labels>, String> {
     let with_nhcb = header.starts_with("load_with_nhcb");
     let interval = header.split_whitespace().nth(1).ok_or("load without interval")?;
@@ -116,7 +121,13 @@ fn load(store: &Store, header: &str, block: &[&str]) -> Result<Vec<Labels>, Stri
     for line in block {
         let (labels, values) = split_series_line(line)?;
         if values.contains("{{") {
-            histograms.push(labels);
+            for (i, v) in parse_series(values)?.into_iter().enumerate() {
+                match v {
+                    SeriesValue::Float(v) => store.append(&labels, i as i64 * interval, v),
+                    SeriesValue::Histogram(h) => store.append_histogram(&labels, i as i64 * interval, *h),
+                    SeriesValue::Missing => {}
+                }
+            }
             continue;
         }
         if with_nhcb {
@@ -153,6 +164,8 @@ struct Expectation {
     scalar: Option<f64>,
     /// (labels, values per step or the single instant value).
     series: Vec<(Labels, Vec<Option<f64>>)>,
+    /// Native histograms expected from an instant query.
+    histograms: Vec<(Labels, FloatHistogram)>,
     /// `expect range vector from A to B step S` for instant matrix results.
     range_vector: Option<(i64, i64, i64)>,
     native_histograms: bool,
@@ -286,7 +299,12 @@ fn parse_expectations(block: &[&str], exp: &mut Expectation) -> Result<(), Strin
             continue;
         }
         if line.contains("{{") {
-            exp.native_histograms = true;
+            let (labels, values) = split_series_line(line)?;
+            match parse_series(values)?.as_slice() {
+                [SeriesValue::Histogram(h)] => exp.histograms.push((labels, (**h).clone())),
+                // Histograms over several steps: range results carry floats only.
+                _ => exp.native_histograms = true,
+            }
             continue;
         }
         if let Some(v) = parse_number(line) {
@@ -344,12 +362,16 @@ fn check_instant(v: Value, exp: &Expectation) -> Result<(), String> {
     }
     match v {
         Value::Vector(vec) => {
-            let got: Vec<(Labels, f64)> = vec.into_iter().map(|s| (s.labels, s.v)).collect();
-            let want: Vec<(Labels, f64)> = exp
+            let got: Vec<(Labels, Sampled)> = vec
+                .into_iter()
+                .map(|s| (s.labels, s.h.map_or(Sampled::Float(s.v), |h| Sampled::Histogram(*h))))
+                .collect();
+            let mut want: Vec<(Labels, Sampled)> = exp
                 .series
                 .iter()
-                .map(|(l, vals)| (l.clone(), vals.first().copied().flatten().unwrap_or(f64::NAN)))
+                .map(|(l, vals)| (l.clone(), Sampled::Float(vals.first().copied().flatten().unwrap_or(f64::NAN))))
                 .collect();
+            want.extend(exp.histograms.iter().map(|(l, h)| (l.clone(), Sampled::Histogram(h.clone()))));
             compare_samples(&got, &want, exp.ordered)
         }
         Value::Matrix(m) => {
@@ -372,8 +394,54 @@ fn check_instant(v: Value, exp: &Expectation) -> Result<(), String> {
     }
 }
 
-fn compare_samples(got: &[(Labels, f64)], want: &[(Labels, f64)], ordered: bool) -> Result<(), String> {
-    let want_index: HashMap<&Labels, (usize, f64)> = want.iter().enumerate().map(|(i, (l, v))| (l, (i, *v))).collect();
+/// One element of an instant result as compared.
+#[derive(Debug)]
+enum Sampled {
+    Float(f64),
+    Histogram(FloatHistogram),
+}
+
+impl std::fmt::Display for Sampled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sampled::Float(v) => write!(f, "{v}"),
+            Sampled::Histogram(h) => write!(f, "{h}"),
+        }
+    }
+}
+
+fn sampled_equal(want: &Sampled, got: &Sampled) -> bool {
+    match (want, got) {
+        (Sampled::Float(w), Sampled::Float(g)) => almost_equal(*w, *g),
+        (Sampled::Histogram(w), Sampled::Histogram(g)) => histograms_match(w, g),
+        _ => false,
+    }
+}
+
+/// Histograms agree as Prometheus's test runner checks them: same layout,
+/// counts and sum within its tolerance, empty buckets ignored; the counter
+/// reset hint only when the expectation names one.
+fn histograms_match(want: &FloatHistogram, got: &FloatHistogram) -> bool {
+    let filled = |m: &std::collections::BTreeMap<i32, f64>| -> Vec<(i32, f64)> {
+        m.iter().filter(|(_, &c)| c != 0.0).map(|(&i, &c)| (i, c)).collect()
+    };
+    let buckets_match = |a: Vec<(i32, f64)>, b: Vec<(i32, f64)>| {
+        a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.0 == y.0 && almost_equal(x.1, y.1))
+    };
+    want.schema == got.schema
+        && almost_equal(want.count, got.count)
+        && almost_equal(want.sum, got.sum)
+        && want.zero_threshold == got.zero_threshold
+        && almost_equal(want.zero_count, got.zero_count)
+        && want.custom_values == got.custom_values
+        && (want.hint == CounterResetHint::Unknown || want.hint == got.hint)
+        && buckets_match(filled(&want.positive), filled(&got.positive))
+        && buckets_match(filled(&want.negative), filled(&got.negative))
+}
+
+fn compare_samples(got: &[(Labels, Sampled)], want: &[(Labels, Sampled)], ordered: bool) -> Result<(), String> {
+    let want_index: HashMap<&Labels, (usize, &Sampled)> =
+        want.iter().enumerate().map(|(i, (l, v))| (l, (i, v))).collect();
     for (pos, (l, v)) in got.iter().enumerate() {
         let Some(&(i, w)) = want_index.get(l) else {
             return Err(format!("unexpected series {l} {v}"));
@@ -381,7 +449,7 @@ fn compare_samples(got: &[(Labels, f64)], want: &[(Labels, f64)], ordered: bool)
         if ordered && i != pos {
             return Err(format!("series {l} at position {pos}, expected {i}"));
         }
-        if !almost_equal(w, *v) {
+        if !sampled_equal(w, v) {
             return Err(format!("{l}: expected {w}, got {v}"));
         }
     }
