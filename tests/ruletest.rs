@@ -112,6 +112,11 @@ tests:
     exp_samples:
     - labels: 'job:latency:sum{job="api"}'
       histogram: "{{count:7 sum:24 counter_reset_hint:not_reset buckets:[2 1 0 4]}}"
+  - expr: histogram_count(increase(latency{instance="a"}[2m]))
+    eval_time: 2m
+    exp_samples:
+    - labels: '{instance="a", job="api"}'
+      value: 8
   - expr: histogram_count(latency) + histogram_sum(latency) * 0
     eval_time: 2m
     exp_samples:
@@ -139,11 +144,11 @@ tests:
     assert!(text.contains(&format!("- {sample}[2 1 4]}}}}")), "{text}");
     assert!(text.contains(&format!("+ {sample}[2 1 0 4]}}}}")), "{text}");
 
-    // A range vector over them is refused with a reason, not answered wrongly.
-    let range = test.replace("histogram_count(latency) + histogram_sum(latency) * 0", "rate(latency[2m])");
+    // A range vector as the result is refused with a reason, not answered wrongly.
+    let range = test.replace("histogram_count(latency) + histogram_sum(latency) * 0", "latency[2m]");
     let (code, text) = run_written("hist-range", HIST_RULES, &range);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("range vectors over native histogram samples"), "{text}");
+    assert!(text.contains("native histogram samples in a range query or a range vector result"), "{text}");
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //! so they reach it only from rule unit tests (promtool's `{{schema:1 ...}}`
 //! notation) and PromQL test files. This module owns the value type and its
 //! arithmetic (adding histograms of different resolutions, scaling, counter
-//! reset detection) so that selectors, `sum`, the `histogram_*` functions and
-//! the test harnesses agree with Prometheus on what a histogram is.
+//! reset detection, quantiles) so that selectors, `sum`, `rate`, the
+//! `histogram_*` functions and the test harnesses agree with Prometheus on
+//! what a histogram is.
 //!
 //! Buckets are kept by index in ordered maps rather than Prometheus's
 //! span-encoded vectors: no sample here is stored compactly for long, and
@@ -227,12 +228,20 @@ impl FloatHistogram {
         if self.hint == CounterResetHint::Gauge {
             return false;
         }
-        if self.count < previous.count
-            || self.uses_custom_buckets() != previous.uses_custom_buckets()
-            || (self.uses_custom_buckets() && self.custom_values != previous.custom_values)
-            || self.schema > previous.schema
-            || self.zero_threshold < previous.zero_threshold
-        {
+        if self.count < previous.count || self.uses_custom_buckets() != previous.uses_custom_buckets() {
+            return true;
+        }
+        if self.uses_custom_buckets() {
+            // Changed bounds are reconciled to the shared ones, as when
+            // adding, and compared there.
+            let common: Vec<f64> =
+                self.custom_values.iter().copied().filter(|b| previous.custom_values.contains(b)).collect();
+            let (mut now, mut prev) = (self.clone(), previous.clone());
+            now.merge_custom_buckets(&common);
+            prev.merge_custom_buckets(&common);
+            return prev.positive.iter().any(|(i, &c)| now.positive.get(i).copied().unwrap_or(0.0) < c);
+        }
+        if self.schema > previous.schema || self.zero_threshold < previous.zero_threshold {
             return true;
         }
         let mut prev = previous.clone();
@@ -291,6 +300,42 @@ impl FloatHistogram {
     fn custom_bound(&self, idx: usize) -> f64 {
         self.custom_values.get(idx).copied().unwrap_or(f64::INFINITY)
     }
+}
+
+/// The sum of histograms, `None` for none or for histograms that cannot be
+/// added (custom and exponential buckets mixed). The hint combines the
+/// inputs' (counters stay counters, any gauge makes a gauge).
+pub fn sum_all<'a>(hs: impl IntoIterator<Item = &'a FloatHistogram>) -> Option<FloatHistogram> {
+    let mut it = hs.into_iter();
+    let mut total = it.next()?.clone();
+    let mut hint = total.hint;
+    for h in it {
+        total.add(h).ok()?;
+        hint = combined_hint(hint, h.hint);
+    }
+    total.hint = hint;
+    Some(total)
+}
+
+/// The mean of histograms, computed incrementally as Prometheus does so
+/// that large counts do not overflow on the way; hint as in [`sum_all`].
+pub fn mean_all<'a>(hs: impl IntoIterator<Item = &'a FloatHistogram>) -> Option<FloatHistogram> {
+    let mut it = hs.into_iter();
+    let mut mean = it.next()?.clone();
+    let mut hint = mean.hint;
+    let mut n = 1.0;
+    for h in it {
+        n += 1.0;
+        let mut step = h.clone();
+        step.div(n);
+        let mut prev = mean.clone();
+        prev.div(n);
+        step.sub(&prev).ok()?;
+        mean.add(&step).ok()?;
+        hint = combined_hint(hint, h.hint);
+    }
+    mean.hint = hint;
+    Some(mean)
 }
 
 /// Which part of the histogram a bucket belongs to; interpolation inside a

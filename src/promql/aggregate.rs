@@ -12,6 +12,7 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use super::eval::{keep_mark, strip_name, Ctx, Val};
 use super::{EvalError, VectorSample};
 use crate::labels::Labels;
+use crate::native_histogram::{self, FloatHistogram};
 
 /// Operators this module implements, by their PromQL spelling.
 pub(crate) const SUPPORTED: &[&str] =
@@ -89,35 +90,14 @@ fn sum_avg(input: Vec<VectorSample>, grouping: &Grouping, op: &str) -> Vec<Vecto
             // so that huge values that cancel out leave the small ones.
             let sums: Vec<f64> = members.iter().filter_map(|s| s.h.as_ref().map(|h| h.sum)).collect();
             let exact_sum = if op == "avg" { mean(sums.iter().copied()) } else { kahan_sum(sums.iter().copied()) };
-            let hint = members
-                .iter()
-                .filter_map(|s| s.h.as_ref().map(|h| h.hint))
-                .reduce(crate::native_histogram::combined_hint)
-                .unwrap_or_default();
-            let mut hs = members.into_iter().map(|s| s.h);
-            let mut total = *hs.next()??;
-            let mut seen = 1.0;
-            for h in hs {
-                let h = h?;
-                if op == "avg" {
-                    // An incremental mean, as Prometheus computes it, so
-                    // large counts do not overflow on the way.
-                    seen += 1.0;
-                    let mut step = (*h).clone();
-                    step.div(seen);
-                    let mut prev = total.clone();
-                    prev.div(seen);
-                    step.sub(&prev).ok()?;
-                    total.add(&step).ok()?;
-                } else {
-                    total.add(&h).ok()?;
-                }
+            let hs: Vec<&FloatHistogram> = members.iter().filter_map(|s| s.h.as_deref()).collect();
+            if hs.len() != members.len() {
+                return None;
             }
+            let mut total = if op == "avg" { native_histogram::mean_all(hs) } else { native_histogram::sum_all(hs) }?;
             if exact_sum.is_finite() || !total.sum.is_finite() {
                 total.sum = exact_sum;
             }
-            // Counters summed or averaged stay counters; any gauge makes a gauge.
-            total.hint = hint;
             Some(VectorSample { labels, v: 0.0, h: Some(Box::new(total)) })
         })
         .collect()

@@ -16,7 +16,7 @@ use promql_parser::parser::{AtModifier, Offset, VectorSelector};
 use super::{aggregate, binary, functions, EvalError, EvalOptions, Expr, VectorSample};
 use crate::labels::{Labels, MatchOp, Matcher, METRIC_NAME};
 use crate::native_histogram::FloatHistogram;
-use crate::store::{is_stale, Queryable, Sample, Series};
+use crate::store::{is_stale, HistogramSample, HistogramSeries, Queryable, Sample, Series};
 
 /// Subquery step when the query does not give one (`x[5m:]`). Prometheus uses
 /// the global evaluation interval, whose default is one minute.
@@ -27,6 +27,9 @@ pub(crate) const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 #[derive(Clone, Debug)]
 pub(crate) struct RangeVector {
     pub series: Vec<Series>,
+    /// Native histogram samples, per series (a series may also have float
+    /// samples in `series`).
+    pub histograms: Vec<HistogramSeries>,
     pub start: i64,
     pub end: i64,
 }
@@ -187,7 +190,7 @@ impl Ctx<'_> {
         let end = self.anchor(&vs.at, &vs.offset, t);
         let start = end - range;
         let matchers = selector_matchers(vs)?;
-        refuse_histograms(self.store, &matchers, start + 1, end)?;
+        let histograms = self.store.select_histograms(&matchers, start + 1, end);
         let series = self
             .store
             .select(&matchers, start + 1, end)
@@ -197,7 +200,7 @@ impl Ctx<'_> {
                 (!s.samples.is_empty()).then_some(s)
             })
             .collect();
-        Ok(RangeVector { series, start, end })
+        Ok(RangeVector { series, histograms, start, end })
     }
 
     /// Evaluates `expr` at the step-aligned instants in `(start, end]`, as
@@ -212,16 +215,24 @@ impl Ctx<'_> {
             first += step;
         }
         let mut out = SeriesCollector::default();
+        let mut histograms: Vec<HistogramSeries> = Vec::new();
+        let mut hist_index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
         let mut ts = first;
         while ts <= end {
             match self.eval(expr, ts)? {
                 Val::Scalar(v) => out.push(&Labels::new(), ts, v),
                 Val::Vector(vec) => {
                     for s in vec {
-                        if s.h.is_some() {
-                            return Err(histograms_in_range(&s.labels));
+                        match s.h {
+                            Some(h) => {
+                                let i = *hist_index.entry(s.labels.clone()).or_insert_with(|| {
+                                    histograms.push(HistogramSeries { labels: s.labels, samples: Vec::new() });
+                                    histograms.len() - 1
+                                });
+                                histograms[i].samples.push(HistogramSample { t: ts, h: *h });
+                            }
+                            None => out.push(&s.labels, ts, s.v),
                         }
-                        out.push(&s.labels, ts, s.v);
                     }
                 }
                 other => {
@@ -230,13 +241,13 @@ impl Ctx<'_> {
             }
             ts += step;
         }
-        Ok(RangeVector { series: out.finish(), start, end })
+        Ok(RangeVector { series: out.finish(), histograms, start, end })
     }
 }
 
-/// Range vectors of native histograms (`rate(h[5m])`, subqueries over
-/// them) are not evaluated yet: an error says so rather than a result that
-/// silently leaves those series out.
+/// The column-wise range engine carries floats only: a range query over
+/// native histograms is refused with a reason rather than answered without
+/// those series.
 pub(crate) fn refuse_histograms(
     store: &dyn Queryable,
     matchers: &[Matcher],
@@ -251,8 +262,8 @@ pub(crate) fn refuse_histograms(
 
 pub(crate) fn histograms_in_range(labels: &Labels) -> EvalError {
     EvalError::Unsupported(format!(
-        "range vectors over native histogram samples (series {labels}); instant selectors, sum/avg/count and the \
-         histogram_* functions take native histograms"
+        "native histogram samples in a range query or a range vector result (series {labels}); functions over \
+         them (rate, sum_over_time, ...) work in instant queries and rules"
     ))
 }
 

@@ -136,19 +136,52 @@ fn histogram_functions_read_native_histograms_only() {
 }
 
 #[test]
-fn range_vectors_over_histograms_are_refused_not_wrong() {
+fn range_functions_rate_and_sum_histograms() {
     let st = setup();
-    for q in ["rate(lat[1m])", "max_over_time(lat{job='a'}[1m])", "sum_over_time(lat[1m:10s])"] {
-        let expr = parse(q).unwrap();
-        let err = eval_instant(&st, &expr, 10 * S, &EvalOptions::default()).expect_err(q);
-        assert!(err.to_string().contains("range vectors over native histogram samples"), "{q}: {err}");
-    }
+    // (-50s, 10s] holds the samples at 0s and 10s: a change of count 2 over
+    // 10 s, extrapolated half an interval back (the counter would not reach
+    // zero before that): x 15/10, per second over the 60 s window.
+    assert_eq!(
+        eval(&st, "rate(lat{job='a'}[1m])", 10 * S),
+        vec![r#"{job="a"} {{count:0.05 sum:0.1 counter_reset_hint:gauge buckets:[0.025 0.025]}}"#]
+    );
+    assert_eq!(
+        eval(&st, "sum_over_time(lat{job='a'}[1m])", 10 * S),
+        vec![r#"{job="a"} {{count:6 sum:10 buckets:[3 3]}}"#]
+    );
+    assert_eq!(
+        eval(&st, "count_over_time(lat[1m])", 10 * S),
+        vec![r#"{job="a"} 2"#, r#"{job="b"} 1"#, r#"{job="f"} 1"#]
+    );
+    assert_eq!(
+        eval(&st, "last_over_time(lat{job='a'}[1m])", 10 * S),
+        vec![r#"lat{job="a"} {{count:4 sum:7 counter_reset_hint:not_reset buckets:[2 2]}}"#]
+    );
+    // At a reset the new count is the increase (then extrapolated over the
+    // 20 s window from 10 s of samples: x 2).
+    let a = l(&[("__name__", "lat"), ("job", "a")]);
+    put(&st, &a, 20 * S, "{{count:1 sum:1 buckets:[1]}}");
+    assert_eq!(eval(&st, "resets(lat{job='a'}[1m])", 20 * S), vec![r#"{job="a"} 1"#]);
+    assert_eq!(
+        eval(&st, "increase(lat{job='a'}[20s])", 20 * S),
+        vec![r#"{job="a"} {{count:2 sum:2 counter_reset_hint:gauge buckets:[2]}}"#]
+    );
+    // Float-only functions ignore histograms.
+    assert_eq!(eval(&st, "max_over_time(lat[1m])", 10 * S), vec![r#"{job="f"} 5"#]);
+}
+
+#[test]
+fn range_queries_and_matrix_results_refuse_histograms() {
+    let st = setup();
     let expr = parse("lat").unwrap();
     let err = eval_range(&st, &expr, 0, 10 * S, S, &EvalOptions::default()).expect_err("range query");
-    assert!(err.to_string().contains("native histogram"), "{err}");
+    assert!(err.to_string().contains("native histogram samples in a range query"), "{err}");
+    let expr = parse("lat[1m]").unwrap();
+    let err = eval_instant(&st, &expr, 10 * S, &EvalOptions::default()).expect_err("matrix result");
+    assert!(err.to_string().contains("native histogram samples in a range query or a range vector result"), "{err}");
     // Float series are unaffected.
     let expr = parse("rate(lat{job='f'}[1m])").unwrap();
-    assert!(eval_instant(&st, &expr, 10 * S, &EvalOptions::default()).is_ok());
+    assert!(eval_range(&st, &expr, 0, 10 * S, S, &EvalOptions::default()).is_ok());
 }
 
 #[test]

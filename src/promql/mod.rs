@@ -113,7 +113,11 @@ pub fn eval_instant(store: &dyn Queryable, expr: &Expr, t_ms: i64, opts: &EvalOp
     Ok(match ctx.eval(expr, t_ms)? {
         Val::Scalar(v) => Value::Scalar(v),
         Val::Vector(v) => Value::Vector(eval::finish_names(v)?),
-        Val::Matrix(m) => Value::Matrix(finish_series(m.series)?),
+        Val::Matrix(m) => match m.histograms.first() {
+            // Range vector results carry float samples only.
+            Some(h) => return Err(eval::histograms_in_range(&h.labels)),
+            None => Value::Matrix(finish_series(m.series)?),
+        },
         Val::String(s) => Value::String(s),
     })
 }

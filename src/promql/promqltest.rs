@@ -3,7 +3,7 @@
 //! checked against the reference engine's own expectations.
 //!
 //! Cases the evaluator refuses (per [`check_supported`], or by an
-//! `Unsupported` error such as a range vector over native histograms), that
+//! `Unsupported` error such as a range query over native histograms), that
 //! expect native histograms from a range query, or that the parser cannot
 //! read are counted as unsupported
 //! rather than failed: they measure coverage, not correctness. Annotations

@@ -14,8 +14,7 @@
 //! Native histograms (`{{schema:1 count:4 buckets:[1 2 1]}}` in
 //! `input_series` and `exp_samples`) load and compare as in promtool.
 //!
-//! Differences from promtool: range vectors over native histograms
-//! (`rate(h[5m])`) are refused as not supported; `@` and negative offsets are always
+//! Differences from promtool: `@` and negative offsets are always
 //! enabled (as in promtool's command line, which has no switch to turn them
 //! off); an `alert_rule_test` naming an alert no rule defines fails
 //! instead of passing vacuously.
