@@ -357,4 +357,22 @@ mod tests {
         assert_eq!(super::go_f(0.5), "0.5");
         assert_eq!(super::go_f(f64::INFINITY), "+Inf");
     }
+
+    /// Native histograms in query results use Prometheus's `histogram` field:
+    /// count and sum as strings, buckets as [boundary rule, lower, upper, count].
+    #[test]
+    fn native_histogram_json() {
+        let h = crate::native_histogram::parse_histogram(
+            "{{count:5 sum:3 z_bucket:1 z_bucket_w:0.5 buckets:[2] n_buckets:[2]}}",
+        )
+        .unwrap();
+        assert_eq!(
+            super::histogram_json(&h),
+            serde_json::json!({"count": "5", "sum": "3", "buckets": [
+                [1, "-1", "-0.5", "2"],
+                [3, "-0.5", "0.5", "1"],
+                [0, "0.5", "1", "2"],
+            ]})
+        );
+    }
 }
