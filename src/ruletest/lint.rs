@@ -186,11 +186,16 @@ pub fn lint_rules(file: &str, text: &str, opts: &LintOptions) -> Vec<Finding> {
 }
 
 /// `rate`/`increase`/`irate` applied directly to a named metric that is not
-/// a counter by its name: (function, metric).
+/// a counter by its name: (function, metric). Inside a `histogram_*`
+/// function the metric is a native histogram, whose name has no suffix.
 fn non_counter_rates(e: &Expr, out: &mut Vec<(String, String)>) {
+    walk_rates(e, false, out)
+}
+
+fn walk_rates(e: &Expr, native: bool, out: &mut Vec<(String, String)>) {
     match e {
         Expr::Call(c) => {
-            if ["rate", "increase", "irate"].contains(&c.func.name) {
+            if !native && ["rate", "increase", "irate"].contains(&c.func.name) {
                 if let Some(Expr::MatrixSelector(ms)) = c.args.args.first().map(|a| a.as_ref()) {
                     if let Some(n) = &ms.vs.name {
                         if !COUNTER_SUFFIXES.iter().any(|s| n.ends_with(s)) {
@@ -199,15 +204,16 @@ fn non_counter_rates(e: &Expr, out: &mut Vec<(String, String)>) {
                     }
                 }
             }
-            c.args.args.iter().for_each(|a| non_counter_rates(a, out));
+            let native = native || c.func.name.starts_with("histogram_");
+            c.args.args.iter().for_each(|a| walk_rates(a, native, out));
         }
-        Expr::Paren(p) => non_counter_rates(&p.expr, out),
-        Expr::Unary(u) => non_counter_rates(&u.expr, out),
-        Expr::Subquery(s) => non_counter_rates(&s.expr, out),
-        Expr::Aggregate(a) => non_counter_rates(&a.expr, out),
+        Expr::Paren(p) => walk_rates(&p.expr, native, out),
+        Expr::Unary(u) => walk_rates(&u.expr, native, out),
+        Expr::Subquery(s) => walk_rates(&s.expr, native, out),
+        Expr::Aggregate(a) => walk_rates(&a.expr, native, out),
         Expr::Binary(b) => {
-            non_counter_rates(&b.lhs, out);
-            non_counter_rates(&b.rhs, out);
+            walk_rates(&b.lhs, native, out);
+            walk_rates(&b.rhs, native, out);
         }
         _ => {}
     }

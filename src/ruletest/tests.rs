@@ -209,6 +209,15 @@ mod lint_tests {
     }
 
     #[test]
+    fn rates_of_native_histograms_are_not_flagged() {
+        let m = messages(
+            "groups:\n- name: g\n  rules:\n  - record: p99\n    expr: histogram_quantile(0.99, sum(rate(http_latency_seconds[5m])))\n  - record: n\n    expr: rate(http_latency_seconds[5m])\n",
+        );
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("r.yml:7:11: lint: rate() of http_latency_seconds"), "{m:?}");
+    }
+
+    #[test]
     fn undeterminable_labels_are_not_flagged() {
         let m = messages(
             "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0 or sum without (x) (up) > 3\n    annotations:\n      summary: \"{{ $labels.instance }}\"\n",
