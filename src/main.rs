@@ -202,6 +202,21 @@ struct ReplayArgs {
     /// A file holding the basic auth password.
     #[arg(long)]
     basic_auth_password_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an https --source (only these, as Prometheus's ca_file).
+    #[arg(long, requires = "source")]
+    ca_file: Option<PathBuf>,
+    /// PEM client certificate for an https --source that asks for one (with --key-file).
+    #[arg(long, requires_all = ["source", "key_file"])]
+    cert_file: Option<PathBuf>,
+    /// PEM private key of --cert-file.
+    #[arg(long, requires = "cert_file")]
+    key_file: Option<PathBuf>,
+    /// Do not check the --source server's certificate.
+    #[arg(long, requires = "source")]
+    insecure_skip_verify: bool,
+    /// How long each request to --source may take, e.g. 30s or 5m (default 2m).
+    #[arg(long, requires = "source")]
+    timeout: Option<String>,
     /// Deploy markers: a JSON list of {service, version, kind, at, ...} (the shape of POST /api/v1/deploys).
     #[arg(long)]
     markers: Option<PathBuf>,
@@ -262,16 +277,33 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                     (Some(u), Some(p)) => Some((u.clone(), read_secret(p)?)),
                     _ => None,
                 },
-                timeout: None,
+                timeout: args
+                    .timeout
+                    .as_deref()
+                    .map(|t| {
+                        forewarn::duration::PromDuration::parse(t)
+                            .ok()
+                            .map(|d| std::time::Duration::from_millis(d.as_millis().max(0) as u64))
+                            .filter(|d| !d.is_zero())
+                            .with_context(|| format!("--timeout {t:?}: give a duration such as 30s or 5m"))
+                    })
+                    .transpose()?,
+                tls: rp::client::TlsOptions {
+                    ca_file: args.ca_file.clone(),
+                    cert_file: args.cert_file.clone(),
+                    key_file: args.key_file.clone(),
+                    insecure_skip_verify: args.insecure_skip_verify,
+                },
             };
             let eval_start = from - needs.warmup_ms;
-            let chunks = rp::source::plan(&needs.selectors, eval_start, to, step);
+            let mut chunks = rp::source::plan(&needs.selectors, eval_start, to, step);
+            chunks.extend(rp::source::plan_pinned(&needs.pinned, step));
             let mut bar = Progress::new("fetch");
             let h = runtime()?.block_on(rp::source::fetch(&opts, &chunks, step, |f| bar.update(f)))?;
             if h.samples == 0 {
                 tracing::warn!(
                     "{url} has no samples for the {} selectors the rules read between --from and --to",
-                    needs.selectors.len()
+                    needs.selectors.len() + needs.pinned.len()
                 );
             }
             (h, from, to, eval_start)
@@ -295,6 +327,10 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut progress = Progress::new("replay");
     let mut report = rp::run(&mut groups, &h.store, eval_start, to, &ctx, |f| progress.update(f));
     report.clip(from);
+    for w in &h.warnings {
+        tracing::warn!("{w}");
+    }
+    report.warnings = h.warnings.clone();
     if let Some(m) = &markers {
         rp::correlate(&mut report, m, to);
     }

@@ -115,10 +115,10 @@ async fn replay_from_prometheus_matches_the_scenario() {
     )
     .unwrap();
     let secs = |t: i64| format!("{:.3}", t as f64 / 1000.0);
-    let replay = |extra: &[&str]| {
+    let replay_file = |rules: &str, from: i64, to: i64, extra: &[&str]| {
         let out = Command::new(BIN)
             .args(["replay", "--rules"])
-            .arg(dir.join("rules.yml"))
+            .arg(dir.join(rules))
             .args(["--source", &prom, "--from", &secs(from), "--to", &secs(to), "--output", "json"])
             .args(extra)
             .output()
@@ -128,6 +128,7 @@ async fn replay_from_prometheus_matches_the_scenario() {
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
         doc
     };
+    let replay = |extra: &[&str]| replay_file("rules.yml", from, to, extra);
     // The default step is the group's 1s; at 10ms the ~5 minutes fetched
     // (with the lookback before --from) are ~31,000 points per series, more
     // than Prometheus serves in one request, so this also goes in chunks.
@@ -163,6 +164,29 @@ async fn replay_from_prometheus_matches_the_scenario() {
             ms(&firing["to"]) - deep_to
         );
     }
+
+    // `@ <time>` reads that time at every evaluation: replaying only the
+    // two shallow seconds before the deep queue, a rule pinned inside the
+    // deep window fires from the first evaluation on. The pinned time is
+    // after --to, beyond any lookback of the replayed window, so this needs
+    // its own fetch.
+    let pinned = deep_from + 4000;
+    std::fs::write(
+        dir.join("pinned.yml"),
+        format!(
+            "groups:\n  - name: pinned\n    interval: 1s\n    rules:\n      - alert: WasDeep\n        \
+             expr: queue_depth @ {} > 100\n",
+            secs(pinned)
+        ),
+    )
+    .unwrap();
+    let doc = replay_file("pinned.yml", from, from + 2000, &[]);
+    let spans = doc["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 1, "one firing span over the whole window: {doc:#}");
+    assert_eq!((&spans[0]["alertname"], &spans[0]["state"]), (&"WasDeep".into(), &"firing".into()), "{doc:#}");
+    assert_eq!(spans[0]["labels"]["queue"], "orders");
+    assert_eq!(spans[0]["from"], doc["from"], "firing from --from on: {doc:#}");
+    assert_eq!(spans[0]["to"], Value::Null);
 }
 
 /// A server that refuses the query: the error names the URL and says what

@@ -13,6 +13,7 @@
 //! and how far back, `source` fetches them into the same store, and the
 //! replay is the same from there.
 
+pub mod client;
 pub mod needs;
 pub mod output;
 pub mod source;
@@ -45,6 +46,9 @@ pub struct History {
     pub start: i64,
     pub end: i64,
     pub samples: usize,
+    /// What the history left out and the replay should say (native
+    /// histogram series from `--source`).
+    pub warnings: Vec<String>,
 }
 
 /// Reads OpenMetrics text with timestamps.
@@ -74,7 +78,7 @@ pub fn load_openmetrics(file: &str, body: &[u8]) -> Result<History, ReplayError>
     if n == 0 {
         return Err(ReplayError::Empty { file: file.to_string() });
     }
-    Ok(History { store, start, end, samples: n })
+    Ok(History { store, start, end, samples: n, warnings: Vec::new() })
 }
 
 /// A span of time an alert spent in one state.
@@ -108,6 +112,8 @@ pub struct Report {
     pub evaluations: usize,
     /// Errors seen during evaluation (rule, message), first of each kind.
     pub errors: Vec<(String, String)>,
+    /// What the history could not give the rules (see [`History::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 impl Report {

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::duration::PromDuration;
+use promql_parser::parser::{AtModifier, Offset};
+
 use crate::promql::{self, Expr};
 
 /// An instant selector sees a sample this old (Prometheus's default).
@@ -29,6 +31,10 @@ pub struct Needs {
     /// Selector text (without offset or `@`) -> how long before an
     /// evaluation its samples are read.
     pub selectors: BTreeMap<String, i64>,
+    /// Selector text -> the absolute windows `[lo, hi]` (Unix ms, sorted,
+    /// not overlapping) that an `@ <time>` pins it to, read at every
+    /// evaluation whatever the evaluation time.
+    pub pinned: BTreeMap<String, Vec<(i64, i64)>>,
     /// The longest `for`: evaluation starts this long before `--from`.
     pub warmup_ms: i64,
     /// The shortest `interval:` a group sets, if any does.
@@ -155,55 +161,81 @@ impl Needs {
         }
         for (text, window) in exprs {
             let e = promql::parse(&text).map_err(|msg| NeedsError::Parse { file: file.to_string(), msg })?;
-            self.walk(&e, window);
+            // A kind's window is evaluated as a range query over it, where
+            // `@ start()` is the window's start; a plain rule is an instant
+            // query, where it is the evaluation time.
+            self.walk(&e, Frame::Relative(window), window);
         }
         Ok(())
     }
 
-    /// Records every selector under `e`, `before` ms of enclosing windows
-    /// (subqueries, offsets, a kind's window) already counted.
-    fn walk(&mut self, e: &Expr, before: i64) {
+    /// Records every selector under `e`, evaluated over `frame`, in a query
+    /// whose start (`@ start()`) is up to `start_before` ms before the
+    /// evaluation time.
+    fn walk(&mut self, e: &Expr, frame: Frame, start_before: i64) {
         match e {
             Expr::VectorSelector(vs) => {
                 let mut plain = vs.clone();
-                let offset = offset_ms(&plain.offset);
                 plain.offset = None;
                 plain.at = None;
-                self.selector(plain.to_string(), before + offset + LOOKBACK_MS);
+                self.read(plain.to_string(), frame.anchor(&vs.at, &vs.offset, start_before), LOOKBACK_MS);
             }
             Expr::MatrixSelector(ms) => {
                 let mut plain = ms.vs.clone();
-                let offset = offset_ms(&plain.offset);
                 plain.offset = None;
                 plain.at = None;
                 let range = ms.range.as_millis() as i64;
                 self.range(range);
-                self.selector(plain.to_string(), before + offset + range);
+                self.read(plain.to_string(), frame.anchor(&ms.vs.at, &ms.vs.offset, start_before), range);
             }
             Expr::Subquery(sq) => {
                 let range = sq.range.as_millis() as i64;
                 self.range(range);
-                self.walk(&sq.expr, before + offset_ms(&sq.offset) + range);
+                self.walk(&sq.expr, frame.anchor(&sq.at, &sq.offset, start_before).widen(range), start_before);
             }
             Expr::Aggregate(a) => {
-                self.walk(&a.expr, before);
+                self.walk(&a.expr, frame, start_before);
                 if let Some(p) = &a.param {
-                    self.walk(p, before);
+                    self.walk(p, frame, start_before);
                 }
             }
-            Expr::Unary(u) => self.walk(&u.expr, before),
+            Expr::Unary(u) => self.walk(&u.expr, frame, start_before),
             Expr::Binary(b) => {
-                self.walk(&b.lhs, before);
-                self.walk(&b.rhs, before);
+                self.walk(&b.lhs, frame, start_before);
+                self.walk(&b.rhs, frame, start_before);
             }
-            Expr::Paren(p) => self.walk(&p.expr, before),
+            Expr::Paren(p) => self.walk(&p.expr, frame, start_before),
             Expr::Call(c) => {
                 for a in &c.args.args {
-                    self.walk(a, before);
+                    self.walk(a, frame, start_before);
                 }
             }
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
         }
+    }
+
+    /// A selector read at the times of `frame`, each time reaching `window`
+    /// back (the lookback, or its range).
+    fn read(&mut self, text: String, frame: Frame, window: i64) {
+        match frame.widen(window) {
+            Frame::Relative(before) => self.selector(text, before),
+            Frame::Fixed(lo, hi) => self.pin(text, lo, hi),
+        }
+    }
+
+    /// Adds `[lo, hi]` to the fixed windows of `text`, merging overlaps.
+    fn pin(&mut self, text: String, lo: i64, hi: i64) {
+        let windows = self.pinned.entry(text).or_default();
+        windows.push((lo, hi));
+        windows.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(windows.len());
+        for &(a, b) in windows.iter() {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *windows = merged;
     }
 
     fn selector(&mut self, text: String, lookback: i64) {
@@ -216,12 +248,66 @@ impl Needs {
     }
 }
 
-/// A positive offset reads further back; a negative one reads ahead, which
-/// history ending at `--to` cannot serve anyway.
-fn offset_ms(o: &Option<promql_parser::parser::Offset>) -> i64 {
+/// The times at which part of an expression is evaluated: relative to each
+/// rule evaluation at `t`, `[t - before, t]`; or pinned by an `@ <time>`
+/// to one absolute window `[lo, hi]` (Unix ms) whatever `t` is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Frame {
+    Relative(i64),
+    Fixed(i64, i64),
+}
+
+impl Frame {
+    /// Where a selector or subquery with `at` and `offset` looks, evaluated
+    /// over `self`. `@ start()` and `@ end()` are the query's bounds, not
+    /// the time of the step being evaluated: a rule is evaluated as an
+    /// instant query, so both are the evaluation time itself (in Prometheus
+    /// as in forewarn's engine), even inside a subquery or under another
+    /// `@`; `start_before` widens that for a kind's range-evaluated window.
+    fn anchor(self, at: &Option<AtModifier>, offset: &Option<Offset>, start_before: i64) -> Frame {
+        match (at, self) {
+            (Some(AtModifier::At(st)), _) => {
+                let t = unix_ms(st) - signed_offset_ms(offset);
+                Frame::Fixed(t, t)
+            }
+            (Some(AtModifier::Start), _) => Frame::Relative(start_before + offset_ms(offset)),
+            (Some(AtModifier::End), _) => Frame::Relative(offset_ms(offset)),
+            (None, Frame::Relative(before)) => Frame::Relative(before + offset_ms(offset)),
+            (None, Frame::Fixed(lo, hi)) => {
+                let d = signed_offset_ms(offset);
+                Frame::Fixed(lo - d, hi - d)
+            }
+        }
+    }
+
+    /// Each time also reaches `window` further back.
+    fn widen(self, window: i64) -> Frame {
+        match self {
+            Frame::Relative(before) => Frame::Relative(before + window),
+            Frame::Fixed(lo, hi) => Frame::Fixed(lo - window, hi),
+        }
+    }
+}
+
+/// A positive offset reads further back; a negative one reads ahead of the
+/// evaluation, which history ending at `--to` cannot serve anyway.
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    signed_offset_ms(o).max(0)
+}
+
+/// Under a fixed `@` time a negative offset is just a later fixed time.
+fn signed_offset_ms(o: &Option<Offset>) -> i64 {
     match o {
-        Some(promql_parser::parser::Offset::Pos(d)) => d.as_millis() as i64,
-        _ => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+fn unix_ms(st: &std::time::SystemTime) -> i64 {
+    match st.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
     }
 }
 
@@ -261,5 +347,40 @@ groups:
         assert_eq!(n.warmup_ms, 15 * m);
         assert_eq!(n.min_interval_ms, Some(30_000));
         assert_eq!(n.min_range_ms, Some(2 * m));
+    }
+
+    #[test]
+    fn at_modifiers_pin_windows_or_follow_the_evaluation() {
+        let text = r#"
+groups:
+  - name: a
+    rules:
+      - record: pinned
+        expr: foo @ 1700000000 + foo @ 1700000200 + later @ 1700000000 offset -1m
+      - record: pinned_range
+        expr: rate(bar[10m] @ 1700000000 offset 1h) + max_over_time(baz[30m:1m] @ 1700000000)
+      - record: bounds
+        expr: qux @ start() + quux @ end() offset 2m + max_over_time((sub @ end())[1h:1m])
+      - alert: Odd
+        anomaly: { series: 'x @ start()', baseline: 1h }
+"#;
+        let mut n = Needs::default();
+        n.add_file("r.yml", text).unwrap();
+        let (t, m) = (1_700_000_000_000i64, 60_000);
+        // Two overlapping lookbacks merge into one window.
+        assert_eq!(n.pinned["foo"], vec![(t - 5 * m, t + 200_000)]);
+        assert_eq!(n.pinned["later"], vec![(t + m - 5 * m, t + m)]);
+        assert_eq!(n.pinned["bar"], vec![(t - 70 * m, t - 60 * m)]);
+        // The subquery's steps reach back 30m, each step's lookback 5m more.
+        assert_eq!(n.pinned["baz"], vec![(t - 35 * m, t)]);
+        assert_eq!(n.pinned.len(), 4, "{:?}", n.pinned);
+        // start()/end() are the evaluation time, in a subquery too, so the
+        // subquery's hour does not widen `sub`; a kind's window is a range
+        // query whose start() is the window's start.
+        assert_eq!(n.selectors["qux"], 5 * m);
+        assert_eq!(n.selectors["quux"], 7 * m);
+        assert_eq!(n.selectors["sub"], 5 * m);
+        assert_eq!(n.selectors["x"], 65 * m);
+        assert_eq!(n.selectors.len(), 4, "{:?}", n.selectors);
     }
 }

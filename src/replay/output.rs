@@ -17,8 +17,8 @@ pub(crate) fn rfc3339(ms: i64) -> String {
 
 /// The JSON object: `spans`, one per span, RFC 3339 times, `to: null` when
 /// the alert was still in that state when the history ended; the replayed
-/// window; `notifications` (see [`Report::notifications`]), `evaluations`
-/// and `errors`.
+/// window; `notifications` (see [`Report::notifications`]), `evaluations`,
+/// `errors` and `warnings` (what the history left out).
 pub fn json(report: &Report, from: i64, to: i64) -> serde_json::Value {
     let spans: Vec<serde_json::Value> = report
         .spans
@@ -48,6 +48,7 @@ pub fn json(report: &Report, from: i64, to: i64) -> serde_json::Value {
         "notifications": report.notifications(from),
         "evaluations": report.evaluations,
         "errors": errors,
+        "warnings": report.warnings,
     })
 }
 
@@ -92,6 +93,9 @@ pub fn text(report: &Report, from: i64) -> String {
     ));
     for (rule, e) in &report.errors {
         out.push_str(&format!("error in rule {rule}: {e}\n"));
+    }
+    for w in &report.warnings {
+        out.push_str(&format!("warning: {w}\n"));
     }
     out
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
+use super::client::{self, ClientError, TlsOptions};
 use super::History;
 use crate::labels::Labels;
 use crate::store::Store;
@@ -35,7 +36,9 @@ pub struct SourceOptions {
     pub bearer_token: Option<String>,
     /// (user, password).
     pub basic_auth: Option<(String, String)>,
+    /// Per request (default [`super::client::DEFAULT_TIMEOUT`]).
     pub timeout: Option<Duration>,
+    pub tls: TlsOptions,
 }
 
 /// Why history could not be pulled.
@@ -47,6 +50,10 @@ pub enum SourceError {
     Server { url: String, msg: String },
     #[error("{url}: unexpected answer: {msg}")]
     Shape { url: String, msg: String },
+    #[error("{url}: no answer within the {timeout:?} timeout (query {query}); raise --timeout, or ask for less with a larger --step or a shorter --from..--to")]
+    Timeout { url: String, timeout: Duration, query: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// A series as the API gave it: labels and (Unix ms, value) points.
@@ -68,14 +75,35 @@ pub fn plan(selectors: &BTreeMap<String, i64>, from: i64, to: i64, step: i64) ->
     let mut out = Vec::new();
     for (query, lookback) in selectors {
         let start = (from - lookback).div_euclid(step) * step;
-        let mut s = start;
-        while s <= to {
-            let e = (s + (MAX_POINTS - 1) * step).min(to);
-            out.push(Chunk { query: query.clone(), start: s, end: e });
-            s = e + step;
+        split(query, start, to, step, &mut out);
+    }
+    out
+}
+
+/// The requests for windows an `@ <time>` pins (text -> `[lo, hi]` Unix
+/// ms), on the same step grid as [`plan`]: `lo` aligned down, `hi` up, so
+/// the grid point at or after the `@` time is there too.
+pub fn plan_pinned(pinned: &BTreeMap<String, Vec<(i64, i64)>>, step: i64) -> Vec<Chunk> {
+    let step = step.max(1);
+    let mut out = Vec::new();
+    for (query, windows) in pinned {
+        for &(lo, hi) in windows {
+            let start = lo.div_euclid(step) * step;
+            let end = hi.div_euclid(step) * step + if hi.rem_euclid(step) == 0 { 0 } else { step };
+            split(query, start, end, step, &mut out);
         }
     }
     out
+}
+
+/// `[start, end]` in requests of at most [`MAX_POINTS`] points.
+fn split(query: &str, start: i64, end: i64, step: i64, out: &mut Vec<Chunk>) {
+    let mut s = start;
+    while s <= end {
+        let e = (s + (MAX_POINTS - 1) * step).min(end);
+        out.push(Chunk { query: query.to_string(), start: s, end: e });
+        s = e + step;
+    }
 }
 
 /// Fetches every chunk and loads the series into a store. `progress` gets
@@ -89,11 +117,7 @@ pub async fn fetch(
 ) -> Result<History, SourceError> {
     let base = opts.url.trim_end_matches('/').to_string();
     let url = format!("{base}/api/v1/query_range");
-    let client = reqwest::Client::builder()
-        .timeout(opts.timeout.unwrap_or(Duration::from_secs(120)))
-        .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION"), " replay"))
-        .build()
-        .map_err(|e| SourceError::Unreachable { url: url.clone(), msg: e.to_string() })?;
+    let client = client::build(&opts.tls, opts.timeout.unwrap_or(client::DEFAULT_TIMEOUT))?;
     // Series fingerprint -> (labels, time -> value); times merge across
     // selectors and chunks.
     let mut series: HashMap<u64, (Labels, BTreeMap<i64, f64>)> = HashMap::new();
@@ -105,8 +129,13 @@ pub async fn fetch(
     let mut answers =
         stream::iter(chunks).map(|c| query_range(&client, opts, &url, c, step)).buffer_unordered(PARALLEL);
     let mut done = 0usize;
+    let mut skipped: BTreeMap<Labels, usize> = BTreeMap::new();
     while let Some(matrix) = answers.next().await {
-        for (labels, points) in matrix? {
+        let matrix = matrix?;
+        for (labels, n) in matrix.histograms {
+            *skipped.entry(labels).or_default() += n;
+        }
+        for (labels, points) in matrix.series {
             let fp = labels.fingerprint();
             let entry = series.entry(fp).or_insert_with(|| (labels, BTreeMap::new()));
             entry.1.extend(points);
@@ -115,12 +144,15 @@ pub async fn fetch(
         progress(done as f64 / chunks.len() as f64);
     }
     let first = chunks.iter().map(|c| c.start).min().unwrap_or(0);
-    Ok(into_history(series.into_values(), step, asked_to).unwrap_or_else(|| History {
+    let mut h = into_history(series.into_values(), step, asked_to).unwrap_or_else(|| History {
         store: Store::new(i64::MAX / 4),
         start: first,
         end: asked_to,
         samples: 0,
-    }))
+        warnings: Vec::new(),
+    });
+    h.warnings = histogram_warnings(&skipped);
+    Ok(h)
 }
 
 /// Loads step-grid series into a store, with a stale marker one step after
@@ -153,7 +185,7 @@ pub fn into_history(
             }
         }
     }
-    (n > 0).then_some(History { store, start, end, samples: n })
+    (n > 0).then_some(History { store, start, end, samples: n, warnings: Vec::new() })
 }
 
 fn secs(ms: i64) -> String {
@@ -167,7 +199,7 @@ async fn query_range(
     url: &str,
     c: &Chunk,
     step: i64,
-) -> Result<Vec<FetchedSeries>, SourceError> {
+) -> Result<Matrix, SourceError> {
     let params =
         [("query", c.query.clone()), ("start", secs(c.start)), ("end", secs(c.end)), ("step", secs(step.max(1)))];
     let mut req = client.get(url).query(&params);
@@ -176,10 +208,10 @@ async fn query_range(
     } else if let Some((u, p)) = &opts.basic_auth {
         req = req.basic_auth(u, Some(p));
     }
-    let unreachable = |msg: String| SourceError::Unreachable { url: url.to_string(), msg };
-    let resp = req.send().await.map_err(|e| unreachable(error_chain(&e)))?;
+    let failed = |e: reqwest::Error| request_error(opts, url, &c.query, e);
+    let resp = req.send().await.map_err(failed)?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| unreachable(error_chain(&e)))?;
+    let text = resp.text().await.map_err(failed)?;
     let v: Value = serde_json::from_str(&text).map_err(|e| SourceError::Shape {
         url: url.to_string(),
         msg: format!("HTTP {status}, not JSON ({e}): {}", text.chars().take(200).collect::<String>()),
@@ -190,6 +222,24 @@ async fn query_range(
         return Err(SourceError::Server { url: url.to_string(), msg: format!("{kind}: {msg} (query {})", c.query) });
     }
     parse_matrix(&v["data"]).map_err(|msg| SourceError::Shape { url: url.to_string(), msg })
+}
+
+/// A request that got no answer: a timeout says which and what to do; a
+/// certificate the client does not trust says how to trust it.
+fn request_error(opts: &SourceOptions, url: &str, query: &str, e: reqwest::Error) -> SourceError {
+    if e.is_timeout() {
+        let timeout = opts.timeout.unwrap_or(client::DEFAULT_TIMEOUT);
+        return SourceError::Timeout { url: url.to_string(), timeout, query: query.to_string() };
+    }
+    let mut msg = error_chain(&e);
+    if msg.to_lowercase().contains("certificate") && !opts.tls.insecure_skip_verify {
+        msg.push_str(if opts.tls.ca_file.is_some() {
+            " (the server's certificate is not signed by a CA in --ca-file, or not for this host)"
+        } else {
+            " (give the CA that signed the server's certificate with --ca-file PEM, or --insecure-skip-verify to not check it)"
+        });
+    }
+    SourceError::Unreachable { url: url.to_string(), msg }
 }
 
 /// reqwest's top-level message hides the cause ("error sending request");
@@ -205,17 +255,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// A `query_range` answer: the float series, and the series that came
+/// with native histogram samples (`histograms` instead of, or besides,
+/// `values`) and how many, which a replay cannot use.
+#[derive(Debug, Default)]
+pub struct Matrix {
+    pub series: Vec<FetchedSeries>,
+    pub histograms: Vec<(Labels, usize)>,
+}
+
 /// `{"resultType": "matrix", "result": [{"metric": {...}, "values": [[t, "v"], ...]}]}`.
-pub fn parse_matrix(data: &Value) -> Result<Vec<FetchedSeries>, String> {
+pub fn parse_matrix(data: &Value) -> Result<Matrix, String> {
     if data["resultType"] != "matrix" {
         return Err(format!("resultType {} (a selector's query_range gives a matrix)", data["resultType"]));
     }
     let result = data["result"].as_array().ok_or("no result list")?;
-    let mut out = Vec::with_capacity(result.len());
+    let mut out = Matrix { series: Vec::with_capacity(result.len()), histograms: Vec::new() };
     for s in result {
         let metric = s["metric"].as_object().ok_or("a series without `metric`")?;
         let labels = Labels::from_pairs(metric.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())));
-        let values = s["values"].as_array().ok_or("a series without `values`")?;
+        let histograms = s["histograms"].as_array().map_or(0, Vec::len);
+        if histograms > 0 {
+            out.histograms.push((labels.clone(), histograms));
+        }
+        let values = match s["values"].as_array() {
+            Some(v) => v,
+            None if histograms > 0 => continue,
+            None => return Err(format!("a series without `values` or `histograms`: {labels}")),
+        };
         let mut points = Vec::with_capacity(values.len());
         for p in values {
             let t = p[0].as_f64().ok_or_else(|| format!("a point without a time: {p}"))?;
@@ -227,9 +294,23 @@ pub fn parse_matrix(data: &Value) -> Result<Vec<FetchedSeries>, String> {
             };
             points.push(((t * 1000.0).round() as i64, v));
         }
-        out.push((labels, points));
+        out.series.push((labels, points));
     }
     Ok(out)
+}
+
+/// The warning for series whose native histogram samples were left out:
+/// one line per series (samples summed over the requests).
+pub fn histogram_warnings(skipped: &BTreeMap<Labels, usize>) -> Vec<String> {
+    skipped
+        .iter()
+        .map(|(labels, n)| {
+            format!(
+                "{labels}: {n} native histogram samples not replayed (replay reads float samples only; \
+                 use a float series such as histogram_quantile(...) recorded by a rule, or classic buckets)"
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -255,6 +336,20 @@ mod tests {
     }
 
     #[test]
+    fn pinned_windows_align_outwards_to_the_grid() {
+        let pinned = BTreeMap::from([("foo".to_string(), vec![(1_000_100, 1_000_200), (2_000_000, 2_000_000)])]);
+        let chunks = plan_pinned(&pinned, 1000);
+        let got: Vec<(i64, i64)> = chunks.iter().map(|c| (c.start, c.end)).collect();
+        assert_eq!(got, vec![(1_000_000, 1_001_000), (2_000_000, 2_000_000)]);
+        // Long pinned ranges are chunked like the others.
+        let long = BTreeMap::from([("bar".to_string(), vec![(0, 25_000 * 1000)])]);
+        let chunks = plan_pinned(&long, 1000);
+        assert_eq!(chunks.len(), 3);
+        assert!(chunks.iter().all(|c| (c.end - c.start) / 1000 < MAX_POINTS));
+        assert_eq!(chunks.last().map(|c| c.end), Some(25_000 * 1000));
+    }
+
+    #[test]
     fn gaps_and_the_end_become_stale_markers() {
         let labels = Labels::from_pairs([("__name__", "x")]);
         let points = BTreeMap::from([(0, 1.0), (1000, 2.0), (2000, 3.0), (5000, 4.0)]);
@@ -276,7 +371,7 @@ mod tests {
             r#"{"resultType":"matrix","result":[{"metric":{"__name__":"up","job":"a"},"values":[[1700000000.5,"1"],[1700000001,"+Inf"]]}]}"#,
         )
         .unwrap();
-        let m = parse_matrix(&v).unwrap();
+        let m = parse_matrix(&v).unwrap().series;
         assert_eq!(m[0].0.get("job"), Some("a"));
         assert_eq!(m[0].1, vec![(1_700_000_000_500, 1.0), (1_700_000_001_000, f64::INFINITY)]);
         let bad: Value = serde_json::from_str(r#"{"resultType":"vector","result":[]}"#).unwrap();
@@ -284,5 +379,32 @@ mod tests {
         let bad: Value =
             serde_json::from_str(r#"{"resultType":"matrix","result":[{"metric":{},"values":[[1,"x"]]}]}"#).unwrap();
         assert!(parse_matrix(&bad).unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn native_histogram_series_are_named_not_dropped_or_fatal() {
+        // The shape Prometheus gives a native histogram series in a
+        // query_range answer, next to a float series and a mixed one.
+        let v: Value = serde_json::from_str(
+            r#"{"resultType":"matrix","result":[
+              {"metric":{"__name__":"rpc_seconds","job":"a"},"histograms":[
+                [1700000000,{"count":"3","sum":"0.5","buckets":[[0,"0.1","0.2","3"]]}],
+                [1700000015,{"count":"4","sum":"0.6","buckets":[[0,"0.1","0.2","4"]]}]]},
+              {"metric":{"__name__":"up","job":"a"},"values":[[1700000000,"1"]]},
+              {"metric":{"__name__":"mixed"},"values":[[1700000000,"2"]],"histograms":[[1700000015,{"count":"1","sum":"1"}]]}
+            ]}"#,
+        )
+        .unwrap();
+        let m = parse_matrix(&v).unwrap();
+        let names: Vec<&str> = m.series.iter().map(|(l, _)| l.value("__name__")).collect();
+        assert_eq!(names, ["up", "mixed"], "float samples are kept, a mixed series' too");
+        let skipped: BTreeMap<Labels, usize> = m.histograms.into_iter().collect();
+        assert_eq!(skipped.len(), 2);
+        let w = histogram_warnings(&skipped);
+        assert!(w.iter().any(|w| w.contains(r#"rpc_seconds{job="a"}"#) && w.contains("2 native histogram samples not replayed")), "{w:?}");
+        assert!(w.iter().any(|w| w.starts_with("mixed") && w.contains("1 native histogram")), "{w:?}");
+        let bad: Value =
+            serde_json::from_str(r#"{"resultType":"matrix","result":[{"metric":{"__name__":"x"}}]}"#).unwrap();
+        assert!(parse_matrix(&bad).unwrap_err().contains("x"), "names the series");
     }
 }
