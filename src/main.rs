@@ -337,7 +337,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if args.output == "json" {
         println!("{}", serde_json::to_string_pretty(&rp::output::json(&report, from, to))?);
     } else {
-        print!("{}", rp::output::text(&report, from));
+        print!("{}", rp::output::text(&report, from, to));
     }
     Ok(())
 }

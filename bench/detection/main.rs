@@ -7,7 +7,9 @@
 //! Prometheus's `predict_linear` on the same data; quiet scenarios report
 //! false firings per simulated week.
 //!
-//! Run: `cargo bench --bench detection` (prints a table; `--json` for JSON).
+//! Run: `cargo bench --bench detection` (prints a table; `--json` for JSON);
+//! `cargo bench --bench detection -- --real-data` scores the rule kinds on
+//! real labelled series beside PromQL baselines (see [`real_data`]).
 
 use std::fmt::Write as _;
 
@@ -91,6 +93,9 @@ groups:
   - alert: ForewarnTrend
     trend: { series: mem, over: 2h, rising: 10MiB/h, limit: 1GiB, within: 24h }
     for: 15m
+  - alert: ForewarnTrend24h
+    trend: { series: mem, over: 24h, rising: 10MiB/h, limit: 1GiB, within: 24h }
+    for: 15m
   - alert: Static90
     expr: mem > 0.9 * 1073741824
     for: 5m
@@ -130,6 +135,7 @@ fn leak_linear() -> Outcome {
         end,
         firsts: vec![
             ("forewarn trend", first),
+            ("forewarn trend over 24h", r.first_firing("ForewarnTrend24h")),
             ("static 90%", r.first_firing("Static90")),
             ("predict_linear 1h/4h", r.first_firing("PredictLinear")),
         ],
@@ -172,11 +178,59 @@ fn leak_with_restarts() -> Outcome {
         end,
         firsts: vec![
             ("forewarn trend", r.first_firing("ForewarnTrend")),
+            ("forewarn trend over 24h", r.first_firing("ForewarnTrend24h")),
             ("static 90%", r.first_firing("Static90")),
             ("predict_linear 1h/4h", r.first_firing("PredictLinear")),
         ],
         false_per_week: vec![],
         note: "the limit is never reached: restarts hide the leak from static alerts".into(),
+    }
+}
+
+/// The leak a deploy brings: two weeks of quiet memory (daily cycle,
+/// sawtooth, spikes), then a deploy at 12:00 restarts the process and it
+/// leaks 40 MiB/h toward 1 GiB. The restart cuts the trend window, so
+/// `over: 24h` must fire on the evidence since the deploy, not wait half a day.
+fn leak_after_deploy() -> Outcome {
+    let deploy = T0 + 14 * DAY + 12 * HOUR;
+    let rate = 40.0 * MIB / 3600.0;
+    let end = deploy + 16 * HOUR;
+    let mut n = Noise(29);
+    let mut mem = Vec::new();
+    let mut st = Vec::new();
+    let mut t = T0;
+    while t <= end {
+        let phase = (t.rem_euclid(DAY)) as f64 / DAY as f64;
+        let daily = 60.0 * MIB * (std::f64::consts::TAU * (phase - 0.3)).sin();
+        let started = if t >= deploy { deploy } else { T0 };
+        let leaked = (t - deploy).max(0) as f64 / 1000.0 * rate;
+        mem.push((t, (memory(t, 400.0 * MIB, &mut n) + daily + leaked).min(GIB * 1.02)));
+        st.push((t, started as f64 / 1000.0));
+        t += 30_000;
+    }
+    let mut b = Body::new();
+    b.family("mem", "gauge");
+    for (t, v) in &mem {
+        b.sample("mem{job=\"svc\",instance=\"a\"}", *v, *t);
+    }
+    b.family("process_start_time_seconds", "gauge");
+    for (t, v) in &st {
+        b.sample("process_start_time_seconds{job=\"svc\",instance=\"a\"}", *v, *t);
+    }
+    let r = run(LEAK_RULES, &b.finish());
+    Outcome {
+        name: "deploy at 12:00 starts a 40 MiB/h leak (restart cuts the window)",
+        incident: true,
+        onset: deploy,
+        end,
+        firsts: vec![
+            ("forewarn trend over 24h", r.first_firing("ForewarnTrend24h")),
+            ("forewarn trend", r.first_firing("ForewarnTrend")),
+            ("static 90%", r.first_firing("Static90")),
+            ("predict_linear 1h/4h", r.first_firing("PredictLinear")),
+        ],
+        false_per_week: vec![],
+        note: "goal: over 24h fires within 3 h of the deploy".into(),
     }
 }
 
@@ -198,7 +252,6 @@ groups:
       of: sum by (service) (rate(events_out_total[5m]))
       to: sum by (service) (rate(events_in_total[5m]))
       baseline: 1d
-      sensitivity: 5
     for: 10m
   - alert: Static09
     expr: sum by (service) (rate(events_out_total[5m])) / sum by (service) (rate(events_in_total[5m])) > 0.9
@@ -279,7 +332,7 @@ groups:
   interval: 1m
   rules:
   - alert: ForewarnAnomaly
-    anomaly: { series: backlog, baseline: 7d, seasonality: 1d, sensitivity: 5, direction: up }
+    anomaly: { series: backlog, baseline: 7d, seasonality: 1d, direction: up }
     for: 10m
   - alert: Static
     expr: backlog > 300
@@ -362,6 +415,7 @@ fn quiet_memory() -> Outcome {
         firsts: vec![],
         false_per_week: vec![
             ("forewarn trend", per_week(&r, "ForewarnTrend", T0, end)),
+            ("forewarn trend over 24h", per_week(&r, "ForewarnTrend24h", T0, end)),
             ("static 90%", per_week(&r, "Static90", T0, end)),
             ("predict_linear 1h/4h", per_week(&r, "PredictLinear", T0, end)),
         ],
@@ -422,13 +476,76 @@ fn minutes(d: i64) -> String {
     }
 }
 
+/// `--real-data`: the development data through `forewarn replay`, scored by
+/// `../shared/tools/nab_score.py` exactly as detection is judged, beside the
+/// PromQL baselines of `nab_baseline.py` in the same run: NAB's development
+/// folders (tuned on) and the public operations KPIs in
+/// `bench/detection/real-data-extra.tgz` (not tuned on; see its README).
+fn real_data() {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let tools = format!("{manifest}/../shared/tools");
+    let bin = env!("CARGO_BIN_EXE_forewarn");
+    let extra = std::env::temp_dir().join(format!("forewarn-real-data-{}", std::process::id()));
+    let unpacked = std::fs::create_dir_all(&extra).is_ok()
+        && std::process::Command::new("tar")
+            .args(["xzf", &format!("{manifest}/bench/detection/real-data-extra.tgz"), "-C"])
+            .arg(&extra)
+            .status()
+            .is_ok_and(|s| s.success());
+    let mut sets = vec![(
+        "NAB development folders (tuned on)".to_string(),
+        format!("{manifest}/../shared/testdata/nab-dev"),
+        "realTraffic,realAdExchange,realTweets,artificialNoAnomaly".to_string(),
+    )];
+    if unpacked {
+        sets.push((
+            "public operations KPIs (not tuned on)".to_string(),
+            extra.join("extra").display().to_string(),
+            "realMsCloudMonitoring,realAIOpsKPI".to_string(),
+        ));
+    } else {
+        eprintln!("could not unpack bench/detection/real-data-extra.tgz (is tar installed?)");
+    }
+    for (title, root, dirs) in sets {
+        println!("\n## {title}: {root}\n");
+        let run = |args: &[&str]| match std::process::Command::new("python3").args(args).output() {
+            Ok(o) => {
+                print!("{}", String::from_utf8_lossy(&o.stdout));
+                if !o.status.success() {
+                    eprint!("{}", String::from_utf8_lossy(&o.stderr));
+                }
+            }
+            Err(e) => eprintln!("python3 {}: {e}", args.join(" ")),
+        };
+        run(&[&format!("{tools}/nab_baseline.py"), &root, "--dirs", &dirs]);
+        println!();
+        run(&[
+            &format!("{tools}/nab_score.py"),
+            bin,
+            &root,
+            "--dirs",
+            &dirs,
+            "--variant",
+            "anomaly-1d",
+            "--variant",
+            "anomaly-7d-seasonal",
+        ]);
+    }
+    let _ = std::fs::remove_dir_all(&extra);
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--real-data") {
+        real_data();
+        return;
+    }
     let json = std::env::args().any(|a| a == "--json");
     let started = std::time::Instant::now();
     type Scenario = (&'static str, fn() -> Outcome);
     let scenarios: Vec<Scenario> = vec![
         ("leak_linear", leak_linear),
         ("leak_with_restarts", leak_with_restarts),
+        ("leak_after_deploy", leak_after_deploy),
         ("fanout_jump", fanout_jump),
         ("ratio_drift", ratio_drift),
         ("backlog_anomaly", backlog_anomaly),

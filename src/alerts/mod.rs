@@ -9,4 +9,4 @@
 pub mod state;
 pub mod template;
 
-pub use state::{Alert, AlertInput, AlertState, AlertingRule, NamedTemplate};
+pub use state::{Alert, AlertInput, AlertState, AlertingRule, NamedTemplate, Overlay, EXPLANATION};

@@ -41,6 +41,10 @@ impl AlertState {
     }
 }
 
+/// The annotation (and template variable `$explanation`) in which a rule
+/// kind says why it fired: the band or trend, the distance, since when.
+pub const EXPLANATION: &str = "explanation";
+
 /// One series a rule's evaluation found active: the input of the state machine.
 #[derive(Clone, Debug)]
 pub struct AlertInput {
@@ -53,11 +57,25 @@ pub struct AlertInput {
     /// When the condition began, if the rule kind knows better than the
     /// first evaluation that saw it (a trend's start).
     pub onset: Option<i64>,
+    /// What a rule kind judged the value against, for the chart.
+    pub overlay: Option<Overlay>,
+}
+
+/// What made a rule kind fire, in a form a chart can draw: the band the
+/// value left, or the fitted trend and where it reaches the limit.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Overlay {
+    /// `anomaly`, learned or fixed `ratio`, `threshold`: the usual range at
+    /// the last evaluation (`lower`/`upper` may be infinite for one side).
+    Band { label: String, lower: f64, upper: f64 },
+    /// `trend`: the line `value + slope·(t - at)` fitted since `since`,
+    /// projected to `limit` when the rule has one.
+    Trend { since: i64, at: i64, value: f64, slope_per_s: f64, limit: Option<f64> },
 }
 
 impl From<&VectorSample> for AlertInput {
     fn from(s: &VectorSample) -> Self {
-        AlertInput { labels: s.labels.clone(), value: s.v, vars: Vec::new(), onset: None }
+        AlertInput { labels: s.labels.clone(), value: s.v, vars: Vec::new(), onset: None, overlay: None }
     }
 }
 
@@ -80,6 +98,8 @@ pub struct Alert {
     /// Last evaluation in which the expression returned this label set.
     pub last_seen: i64,
     pub keep_firing_since: Option<i64>,
+    /// The rule kind's band or trend at the last evaluation that saw it.
+    pub overlay: Option<Overlay>,
 }
 
 impl Alert {
@@ -245,6 +265,13 @@ impl AlertingRule {
                 });
                 annotations.set(k.clone(), v);
             }
+            // A rule kind explains each verdict (band, distance, since when);
+            // the rule's own `explanation` annotation, if any, wins.
+            if let Some(TplValue::Str(text)) = s.vars.iter().find(|(k, _)| k == EXPLANATION).map(|(_, v)| v) {
+                if annotations.get(EXPLANATION).is_none() {
+                    annotations.set(EXPLANATION.into(), text.clone());
+                }
+            }
             let fp = labels.fingerprint();
             if !seen.insert(fp) {
                 self.last_error =
@@ -257,6 +284,7 @@ impl AlertingRule {
                     a.annotations = annotations;
                     a.last_seen = t;
                     a.keep_firing_since = None;
+                    a.overlay = s.overlay.clone();
                 }
                 _ => {
                     self.active.insert(
@@ -272,6 +300,7 @@ impl AlertingRule {
                             resolved_at: None,
                             last_seen: t,
                             keep_firing_since: None,
+                            overlay: s.overlay.clone(),
                         },
                     );
                 }

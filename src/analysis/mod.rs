@@ -16,6 +16,7 @@ pub mod robust;
 pub mod seasonal;
 pub mod segments;
 pub mod slope;
+pub mod usual;
 
 pub use band::{Band, BandParams, BandVerdict, Side};
 pub use error::AnalysisError;
@@ -24,4 +25,5 @@ pub use seasonal::{
     detrend_by_season, seasonal_baseline, slope_explained_by_season, SeasonalCheck, SeasonalExplanation, DAY_MS,
 };
 pub use segments::{detect_counter_resets, detect_drops, last_segment, split_at};
-pub use slope::{theil_sen, time_to_limit, SlopeFit, MAX_PAIRS};
+pub use slope::{slope_interval, theil_sen, time_to_limit, SlopeFit, MAX_PAIRS};
+pub use usual::UsualRange;

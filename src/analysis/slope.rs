@@ -138,6 +138,59 @@ pub fn theil_sen(points: &[Sample]) -> Result<SlopeFit, AnalysisError> {
     })
 }
 
+/// A confidence interval for the slope (per second): Sen's rank interval
+/// over the pairwise slopes of `bins` time-bin medians of the samples, at
+/// normal quantile `z` (2.58 ≈ 99 % two-sided).
+///
+/// Why bins: scrapes a few seconds apart are not independent draws (a GC
+/// sawtooth, a slow drift), and the rank interval over raw samples would be
+/// far too narrow. Medians of equal stretches of time keep what the series
+/// does over the window and drop what it does within a few minutes, so the
+/// interval says how sure the window is, not how many scrapes it holds.
+/// `None` with fewer than 4 non-empty bins.
+pub fn slope_interval(points: &[Sample], bins: usize, z: f64) -> Option<(f64, f64)> {
+    let pts: Vec<Sample> = points.iter().copied().filter(|p| p.v.is_finite()).collect();
+    let (first, last) = (pts.iter().map(|p| p.t).min()?, pts.iter().map(|p| p.t).max()?);
+    if last <= first || bins < 4 {
+        return None;
+    }
+    let width = (last - first) as f64 / bins as f64;
+    let mut grouped: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); bins];
+    for p in &pts {
+        let i = (((p.t - first) as f64 / width) as usize).min(bins - 1);
+        grouped[i].0.push(ms_to_s(p.t - first));
+        grouped[i].1.push(p.v);
+    }
+    let medians: Vec<(f64, f64)> = grouped
+        .into_iter()
+        .filter(|(t, _)| !t.is_empty())
+        .map(|(mut t, mut v)| (quantile_in_place(&mut t, 0.5), quantile_in_place(&mut v, 0.5)))
+        .collect();
+    let n = medians.len();
+    if n < 4 {
+        return None;
+    }
+    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+    for (i, a) in medians.iter().enumerate() {
+        for b in &medians[i + 1..] {
+            if b.0 != a.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    if slopes.len() < 2 {
+        return None;
+    }
+    slopes.sort_unstable_by(f64::total_cmp);
+    let pairs = slopes.len() as f64;
+    let nf = n as f64;
+    // Variance of Kendall's S without ties; C is the half-width in ranks.
+    let c = z * (nf * (nf - 1.0) * (2.0 * nf + 5.0) / 18.0).sqrt();
+    let lo = (((pairs - c) / 2.0).floor().max(0.0) as usize).min(slopes.len() - 1);
+    let hi = (((pairs + c) / 2.0).ceil() as usize).min(slopes.len() - 1);
+    Some((slopes[lo], slopes[hi]))
+}
+
 /// Seconds until a line starting at `current_value_estimate` with slope
 /// `slope_per_s` reaches `limit`, in whichever direction it is heading (so
 /// it serves ceilings like memory limits and floors like free disk space).
@@ -270,5 +323,23 @@ mod tests {
         assert_eq!(time_to_limit(0.0, 10.0, 30.0), None);
         assert_eq!(time_to_limit(1.0, 30.0, 30.0), Some(0.0));
         assert_eq!(time_to_limit(f64::NAN, 10.0, 30.0), None);
+    }
+
+    #[test]
+    fn slope_interval_is_tight_for_a_clear_leak_and_straddles_zero_for_noise() {
+        let leak: Vec<Sample> = (0..360)
+            .map(|i| {
+                let t = i * 15_000;
+                // 40 units/h plus a 10-min sawtooth of amplitude 30.
+                Sample { t, v: 1000.0 + 40.0 * t as f64 / 3.6e6 + 30.0 * ((i % 40) as f64 / 40.0) }
+            })
+            .collect();
+        let (lo, hi) = slope_interval(&leak, 12, 2.58).unwrap();
+        assert!(lo * 3600.0 > 20.0 && hi * 3600.0 < 80.0, "{} {}", lo * 3600.0, hi * 3600.0);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let noise: Vec<Sample> = (0..360).map(|i| Sample { t: i * 15_000, v: 1000.0 + rng.f64() * 50.0 }).collect();
+        let (lo, hi) = slope_interval(&noise, 12, 2.58).unwrap();
+        assert!(lo < 0.0 && hi > 0.0, "{lo} {hi}");
+        assert_eq!(slope_interval(&noise[..2], 12, 2.58), None);
     }
 }

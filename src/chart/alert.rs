@@ -8,8 +8,8 @@
 
 use promql_parser::parser::{BinaryExpr, Expr};
 
-use super::{ChartError, ChartSeries, ChartSpec, HLine, Span, SpanKind, VLine};
-use crate::alerts::{Alert, AlertState};
+use super::{Band, ChartError, ChartSeries, ChartSpec, HLine, Span, SpanKind, VLine};
+use crate::alerts::{Alert, AlertState, Overlay};
 use crate::deploys::{words, DeployLog, Kind, Marker};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{self, EvalOptions};
@@ -98,15 +98,58 @@ pub fn spec_for(
     let (from, to) = window(onset, end, lookback);
     let to = to.min(now.max(end));
     let step = ((to - from) / POINTS).max(1000);
-    let (drawn, lines) = match split_threshold(expr) {
+    let (drawn, mut lines) = match split_threshold(expr) {
         Some((side, v, op)) => {
             (side, vec![HLine { label: format!("{op} {}", super::draw::short_number(v)), value: v }])
         }
         None => (expr.clone(), Vec::new()),
     };
+    // A rule kind's band or trend: what the value was judged against.
+    let mut bands = Vec::new();
+    let mut fitted = None;
+    // The chart may reach past the data, to where a trend meets its limit.
+    let mut chart_to = to;
+    match &alert.overlay {
+        Some(Overlay::Band { label, lower, upper }) if lower.is_finite() && upper.is_finite() => {
+            let from_band = from.max(onset - (end - onset).max(3_600_000));
+            bands.push(Band {
+                label: label.clone(),
+                lower: vec![(from_band, *lower), (to, *lower)],
+                upper: vec![(from_band, *upper), (to, *upper)],
+            });
+        }
+        Some(Overlay::Band { label, lower, upper }) => {
+            let edge = if lower.is_finite() { *lower } else { *upper };
+            if edge.is_finite() {
+                lines.push(HLine { label: label.clone(), value: edge });
+            }
+        }
+        Some(Overlay::Trend { since, at, value, slope_per_s, limit }) => {
+            // The fit from its start, projected to the limit when that is
+            // no further ahead than the chart already spans.
+            let mut until = to;
+            if let Some(l) = limit {
+                lines.push(HLine { label: format!("limit {}", super::draw::short_number(*l)), value: *l });
+                if let Some(eta) = crate::analysis::time_to_limit(*slope_per_s, *value, *l) {
+                    let reach = at + (eta * 1000.0) as i64;
+                    if reach > to && reach - to <= to - from {
+                        until = reach;
+                        chart_to = reach + (reach - from) / 20;
+                    }
+                }
+            }
+            let line = |t: i64| value + slope_per_s * (t - at) as f64 / 1000.0;
+            let start = (*since).max(from);
+            fitted = Some(ChartSeries {
+                name: "fitted trend".into(),
+                points: vec![(start, line(start)), (*at, line(*at)), (until, line(until))],
+            });
+        }
+        None => {}
+    }
     let series = promql::eval_range(store, &drawn, from, to, step, opts)
         .map_err(|e| ChartError::Query(format!("evaluating {drawn} over the chart window: {e}")))?;
-    let series: Vec<ChartSeries> = series
+    let mut series: Vec<ChartSeries> = series
         .into_iter()
         .filter(|s| belongs(&s.labels, &alert.labels))
         .map(|s| ChartSeries {
@@ -114,6 +157,7 @@ pub fn spec_for(
             points: s.samples.iter().map(|p| (p.t, p.v)).collect(),
         })
         .collect();
+    series.extend(fitted);
     let mut spans = Vec::new();
     let fired = alert.fired_at.unwrap_or(end);
     spans.push(Span { kind: SpanKind::Pending, from_ms: alert.active_at, to_ms: fired.min(end) });
@@ -134,17 +178,7 @@ pub fn spec_for(
         None => Vec::new(),
     };
     let title = format!("{} {}", alert.labels.value("alertname"), alert.labels.drop_names(&["alertname".into()]));
-    Ok(ChartSpec {
-        title,
-        from_ms: from,
-        to_ms: to,
-        series,
-        lines,
-        bands: Vec::new(),
-        spans,
-        markers,
-        ..Default::default()
-    })
+    Ok(ChartSpec { title, from_ms: from, to_ms: chart_to, series, lines, bands, spans, markers, ..Default::default() })
 }
 
 /// Finds the alert by fingerprint and builds its chart.

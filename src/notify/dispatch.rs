@@ -586,6 +586,7 @@ mod tests {
             resolved_at: (state == AlertState::Inactive).then_some(at),
             last_seen: at,
             keep_firing_since: None,
+            overlay: None,
         }
     }
 

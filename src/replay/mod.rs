@@ -114,6 +114,37 @@ pub struct Report {
     pub errors: Vec<(String, String)>,
     /// What the history could not give the rules (see [`History::warnings`]).
     pub warnings: Vec<String>,
+    /// Each alerting rule's `for` and evaluation interval, for the summary.
+    pub rules: Vec<RuleMeta>,
+}
+
+/// What the per-rule summary needs to know of an alerting rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleMeta {
+    pub alertname: String,
+    pub for_ms: i64,
+    pub interval_ms: i64,
+}
+
+/// One alerting rule over the replayed window, for a rule author: how often
+/// it would have paged, for how long, and how much of that was flapping.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuleSummary {
+    pub alertname: String,
+    /// Label sets that fired at least once.
+    pub series: usize,
+    /// Firing spans that began in the window (each one page).
+    pub episodes: usize,
+    /// Total time firing within the window, in seconds.
+    #[serde(rename = "firingSeconds")]
+    pub firing_s: f64,
+    /// Episodes that began less than `for` + one interval after the same
+    /// label set's previous episode ended: one incident paging twice.
+    pub flapping: usize,
+    /// Episodes that lasted no longer than one evaluation interval.
+    pub short: usize,
+    /// What to change, when something stands out.
+    pub advice: Option<String>,
 }
 
 impl Report {
@@ -128,6 +159,62 @@ impl Report {
     pub fn notifications(&self, from: i64) -> usize {
         let firing = self.spans.iter().filter(|s| s.state == "firing");
         firing.clone().filter(|s| s.from >= from).count() + firing.filter_map(|s| s.to).filter(|t| *t >= from).count()
+    }
+
+    /// Per alerting rule (in rule order): episodes, time firing, flapping.
+    pub fn summary(&self, from: i64, to: i64) -> Vec<RuleSummary> {
+        let mut out = Vec::new();
+        for meta in &self.rules {
+            if out.iter().any(|s: &RuleSummary| s.alertname == meta.alertname) {
+                continue;
+            }
+            let mut firing: Vec<&Span> =
+                self.spans.iter().filter(|s| s.alertname == meta.alertname && s.state == "firing").collect();
+            firing.sort_by(|a, b| (&a.labels, a.from).cmp(&(&b.labels, b.from)));
+            let mut sum = RuleSummary {
+                alertname: meta.alertname.clone(),
+                series: 0,
+                episodes: 0,
+                firing_s: 0.0,
+                flapping: 0,
+                short: 0,
+                advice: None,
+            };
+            let gap = meta.for_ms + meta.interval_ms;
+            let mut prev: Option<&Span> = None;
+            for s in firing {
+                let end = s.to.unwrap_or(to).min(to);
+                sum.firing_s += (end - s.from.max(from)).max(0) as f64 / 1000.0;
+                let same_series = prev.is_some_and(|p| p.labels == s.labels);
+                if !same_series {
+                    sum.series += 1;
+                }
+                if s.from >= from {
+                    sum.episodes += 1;
+                    if s.to.is_some_and(|e| e - s.from <= meta.interval_ms) {
+                        sum.short += 1;
+                    }
+                    if let (true, Some(p)) = (same_series, prev) {
+                        if p.to.is_some_and(|e| s.from - e < gap) {
+                            sum.flapping += 1;
+                        }
+                    }
+                }
+                prev = Some(s);
+            }
+            if sum.flapping > 0 || sum.short > 0 {
+                let keep = crate::duration::PromDuration(std::time::Duration::from_millis(
+                    (2 * gap).max(meta.interval_ms * 4).max(0) as u64,
+                ));
+                sum.advice = Some(format!(
+                    "{} of {} episodes flapped or lasted one evaluation: add `keep_firing_for: {keep}` (one incident, one page) or a longer `for`",
+                    sum.flapping.max(sum.short),
+                    sum.episodes
+                ));
+            }
+            out.push(sum);
+        }
+        out
     }
 
     /// Forgets spans that were over before `from` (evaluation started
@@ -156,6 +243,17 @@ pub fn run(
     mut progress: impl FnMut(f64),
 ) -> Report {
     let mut report = Report::default();
+    for g in groups.iter() {
+        for rule in &g.rules {
+            if let Rule::Alert(a) = rule {
+                report.rules.push(RuleMeta {
+                    alertname: a.name.clone(),
+                    for_ms: a.hold.as_millis(),
+                    interval_ms: g.interval.as_millis(),
+                });
+            }
+        }
+    }
     // Open spans by (group, rule index, alert fingerprint).
     let mut open: HashMap<(usize, usize, u64), Span> = HashMap::new();
     let step = groups.iter().map(|g| g.interval.as_millis().max(1)).min().unwrap_or(60_000);

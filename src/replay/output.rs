@@ -49,12 +49,14 @@ pub fn json(report: &Report, from: i64, to: i64) -> serde_json::Value {
         "evaluations": report.evaluations,
         "errors": errors,
         "warnings": report.warnings,
+        "summary": report.summary(from, to),
     })
 }
 
 /// One line per alert and label set: when it was pending, firing, resolved;
-/// notifications are counted from `from`.
-pub fn text(report: &Report, from: i64) -> String {
+/// notifications are counted from `from`; then a line per rule with its
+/// episodes, time firing and flapping (see [`Report::summary`]).
+pub fn text(report: &Report, from: i64, to: i64) -> String {
     let mut by_alert: BTreeMap<(String, Labels), Vec<&Span>> = BTreeMap::new();
     for s in &report.spans {
         by_alert.entry((s.alertname.clone(), s.labels.clone())).or_default().push(s);
@@ -91,6 +93,29 @@ pub fn text(report: &Report, from: i64) -> String {
         firings,
         report.notifications(from)
     ));
+    let summary = report.summary(from, to);
+    if !summary.is_empty() {
+        out.push_str("\nper rule:\n");
+        out.push_str(&format!(
+            "  {:<32} {:>8} {:>7} {:>12} {:>8} {:>6}\n",
+            "alert", "episodes", "series", "firing", "flapping", "short"
+        ));
+        for s in &summary {
+            let firing = crate::duration::PromDuration(std::time::Duration::from_secs(s.firing_s.round() as u64));
+            out.push_str(&format!(
+                "  {:<32} {:>8} {:>7} {:>12} {:>8} {:>6}\n",
+                s.alertname,
+                s.episodes,
+                s.series,
+                firing.to_string(),
+                s.flapping,
+                s.short
+            ));
+            if let Some(a) = &s.advice {
+                out.push_str(&format!("    {a}\n"));
+            }
+        }
+    }
     for (rule, e) in &report.errors {
         out.push_str(&format!("error in rule {rule}: {e}\n"));
     }

@@ -128,6 +128,7 @@ impl RuleGroup {
                         store,
                         t: qt,
                         interval_ms,
+                        for_ms: a.hold.as_millis(),
                         options: &ctx.options,
                         restarts: ctx.restarts.as_ref(),
                     };

@@ -550,7 +550,7 @@ fn scale_small(mut v: f64) -> (f64, &'static str) {
     (v, prefix)
 }
 
-pub(super) fn humanize(mut v: f64) -> String {
+pub(crate) fn humanize(mut v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return g4(v);
     }

@@ -29,6 +29,7 @@
 
 mod exec;
 mod funcs;
+pub(crate) use funcs::humanize;
 mod gofmt;
 mod lex;
 mod parse;
@@ -129,6 +130,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "threshold",
     "deploy",
     "changes",
+    "explanation",
 ];
 
 /// What a template is rendered against.

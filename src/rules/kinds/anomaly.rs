@@ -1,37 +1,34 @@
-//! `anomaly`: a value far from what is usual, as a robust z-score.
+//! `anomaly`: a value beyond what the series' own past regularly did.
 //!
-//! "Usual" is the trailing `baseline` window, or, with `seasonality: 1d|1w`,
-//! the values at the same time of day (week) in that window, so a nightly
-//! batch is not an anomaly at night. Median and MAD keep an earlier incident
-//! inside the baseline from widening the band. Until `min_history` of data
-//! exists the rule only learns (the API says so) and never fires.
+//! "Usual" is the range between the 1.5th and 98.5th percentile of the trailing
+//! `baseline` window, widened by `sensitivity` times the series' spread, and,
+//! with `seasonality: 1d|1w`, also that of the same hours of earlier days
+//! (weeks): the value must be usual for both, so a nightly batch is not an
+//! anomaly at night and a quiet night does not hide a jump. Bursts the recent
+//! past had regularly are usual; an incident is one episode and never part
+//! of its own baseline; a level that stays becomes the baseline (see
+//! `episode`). Until `min_history` of data exists the rule only learns (the
+//! API says so) and never fires. Tuned on NAB's realTraffic, realAdExchange,
+//! realTweets and artificialNoAnomaly (bench/README.md).
 
-use crate::alerts::template::TplValue;
-use crate::analysis::{self, Band, BandParams, Side};
 use crate::promql::{EvalError, Expr};
 
+use super::learned::{overlay, template_values, Judged, Learned, LearnedSpec};
 use super::spec::Direction;
-use super::{instant, tpl_map, KindContext, KindSample, RollingHistory};
+use super::{instant, KindContext, KindSample};
 
-/// The baseline history is re-read this often.
-const REFRESH_MS: i64 = 5 * 60_000;
-/// Values within this distance of "the same phase" count as that phase.
-const PHASE_HALF_WINDOW_MS: i64 = 30 * 60_000;
-/// The band is never narrower than this share of the median, so a
-/// perfectly flat history does not make every wiggle an anomaly.
-const MIN_REL_HALF_WIDTH: f64 = 0.05;
+/// `sensitivity` when the rule does not say: the margin beyond the usual
+/// edges, in units of the distance from the median to the farther edge.
+pub const DEFAULT_SENSITIVITY: f64 = 0.6;
+/// The default with a seasonality: a value is then judged twice (recent
+/// past and same hours), so each judgment needs a wider margin for the same
+/// false-alarm rate.
+pub const DEFAULT_SEASONAL_SENSITIVITY: f64 = 0.8;
 
 #[derive(Debug)]
 pub struct Anomaly {
     series: Expr,
-    baseline_ms: i64,
-    seasonality: Option<i64>,
-    k: f64,
-    direction: Direction,
-    min_history_ms: i64,
-    history: RollingHistory,
-    refreshed_at: Option<i64>,
-    learning: Option<(i64, usize)>,
+    learned: Learned,
 }
 
 impl Anomaly {
@@ -39,107 +36,37 @@ impl Anomaly {
         series: Expr,
         baseline_ms: i64,
         seasonality: Option<i64>,
-        k: f64,
+        sensitivity: f64,
         direction: Direction,
         min_history_ms: i64,
     ) -> Self {
-        Anomaly {
-            series,
-            baseline_ms,
-            seasonality,
-            k,
-            direction,
-            min_history_ms,
-            history: RollingHistory::default(),
-            refreshed_at: None,
-            learning: None,
-        }
+        let spec = LearnedSpec { baseline_ms, seasonality, sensitivity, direction, min_history_ms };
+        Anomaly { series, learned: Learned::new(spec) }
     }
 
     pub fn inherit(&mut self, old: &mut Anomaly) {
-        self.history = std::mem::take(&mut old.history);
-        self.refreshed_at = old.refreshed_at;
+        self.learned.inherit(&mut old.learned);
     }
 
     pub fn status(&self) -> Option<String> {
-        self.learning.map(|(have, n)| {
-            format!(
-                "learning: {n} series have {} of the {} of history needed",
-                crate::duration::PromDuration(std::time::Duration::from_millis(have.max(0) as u64)),
-                crate::duration::PromDuration(std::time::Duration::from_millis(self.min_history_ms as u64)),
-            )
-        })
+        self.learned.status()
     }
 
     pub fn eval(&mut self, ctx: &KindContext) -> Result<Vec<KindSample>, EvalError> {
-        if self.refreshed_at.is_none_or(|at| ctx.t - at >= REFRESH_MS || at > ctx.t) {
-            let step = ctx.interval_ms.max(self.baseline_ms / 4000).max(1000);
-            self.history.refresh(ctx, &self.series, self.baseline_ms, step)?;
-            self.refreshed_at = Some(ctx.t);
-        }
-        let params = BandParams { k: self.k, min_rel_half_width: MIN_REL_HALF_WIDTH, ..BandParams::default() };
+        self.learned.begin(ctx, &self.series)?;
         let mut out = Vec::new();
-        self.learning = None;
         for (labels, v) in instant(ctx, &self.series)? {
             if !v.is_finite() {
                 continue;
             }
-            let Some(h) = self.history.series.get(&labels.fingerprint()) else {
-                self.note_learning(0);
+            let Judged::Active { range, verdict, side } = self.learned.judge(ctx, labels.fingerprint(), v) else {
                 continue;
             };
-            let have = h.samples.first().map(|f| ctx.t - f.t).unwrap_or(0);
-            if have < self.min_history_ms {
-                self.note_learning(have);
-                continue;
-            }
-            // The baseline excludes the last few minutes: an incident in
-            // progress must not become its own reference.
-            let cutoff = self.refreshed_at.unwrap_or(ctx.t).min(ctx.t - PHASE_HALF_WINDOW_MS / 3);
-            let past: Vec<_> = h.samples.iter().copied().filter(|x| x.t <= cutoff).collect();
-            let values = match self.seasonality {
-                Some(p) => {
-                    let periods = (self.baseline_ms / p).max(1) as usize;
-                    analysis::seasonal_baseline(&past, p, ctx.t, PHASE_HALF_WINDOW_MS, periods).unwrap_or_default()
-                }
-                None => past.iter().map(|x| x.v).collect(),
-            };
-            let Ok(band) = Band::learn(&values, &params) else {
-                self.note_learning(have);
-                continue;
-            };
-            let Some(verdict) = band.evaluate(v) else { continue };
-            let fires = match (verdict.side, self.direction) {
-                (Side::Inside, _) => false,
-                (Side::Above, Direction::Up | Direction::Both) => true,
-                (Side::Below, Direction::Down | Direction::Both) => true,
-                _ => false,
-            };
-            if !fires {
-                continue;
-            }
-            let z = verdict.sigmas.unwrap_or(f64::NAN);
-            out.push(KindSample {
-                labels,
-                value: v,
-                vars: vec![(
-                    "anomaly".into(),
-                    tpl_map(&[
-                        ("z", TplValue::Num(if verdict.side == Side::Below { -z } else { z })),
-                        ("expected", TplValue::Num(band.center)),
-                        ("lower", TplValue::Num(band.lower)),
-                        ("upper", TplValue::Num(band.upper)),
-                    ]),
-                )],
-                onset: None,
-            });
+            let vars = template_values("anomaly", v, &range, verdict, side, &self.learned.spec, &[]);
+            let overlay = Some(overlay(&range));
+            out.push(KindSample { labels, value: v, vars, onset: None, overlay });
         }
         Ok(out)
-    }
-
-    fn note_learning(&mut self, have: i64) {
-        let (h, n) = self.learning.unwrap_or((have, 0));
-        self.learning = Some((h.min(have), n + 1));
     }
 }
 
@@ -168,10 +95,10 @@ mod tests {
             t += 30_000;
         }
         let expr = crate::promql::parse("backlog").unwrap();
-        let mut a = Anomaly::new(expr, 3 * DAY, Some(DAY), 5.0, Direction::Up, 2 * DAY);
+        let mut a = Anomaly::new(expr, 3 * DAY, Some(DAY), DEFAULT_SENSITIVITY, Direction::Up, 2 * DAY);
         let opts = crate::promql::EvalOptions::default();
         let eval = |a: &mut Anomaly, t: i64| {
-            let ctx = KindContext { store: &store, t, interval_ms: 60_000, options: &opts, restarts: None };
+            let ctx = KindContext { store: &store, t, interval_ms: 60_000, for_ms: 0, options: &opts, restarts: None };
             a.eval(&ctx).unwrap()
         };
         // The daily peak (06:00 here) a day earlier is usual.
@@ -179,8 +106,14 @@ mod tests {
         let out = eval(&mut a, onset + 20 * 60_000);
         assert_eq!(out.len(), 1, "the night-time jump is an anomaly");
         // Too little history: learning, never firing.
-        let mut young =
-            Anomaly::new(crate::promql::parse("backlog").unwrap(), 3 * DAY, Some(DAY), 5.0, Direction::Up, 2 * DAY);
+        let mut young = Anomaly::new(
+            crate::promql::parse("backlog").unwrap(),
+            3 * DAY,
+            Some(DAY),
+            DEFAULT_SENSITIVITY,
+            Direction::Up,
+            2 * DAY,
+        );
         assert!(eval(&mut young, DAY + 3_600_000).is_empty());
         assert!(young.status().unwrap_or_default().starts_with("learning"), "{:?}", young.status());
     }

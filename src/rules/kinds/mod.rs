@@ -10,6 +10,8 @@
 //! live in `crate::analysis`; this module decides what they mean for an alert.
 
 mod anomaly;
+mod episode;
+mod learned;
 mod ratio;
 pub mod spec;
 mod threshold;
@@ -40,6 +42,9 @@ pub struct KindContext<'a> {
     pub store: &'a dyn Queryable,
     pub t: i64,
     pub interval_ms: i64,
+    /// The rule's `for`: learned-band kinds open an episode once a series
+    /// has been outside this long (see `episode`).
+    pub for_ms: i64,
     pub options: &'a EvalOptions,
     /// Deploy/restart markers, when known (daemon: the marker log; replay: `--markers`).
     pub restarts: Option<&'a crate::rules::RestartsHook>,
@@ -118,15 +123,20 @@ pub(crate) fn instant(ctx: &KindContext, expr: &Expr) -> Result<Vec<(Labels, f64
 #[derive(Debug, Default)]
 pub(crate) struct RollingHistory {
     pub series: std::collections::HashMap<u64, Series>,
+    /// The last refresh's end, and where the next one starts: the instant
+    /// after it for raw samples, the next point of the step grid otherwise,
+    /// so nothing between two refreshes is skipped and nothing is read twice.
     pub fetched_to: Option<i64>,
+    next_from: i64,
 }
 
 impl RollingHistory {
     /// Brings the history up to `ctx.t`, keeping only `[t - window, t]`.
     pub fn refresh(&mut self, ctx: &KindContext, expr: &Expr, window: i64, step: i64) -> Result<(), EvalError> {
         let oldest = ctx.t - window;
+        let step = step.max(1);
         let from = match self.fetched_to {
-            Some(f) if f >= oldest && f <= ctx.t => f + step,
+            Some(f) if f >= oldest && f <= ctx.t => self.next_from.max(oldest),
             _ => {
                 self.series.clear();
                 oldest
@@ -141,6 +151,7 @@ impl RollingHistory {
                 let last = entry.samples.last().map(|x| x.t).unwrap_or(i64::MIN);
                 entry.samples.extend(s.samples.into_iter().filter(|x| x.t > last));
             }
+            self.next_from = if is_raw_selector(expr) { ctx.t + 1 } else { from + ((ctx.t - from) / step + 1) * step };
         }
         for s in self.series.values_mut() {
             let cut = s.samples.partition_point(|x| x.t < oldest);
@@ -150,6 +161,11 @@ impl RollingHistory {
         self.fetched_to = Some(ctx.t);
         Ok(())
     }
+}
+
+/// Whether [`history`] reads raw samples for `expr` (a plain selector).
+fn is_raw_selector(expr: &Expr) -> bool {
+    matches!(expr, Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none())
 }
 
 /// The samples of `expr` over `[start, end]`: raw samples when it is a plain
@@ -163,7 +179,7 @@ pub(crate) fn history(
     step: i64,
 ) -> Result<Vec<Series>, EvalError> {
     let raw = match expr {
-        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
+        Expr::VectorSelector(vs) if is_raw_selector(expr) => {
             let matchers = promql::selector_matchers(vs)?;
             // Windows past raw retention read 5-minute averages there.
             Some(ctx.store.select_long(&matchers, start, end, ctx.t))

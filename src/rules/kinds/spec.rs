@@ -225,7 +225,7 @@ fn build_ratio(y: RatioYaml) -> Result<(RuleKind, String, Expr), String> {
             }
             super::ratio::BandSpec::Learned {
                 baseline_ms: b.as_millis(),
-                k: positive("ratio.sensitivity", y.sensitivity, 4.0)?,
+                k: positive("ratio.sensitivity", y.sensitivity, super::ratio::DEFAULT_SENSITIVITY)?,
             }
         }
         (Some(_), _, Some(_)) => return Err("ratio: use either `expect` + `tolerance` or `baseline`, not both".into()),
@@ -262,7 +262,11 @@ fn build_anomaly(y: AnomalyYaml) -> Result<(RuleKind, String, Expr), String> {
             ));
         }
     }
-    let k = positive("anomaly.sensitivity", y.sensitivity, 4.0)?;
+    let default_k = match seasonality {
+        Some(_) => super::anomaly::DEFAULT_SEASONAL_SENSITIVITY,
+        None => super::anomaly::DEFAULT_SENSITIVITY,
+    };
+    let k = positive("anomaly.sensitivity", y.sensitivity, default_k)?;
     let dir = direction("anomaly.direction", &y.direction, Direction::Both)?;
     let min_history = match y.min_history {
         Some(m) => m.as_millis(),

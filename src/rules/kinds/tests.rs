@@ -271,7 +271,7 @@ fn long_windows_see_downsampled_history_past_raw_retention() {
     let m = [crate::labels::Matcher::equal("__name__", "mem")];
     assert!(store.select(&m, 0, now)[0].samples[0].t >= now - HOUR, "raw samples are gone");
     let options = crate::promql::EvalOptions::default();
-    let ctx = KindContext { store: &store, t: now, interval_ms: MIN, options: &options, restarts: None };
+    let ctx = KindContext { store: &store, t: now, interval_ms: MIN, for_ms: 0, options: &options, restarts: None };
     let expr = crate::promql::parse("mem").expect("parses");
     let got = history(&ctx, &expr, now - 6 * HOUR, now, MIN).expect("history");
     assert_eq!(got.len(), 1);
@@ -282,4 +282,130 @@ fn long_windows_see_downsampled_history_past_raw_retention() {
     assert_eq!(s.iter().filter(|x| x.t < now - HOUR).count(), 60);
     assert_eq!(s.iter().filter(|x| x.t >= now - HOUR).count(), 121);
     assert!(s.windows(2).all(|w| w[0].t < w[1].t));
+}
+
+/// Memory quiet for three days (sawtooth, a mild daily cycle), a restart at
+/// 12:00 on day 3 and, in `leaks`, 40 MiB/h from then on.
+fn deploy_then(store: &Store, leaks: bool) -> i64 {
+    const DAY: i64 = 24 * HOUR;
+    let deploy = 3 * DAY + 12 * HOUR;
+    let end = deploy + 12 * HOUR;
+    memory(store, 0, end, |t| {
+        let phase = t.rem_euclid(DAY) as f64 / DAY as f64;
+        let leaked = if leaks { (t - deploy).max(0) as f64 / 3_600_000.0 * 40.0 * MIB } else { 0.0 };
+        400.0 * MIB + 30.0 * MIB * (std::f64::consts::TAU * phase).sin() + saw(t) + leaked
+    });
+    let st = Labels::from_pairs([("__name__", "process_start_time_seconds"), ("job", "svc"), ("instance", "a")]);
+    let mut t = 0;
+    while t <= end {
+        store.append(&st, t, if t >= deploy { deploy as f64 / 1000.0 } else { 0.0 });
+        t += 30_000;
+    }
+    deploy
+}
+
+#[test]
+fn trend_over_a_day_catches_a_deploy_leak_within_hours() {
+    let rule = "  - alert: Leak\n    trend: { series: mem, over: 24h, rising: 10MiB/h, limit: 1GiB, within: 24h }\n    annotations:\n      summary: \"{{ $trend.slope_low | humanize1024 }}B/h to {{ $trend.slope_high | humanize1024 }}B/h; {{ $explanation }}\"\n";
+    let leaky = Store::new(i64::MAX / 4);
+    let deploy = deploy_then(&leaky, true);
+    let (t, summary) = first_firing(&mut group(rule), &leaky, deploy, deploy + 12 * HOUR).expect("the leak fires");
+    assert!(t - deploy <= 3 * HOUR, "fired {} min after the deploy", (t - deploy) / MIN);
+    assert!(summary.contains("99 % interval") && summary.contains("judged on the slower bound"), "{summary}");
+    // The same deploy without a leak: nothing, all the 12 hours after it.
+    let quiet = Store::new(i64::MAX / 4);
+    deploy_then(&quiet, false);
+    assert_eq!(first_firing(&mut group(rule), &quiet, deploy, deploy + 12 * HOUR), None);
+}
+
+#[test]
+fn rolling_history_keeps_every_sample_between_refreshes() {
+    use super::{history, KindContext, RollingHistory};
+    let store = Store::new(i64::MAX / 4);
+    let l = Labels::from_pairs([("__name__", "x")]);
+    // Irregular timestamps, 7-13 s apart.
+    let mut t = 0;
+    let mut i = 0;
+    while t <= 2 * HOUR {
+        store.append(&l, t, i as f64);
+        t += 7_000 + (i % 7) * 1_000;
+        i += 1;
+    }
+    let options = crate::promql::EvalOptions::default();
+    let expr = crate::promql::parse("x").expect("parses");
+    let mut h = RollingHistory::default();
+    let mut now = HOUR;
+    while now <= 2 * HOUR {
+        let ctx = KindContext { store: &store, t: now, interval_ms: MIN, for_ms: 0, options: &options, restarts: None };
+        h.refresh(&ctx, &expr, HOUR, MIN).expect("refresh");
+        now += 5 * MIN + 3_000;
+    }
+    let last = now - 5 * MIN - 3_000;
+    let ctx = KindContext { store: &store, t: last, interval_ms: MIN, for_ms: 0, options: &options, restarts: None };
+    let straight = history(&ctx, &expr, last - HOUR, last, MIN).expect("history");
+    let rolled = h.series.values().next().expect("one series");
+    assert_eq!(rolled.samples, straight[0].samples, "refreshes lose nothing and read nothing twice");
+}
+
+/// Evaluates every minute over [from, to) and returns the firing episodes
+/// (start, end, explanation at the last evaluation).
+fn episodes(g: &mut RuleGroup, store: &Store, from: i64, to: i64) -> Vec<(i64, Option<i64>, String)> {
+    let ctx = EvalContext::default();
+    let mut out: Vec<(i64, Option<i64>, String)> = Vec::new();
+    let mut t = from;
+    while t < to {
+        let o = g.eval(store, t, &ctx);
+        assert!(o.errors.iter().all(Option::is_none), "{:?}", o.errors);
+        let firing = o.alerts.iter().find(|a| a.state == crate::alerts::AlertState::Firing);
+        let open = out.last().is_some_and(|e| e.1.is_none());
+        match (firing, open) {
+            (Some(a), false) => out.push((t, None, a.annotations.value("explanation").to_string())),
+            (Some(a), true) => {
+                if let Some(e) = out.last_mut() {
+                    e.2 = a.annotations.value("explanation").to_string();
+                }
+            }
+            (None, true) => {
+                if let Some(e) = out.last_mut() {
+                    e.1 = Some(t);
+                }
+            }
+            (None, false) => {}
+        }
+        t += MIN;
+    }
+    out
+}
+
+#[test]
+fn anomaly_accepts_a_daily_batch_job_fires_on_a_jump_and_follows_a_level_that_stays() {
+    const DAY: i64 = 24 * HOUR;
+    let jump = 2 * DAY + 10 * HOUR;
+    let store = Store::new(i64::MAX / 4);
+    let l = Labels::from_pairs([("__name__", "queue"), ("job", "q")]);
+    let mut t = 0;
+    while t <= 3 * DAY {
+        let m = t / MIN;
+        // ~30 with jitter; a batch job every hour for 3 minutes at 60-75.
+        let base = 28.0 + (m % 5) as f64;
+        let batch = if m % 60 < 3 { 35.0 + (m % 16) as f64 } else { 0.0 };
+        let level = if t >= jump { 90.0 } else { 0.0 };
+        store.append(&l, t, base + batch + level);
+        t += MIN;
+    }
+    let rule = "  - alert: QueueUnusual\n    anomaly: { series: queue, baseline: 1d }\n    for: 10m\n";
+    let eps = episodes(&mut group(rule), &store, DAY + 6 * HOUR, 3 * DAY);
+    assert_eq!(eps.len(), 1, "the batch runs are usual, the jump is one episode: {eps:?}");
+    let (start, end, why) = &eps[0];
+    assert!(*start >= jump && start - jump <= 15 * MIN, "fired {} min after the jump", (start - jump) / MIN);
+    assert!(why.contains("baseline moved"), "the last word says the baseline moved: {why}");
+    let end = end.expect("resolves once the level counts as normal");
+    assert!(end - start <= 4 * HOUR, "resolved {} min after firing", (end - start) / MIN);
+    // While firing, it said where the value is against the usual range.
+    let mut g = group(rule);
+    let _ = episodes(&mut g, &store, DAY + 6 * HOUR, jump + 20 * MIN);
+    let o = g.eval(&store, jump + 20 * MIN, &EvalContext::default());
+    let why = o.alerts.first().map(|a| a.annotations.value("explanation").to_string()).unwrap_or_default();
+    assert!(why.starts_with("121 is above the usual range") || why.contains("above the usual range"), "{why}");
+    assert!(why.contains("learned from the last 1d"), "{why}");
 }

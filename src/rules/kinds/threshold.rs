@@ -122,19 +122,41 @@ impl Threshold {
             Mode::Above(a) => (a, "above"),
             Mode::Below(b) => (b, "below"),
         };
+        let h = crate::alerts::template::humanize;
+        let explanation = if missing {
+            format!("no data; last seen {dir} {}, clears {} {}", h(level), clear_word(dir), h(self.clear))
+        } else {
+            format!("{} is {dir} {}; clears {} {}", h(v), h(level), clear_word(dir), h(self.clear))
+        };
+        let (lower, upper) = match self.mode {
+            Mode::Above(a) => (f64::NEG_INFINITY, a),
+            Mode::Below(b) => (b, f64::INFINITY),
+        };
         KindSample {
             labels,
             value: v,
-            vars: vec![(
-                "threshold".into(),
-                tpl_map(&[
-                    ("level", TplValue::Num(level)),
-                    ("clear", TplValue::Num(self.clear)),
-                    ("direction", TplValue::Str(dir.into())),
-                    ("missing", TplValue::Bool(missing)),
-                ]),
-            )],
+            vars: vec![
+                (
+                    "threshold".into(),
+                    tpl_map(&[
+                        ("level", TplValue::Num(level)),
+                        ("clear", TplValue::Num(self.clear)),
+                        ("direction", TplValue::Str(dir.into())),
+                        ("missing", TplValue::Bool(missing)),
+                    ]),
+                ),
+                (crate::alerts::EXPLANATION.into(), TplValue::Str(explanation)),
+            ],
             onset: None,
+            overlay: Some(crate::alerts::Overlay::Band { label: format!("{dir} {}", h(level)), lower, upper }),
         }
+    }
+}
+
+fn clear_word(dir: &str) -> &'static str {
+    if dir == "above" {
+        "below"
+    } else {
+        "above"
     }
 }

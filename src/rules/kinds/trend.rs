@@ -26,6 +26,12 @@ use super::{history, instant, tpl_map, KindContext, KindSample};
 const MIN_AGREEMENT: f64 = 0.6;
 /// A one-step fall of more than this share of the value is a restart.
 const RESTART_DROP: f64 = 0.3;
+/// The slope's confidence interval: time bins and normal quantile (99 %).
+const INTERVAL_BINS: usize = 12;
+const INTERVAL_Z: f64 = 2.58;
+/// After a cut, the fit may fire before half the window exists, on the
+/// slope's lower confidence bound, but never on less than this much data.
+const EARLY_MIN_SPAN_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone)]
 pub enum Limit {
@@ -56,6 +62,13 @@ pub struct TrendFit {
     pub eta_s: Option<f64>,
     pub agreement: f64,
     pub points: usize,
+    /// 99 % interval of the slope (per second), when the data allows one.
+    pub slope_interval: Option<(f64, f64)>,
+    /// The ETA at the interval's upper and lower slope (soonest, latest).
+    pub eta_range_s: (Option<f64>, Option<f64>),
+    /// Fitted on less than half the window (after a cut): the conditions
+    /// are then held against the slope's lower bound.
+    pub early: bool,
 }
 
 impl Trend {
@@ -89,27 +102,47 @@ impl Trend {
             match self.season(ctx, &s.labels, fit.since, &restarts)? {
                 Season::Explained => continue,
                 // Without a day of history a daily cycle's rising half looks
-                // exactly like a leak; only growth that lasted longer than
-                // half a cycle can be told apart.
-                Season::Unknown(period) if ctx.t - fit.since < period / 2 => continue,
+                // exactly like a leak (a sine rises for half a day, and the
+                // fit may start before the rise): only a fit over a whole
+                // cycle can tell them apart.
+                Season::Unknown(period) if ctx.t - fit.since < period => continue,
                 _ => {}
             }
             let eta = fit.eta_s.unwrap_or(f64::INFINITY);
+            let (slope_lo, slope_hi) = fit.slope_interval.unwrap_or((f64::NAN, f64::NAN));
+            let (eta_soonest, eta_latest) = fit.eta_range_s;
+            let limit = self.limit_value(&s.labels, &limits);
+            let explanation = explain(&fit, limit);
             out.push(KindSample {
                 labels: s.labels,
                 value: fit.slope_per_s * 3600.0,
-                vars: vec![(
-                    "trend".into(),
-                    tpl_map(&[
-                        ("slope", TplValue::Num(fit.slope_per_s * 3600.0)),
-                        ("slope_per_second", TplValue::Num(fit.slope_per_s)),
-                        ("eta", TplValue::Num(eta)),
-                        ("since", TplValue::Num(fit.since as f64 / 1000.0)),
-                        ("current", TplValue::Num(fit.current)),
-                        ("agreement", TplValue::Num(fit.agreement)),
-                    ]),
-                )],
+                vars: vec![
+                    (
+                        "trend".into(),
+                        tpl_map(&[
+                            ("slope", TplValue::Num(fit.slope_per_s * 3600.0)),
+                            ("slope_per_second", TplValue::Num(fit.slope_per_s)),
+                            ("slope_low", TplValue::Num(slope_lo * 3600.0)),
+                            ("slope_high", TplValue::Num(slope_hi * 3600.0)),
+                            ("eta", TplValue::Num(eta)),
+                            ("eta_soonest", TplValue::Num(eta_soonest.unwrap_or(f64::INFINITY))),
+                            ("eta_latest", TplValue::Num(eta_latest.unwrap_or(f64::INFINITY))),
+                            ("since", TplValue::Num(fit.since as f64 / 1000.0)),
+                            ("current", TplValue::Num(fit.current)),
+                            ("agreement", TplValue::Num(fit.agreement)),
+                            ("early", TplValue::Bool(fit.early)),
+                        ]),
+                    ),
+                    (crate::alerts::EXPLANATION.into(), TplValue::Str(explanation)),
+                ],
                 onset: Some(fit.since),
+                overlay: Some(crate::alerts::Overlay::Trend {
+                    since: fit.since,
+                    at: ctx.t,
+                    value: fit.current,
+                    slope_per_s: fit.slope_per_s,
+                    limit,
+                }),
             });
         }
         Ok(out)
@@ -130,9 +163,16 @@ impl Trend {
             return None;
         }
         let span = seg.last()?.t - seg.first()?.t;
-        // Right after a restart (or a new series) a few sawtooth periods
-        // say little about hours: fit only once half the window is there.
-        if span < self.over_ms / 2 {
+        // Right after a restart (or a new series, or a deploy) a few
+        // sawtooth periods say little about hours. Before half the window
+        // is there, fit only when the evidence is clear anyway: judged on
+        // the lower bound of the slope's 99 % interval (below).
+        let early = span < self.over_ms / 2;
+        if early && span < EARLY_MIN_SPAN_MS.min(self.over_ms / 2) {
+            return None;
+        }
+        let interval = analysis::slope_interval(seg, INTERVAL_BINS, INTERVAL_Z);
+        if early && interval.is_none() {
             return None;
         }
         let fit = analysis::theil_sen(seg).ok()?;
@@ -147,6 +187,15 @@ impl Trend {
             Some(l) => analysis::time_to_limit(fit.slope_per_s, current, l),
             None => None,
         };
+        let eta_at = |slope: f64| match limit {
+            Some(l) if current >= l => Some(0.0),
+            Some(l) => analysis::time_to_limit(slope, current, l),
+            None => None,
+        };
+        let eta_range_s = match interval {
+            Some((lo, hi)) => (eta_at(hi), eta_at(lo)),
+            None => (eta_s, eta_s),
+        };
         Some(TrendFit {
             slope_per_s: fit.slope_per_s,
             current,
@@ -154,6 +203,9 @@ impl Trend {
             eta_s,
             agreement: fit.rising_fraction,
             points: seg.len(),
+            slope_interval: interval,
+            eta_range_s,
+            early,
         })
     }
 
@@ -161,18 +213,37 @@ impl Trend {
         if f.slope_per_s <= 0.0 || f.agreement < MIN_AGREEMENT {
             return false;
         }
+        // Early (after a cut): the slowest growth the data still allows
+        // must meet the conditions, and the latest ETA must be in time.
+        let (slope, eta) = match (f.early, f.slope_interval) {
+            (true, Some((lo, _))) => (lo, f.eta_range_s.1),
+            (true, None) => return false,
+            (false, _) => (f.slope_per_s, f.eta_s),
+        };
+        if slope <= 0.0 {
+            return false;
+        }
         if let Some(r) = self.rising_per_s {
-            if f.slope_per_s < r {
+            if slope < r {
                 return false;
             }
         }
         if let Some(w) = self.within_ms {
-            match f.eta_s {
+            match eta {
                 Some(eta) if eta * 1000.0 <= w as f64 => {}
                 _ => return false,
             }
         }
         true
+    }
+
+    /// The limit a series is held against, when the rule has one.
+    fn limit_value(&self, labels: &Labels, limits: &Option<Vec<(Labels, f64)>>) -> Option<f64> {
+        match (&self.limit, limits) {
+            (Some(Limit::Value(v)), _) => Some(*v),
+            (Some(Limit::Expr(_)), Some(ls)) => match_limit(labels, ls),
+            _ => None,
+        }
     }
 
     /// Whether the same hours on earlier days rose just as fast: a daily
@@ -206,6 +277,37 @@ impl Trend {
             Err(_) => Ok(Season::Unknown(period)),
         }
     }
+}
+
+/// "grows 41/h (99 % interval 35 to 47/h) since 12:04 UTC; at 612 now,
+/// 1.07Gi reached in 9h 30m (8h 20m to 11h)".
+fn explain(fit: &TrendFit, limit: Option<f64>) -> String {
+    let h = crate::alerts::template::humanize;
+    let mut out = format!("grows {}/h", h(fit.slope_per_s * 3600.0));
+    if let Some((lo, hi)) = fit.slope_interval {
+        out.push_str(&format!(" (99 % interval {} to {}/h)", h(lo * 3600.0), h(hi * 3600.0)));
+    }
+    let since = chrono::DateTime::from_timestamp_millis(fit.since)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    out.push_str(&format!(" since {since}; now {}", h(fit.current)));
+    if let (Some(l), Some(eta)) = (limit, fit.eta_s) {
+        out.push_str(&format!(", limit {} reached in {}", h(l), dur_s(eta)));
+        if let (Some(soon), Some(late)) = fit.eta_range_s {
+            out.push_str(&format!(" ({} to {})", dur_s(soon), dur_s(late)));
+        }
+    }
+    if fit.early {
+        out.push_str("; fitted on less than half the window (since a restart or deploy), judged on the slower bound");
+    }
+    out
+}
+
+fn dur_s(s: f64) -> String {
+    if !s.is_finite() {
+        return "never".into();
+    }
+    crate::duration::PromDuration(std::time::Duration::from_secs(s.max(0.0).round() as u64)).to_string()
 }
 
 /// What earlier periods say about a rise.
