@@ -123,3 +123,47 @@ fn replay_input_errors_name_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in.om") && err.contains("no timestamp"), "{err}");
 }
+
+#[test]
+fn replay_summary_counts_episodes_time_firing_and_flapping() {
+    let dir = std::env::temp_dir().join(format!("forewarn-replay-summary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Six hours at 30 s. 01:00-02:00 high (one clean episode); 03:00-04:00
+    // high with a dip every 10 minutes (one incident that flaps).
+    let mut om = String::from("# TYPE queue gauge\n");
+    for i in 0..=(6 * 3600 / 30) {
+        let s = i * 30;
+        let high = (3600..7200).contains(&s) || ((3 * 3600..4 * 3600).contains(&s) && (s % 600) >= 90);
+        let _ = writeln!(om, "queue{{q=\"orders\"}} {} {}", if high { 50 } else { 1 }, T0 + s);
+    }
+    om.push_str("# EOF\n");
+    std::fs::write(dir.join("q.om"), om).unwrap();
+    std::fs::write(
+        dir.join("q.yml"),
+        "groups:\n  - name: q\n    interval: 30s\n    rules:\n      - alert: QueueHigh\n        expr: queue > 10\n        for: 1m\n",
+    )
+    .unwrap();
+    let run = |json: bool| {
+        let mut c = Command::new(BIN);
+        c.args(["replay", "--rules"]).arg(dir.join("q.yml")).arg("--input").arg(dir.join("q.om"));
+        if json {
+            c.args(["--output", "json"]);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let doc: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    let s = &doc["summary"][0];
+    assert_eq!(s["alertname"], "QueueHigh", "{doc}");
+    assert_eq!(s["series"], 1);
+    // 1 clean episode + 6 in the flapping hour (each 10-minute stretch).
+    assert_eq!(s["episodes"], 7, "{s}");
+    assert_eq!(s["flapping"], 5, "each later stretch of the flapping hour re-fires within for + 1 interval: {s}");
+    let firing = s["firingSeconds"].as_f64().unwrap();
+    assert!((3600.0..2.0 * 3600.0).contains(&firing), "{firing}");
+    assert!(s["advice"].as_str().unwrap_or("").contains("keep_firing_for"), "{s}");
+    let text = run(false);
+    assert!(text.contains("per rule:") && text.contains("QueueHigh"), "{text}");
+    assert!(text.contains("keep_firing_for"), "{text}");
+}

@@ -236,4 +236,51 @@ mod tests {
         assert_eq!(from, 8 * 3_600_000);
         assert_eq!(to, 11 * 3_600_000 + 15 * 60_000);
     }
+
+    fn alert_with(overlay: Overlay, onset: i64) -> Alert {
+        Alert {
+            labels: Labels::from_pairs([("alertname", "A")]),
+            annotations: Labels::new(),
+            state: AlertState::Firing,
+            value: 1.0,
+            active_at: onset,
+            onset,
+            fired_at: Some(onset),
+            resolved_at: None,
+            last_seen: onset,
+            keep_firing_since: None,
+            overlay: Some(overlay),
+        }
+    }
+
+    #[test]
+    fn the_chart_draws_what_the_rule_kind_judged_against() {
+        const H: i64 = 3_600_000;
+        let store = crate::store::Store::new(i64::MAX / 4);
+        let l = Labels::from_pairs([("__name__", "mem")]);
+        for i in 0..=240 {
+            store.append(&l, i * 60_000, 100.0 + i as f64);
+        }
+        let expr = promql::parse("mem").unwrap();
+        let opts = EvalOptions::default();
+        let band = Overlay::Band { label: "usual range".into(), lower: 80.0, upper: 120.0 };
+        let spec = spec_for(&store, &alert_with(band, 3 * H), &expr, None, 4 * H, &opts).unwrap();
+        assert_eq!(spec.bands.len(), 1);
+        assert_eq!(spec.bands[0].label, "usual range");
+        assert!(spec.bands[0].upper.iter().all(|p| p.1 == 120.0) && spec.bands[0].lower[0].1 == 80.0);
+        // A trend: the fitted line, projected to the limit, and the limit line.
+        let trend =
+            Overlay::Trend { since: H, at: 4 * H, value: 340.0, slope_per_s: 60.0 / 3600.0, limit: Some(400.0) };
+        let spec = spec_for(&store, &alert_with(trend, H), &expr, None, 4 * H, &opts).unwrap();
+        let fitted = spec.series.iter().find(|s| s.name == "fitted trend").expect("a fitted line");
+        let last = fitted.points.last().unwrap();
+        assert_eq!(last.0, 5 * H, "projected to where it meets the limit");
+        assert!((last.1 - 400.0).abs() < 1e-6);
+        assert!(spec.to_ms > 5 * H, "the chart reaches the projection");
+        assert!(spec.lines.iter().any(|l| l.value == 400.0 && l.label.starts_with("limit")));
+        // One-sided (a threshold): a line, not a band.
+        let one = Overlay::Band { label: "above 300".into(), lower: f64::NEG_INFINITY, upper: 300.0 };
+        let spec = spec_for(&store, &alert_with(one, 3 * H), &expr, None, 4 * H, &opts).unwrap();
+        assert!(spec.bands.is_empty() && spec.lines.iter().any(|l| l.value == 300.0));
+    }
 }

@@ -138,8 +138,10 @@ pub struct RuleSummary {
     /// Total time firing within the window, in seconds.
     #[serde(rename = "firingSeconds")]
     pub firing_s: f64,
-    /// Episodes that began less than `for` + one interval after the same
-    /// label set's previous episode ended: one incident paging twice.
+    /// Episodes that began less than twice `for` + one interval after the
+    /// same label set's previous episode resolved (the least possible gap
+    /// is `for` + one interval: a dip of one evaluation): one incident
+    /// paging twice.
     pub flapping: usize,
     /// Episodes that lasted no longer than one evaluation interval.
     pub short: usize,
@@ -180,7 +182,7 @@ impl Report {
                 short: 0,
                 advice: None,
             };
-            let gap = meta.for_ms + meta.interval_ms;
+            let gap = 2 * (meta.for_ms + meta.interval_ms);
             let mut prev: Option<&Span> = None;
             for s in firing {
                 let end = s.to.unwrap_or(to).min(to);
@@ -204,7 +206,7 @@ impl Report {
             }
             if sum.flapping > 0 || sum.short > 0 {
                 let keep = crate::duration::PromDuration(std::time::Duration::from_millis(
-                    (2 * gap).max(meta.interval_ms * 4).max(0) as u64,
+                    gap.max(meta.interval_ms * 4).max(0) as u64,
                 ));
                 sum.advice = Some(format!(
                     "{} of {} episodes flapped or lasted one evaluation: add `keep_firing_for: {keep}` (one incident, one page) or a longer `for`",

@@ -3,7 +3,8 @@
 //! It exists for `forewarn demo`, where a newcomer watches alerts arrive in
 //! the terminal, so it favours a glanceable layout over completeness: one
 //! header line per notification (the same subject an email would carry),
-//! then per alert its status, name, labels, summary, value and timing.
+//! then per alert its status, name, labels, summary, the rule kind's
+//! explanation, value and timing.
 //! [`format_at`] is pure for tests; [`ConsoleReceiver::print`] adds colour
 //! only when stdout is a terminal and `NO_COLOR` is unset.
 
@@ -58,6 +59,10 @@ fn alert_lines(out: &mut String, a: &NotifiedAlert, now: DateTime<Utc>) {
     let pad = "             ";
     if let Some(s) = a.annotations.get("summary") {
         out.push_str(&format!("{pad}{s}\n"));
+    }
+    // A rule kind's own account of why it fired (band, trend, since when).
+    if let Some(w) = a.annotations.get(crate::alerts::EXPLANATION) {
+        out.push_str(&format!("{pad}why: {w}\n"));
     }
     let mut facts = Vec::new();
     if let Some(v) = a.annotations.get("value") {
