@@ -105,11 +105,8 @@ impl Daemon {
             dispatcher.add_console(name);
         }
         // The state dir holds the outbox, the notification log and silences.
-        let state = match &cfg.storage.path {
-            Some(p) => crate::state::StateDir::new(p),
-            None => crate::state::StateDir::ephemeral(),
-        }
-        .map_err(|e| DaemonError::Other(e.to_string()))?;
+        let state = crate::state::StateDir::open_or_fallback(cfg.storage.path.as_deref())
+            .map_err(|e| DaemonError::Other(e.to_string()))?;
         let worker = crate::notify::outbox::WorkerOptions {
             max_age_ms: cfg.outbox.max_age.as_millis(),
             max_backoff_ms: cfg.outbox.max_backoff.as_millis() as u64,
@@ -136,11 +133,17 @@ impl Daemon {
                 Some(crate::rules::RestartsHook(Arc::new(move |labels, from, to| log.restart_times(labels, from, to))))
             },
         };
-        let rules = RuleManager::new(store.clone(), ctx, alerts_tx);
+        let mut rules = RuleManager::new(store.clone(), ctx, alerts_tx);
+        match crate::alerts::AlertStateStore::open(&state) {
+            Ok(p) => rules = rules.with_persistence(Arc::new(p), cfg.rules.alert),
+            Err(e) => crate::state::faults().failed(crate::state::WriteKind::Sqlite, "alerts", &e),
+        }
         let n_groups = groups.len();
         rules.replace(groups);
         tracing::info!(targets = scrape.targets().len(), rule_groups = n_groups, "forewarn started");
 
+        let stale_ms = cfg.storage.stale_series_retention.as_millis();
+        let every_ms = if stale_ms > 0 { (stale_ms / 2).clamp(1000, 60_000) } else { 60_000 };
         let daemon = Arc::new(Daemon {
             options,
             store: store.clone(),
@@ -157,9 +160,10 @@ impl Daemon {
         metrics::gauge!("forewarn_config_last_reload_successful").set(1.0);
         deploys.set_chart_hook(crate::chart::alert::png_hook(Arc::downgrade(&daemon)));
 
-        // Retention: drop old samples once a minute.
+        // Retention: drop old samples and ended series once a minute (more
+        // often when series end sooner, e.g. in tests).
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(every_ms as u64));
             loop {
                 tick.tick().await;
                 store.compact(chrono::Utc::now().timestamp_millis());

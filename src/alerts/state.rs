@@ -140,6 +140,9 @@ pub struct AlertingRule {
     /// Line of the rule in its file (for messages).
     pub line: u64,
     active: HashMap<u64, Alert>,
+    /// Start of the `for` clock of restored pending alerts, when not their
+    /// `active_at` (an outage does not count toward `for`; see `persist`).
+    hold_from: HashMap<u64, i64>,
     /// Errors from the last evaluation (template or query), for the API.
     pub last_error: Option<String>,
     /// For `trend`/`ratio`/`anomaly`/`threshold` rules: how the active
@@ -169,6 +172,7 @@ impl AlertingRule {
             annotations,
             line,
             active: HashMap::new(),
+            hold_from: HashMap::new(),
             last_error: None,
             kind: None,
         }
@@ -185,9 +189,37 @@ impl AlertingRule {
     /// reload neither re-fires nor forgets an alert (Prometheus does the same).
     pub fn inherit(&mut self, old: &mut AlertingRule) {
         self.active = std::mem::take(&mut old.active);
+        self.hold_from = std::mem::take(&mut old.hold_from);
         if let (Some(new), Some(old)) = (self.kind.as_mut(), old.kind.as_mut()) {
             new.inherit(old);
         }
+    }
+
+    /// The alerts with the start of their `for` clock, for saving.
+    pub fn saved_alerts(&self) -> impl Iterator<Item = (&Alert, i64)> {
+        self.active.iter().map(|(fp, a)| (a, self.hold_from.get(fp).copied().unwrap_or(a.active_at)))
+    }
+
+    /// Puts saved alerts back after a restart whose outage began at
+    /// `down_at` (see `persist` for the semantics); returns how many.
+    pub fn restore(&mut self, saved: Vec<super::persist::SavedAlert>, down_at: i64, now: i64, grace_ms: i64) -> usize {
+        let hold = self.hold.as_millis();
+        let mut n = 0;
+        for s in saved {
+            let fp = s.alert.fingerprint();
+            if s.alert.labels.get("alertname") != Some(self.name.as_str()) {
+                continue;
+            }
+            if s.alert.state == AlertState::Pending {
+                let from = super::persist::restored_hold_from(s.hold_from, hold, down_at, now, grace_ms);
+                if from != s.alert.active_at {
+                    self.hold_from.insert(fp, from);
+                }
+            }
+            self.active.insert(fp, s.alert);
+            n += 1;
+        }
+        n
     }
 
     /// Advances the state machine with the result of evaluating the
@@ -313,6 +345,7 @@ impl AlertingRule {
         let hold = self.hold.as_millis();
         let keep = self.keep_firing_for.as_millis();
         let mut out = Vec::new();
+        let hold_from = &mut self.hold_from;
         self.active.retain(|fp, a| {
             if !seen.contains(fp) {
                 match a.state {
@@ -331,7 +364,8 @@ impl AlertingRule {
                     }
                 }
             }
-            if a.state == AlertState::Pending && t - a.active_at >= hold {
+            let from = hold_from.get(fp).copied().unwrap_or(a.active_at);
+            if a.state == AlertState::Pending && t - from >= hold {
                 a.state = AlertState::Firing;
                 a.fired_at = Some(t);
             }
@@ -340,6 +374,10 @@ impl AlertingRule {
             }
             true
         });
+        if !hold_from.is_empty() {
+            let active = &self.active;
+            hold_from.retain(|fp, _| active.get(fp).is_some_and(|a| a.state == AlertState::Pending));
+        }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }

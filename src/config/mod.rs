@@ -28,6 +28,10 @@ pub struct Config {
     pub scrape_configs: Vec<ScrapeConfig>,
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// How rules run: `alert.for_outage_tolerance`, `alert.for_grace_period`
+    /// (Prometheus's `--rules.alert.*` flags).
+    #[serde(default)]
+    pub rules: RulesConfig,
     #[serde(default)]
     pub route: Option<RouteConfig>,
     #[serde(default)]
@@ -46,6 +50,15 @@ pub struct Config {
     /// forewarn's own: deploy markers (matching, lookback, API token).
     #[serde(default)]
     pub deploys: crate::deploys::DeploysConfig,
+}
+
+/// The `rules` section: settings Prometheus takes as `--rules.*` flags.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// How saved alert state is restored after a restart.
+    #[serde(default)]
+    pub alert: crate::alerts::RestoreOptions,
 }
 
 /// Prometheus's `global` plus Alertmanager's `global.smtp_*` defaults.
@@ -287,6 +300,11 @@ pub struct StorageConfig {
     /// How often all samples are snapshotted (the WAL is truncated after each).
     #[serde(default = "default_snapshot_interval")]
     pub snapshot_interval: PromDuration,
+    /// A series that ended (went stale) this long ago leaves memory with
+    /// its samples, as Prometheus's head GC (bounded memory under label
+    /// churn); `0s` keeps every series for the whole retention.
+    #[serde(default = "default_stale_series_retention")]
+    pub stale_series_retention: PromDuration,
 }
 
 impl Default for StorageConfig {
@@ -297,12 +315,17 @@ impl Default for StorageConfig {
             downsample_retention: None,
             wal_fsync_interval: default_wal_fsync_interval(),
             snapshot_interval: default_snapshot_interval(),
+            stale_series_retention: default_stale_series_retention(),
         }
     }
 }
 
 fn default_wal_fsync_interval() -> PromDuration {
     PromDuration::from_secs(1)
+}
+
+fn default_stale_series_retention() -> PromDuration {
+    PromDuration::from_secs(2 * 3600)
 }
 
 fn default_snapshot_interval() -> PromDuration {

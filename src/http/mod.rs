@@ -58,8 +58,14 @@ async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
         .into_response()
 }
 
+/// 503 until the server listens, and while writes to the state dir fail
+/// (alerting goes on; a restart would lose what is not on disk).
 async fn ready(State(d): State<Arc<Daemon>>) -> Response {
-    if d.ready.load(Ordering::SeqCst) {
+    let failing = crate::state::faults().failing();
+    if !failing.is_empty() {
+        let body = format!("Service Unavailable: state dir writes failing:\n{}\n", failing.join("\n"));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    } else if d.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "forewarn is Ready.\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()

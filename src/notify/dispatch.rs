@@ -409,6 +409,10 @@ impl Dispatcher {
         mut rx: mpsc::UnboundedReceiver<AlertBatch>,
         mut reconfigure: mpsc::UnboundedReceiver<Parts>,
     ) {
+        // Log changes not yet committed (the state dir failed): committed
+        // with the next flush, so once writes succeed again a restart does
+        // not re-send what was delivered meanwhile.
+        let mut uncommitted: Vec<LogChange> = Vec::new();
         loop {
             let now = Utc::now().timestamp_millis();
             let sleep_ms = self.next_due().map(|d| (d - now).max(0)).unwrap_or(3_600_000);
@@ -422,7 +426,8 @@ impl Dispatcher {
             }
             let now = Utc::now().timestamp_millis();
             let out = self.flush_due(now);
-            let changes = self.take_log_changes();
+            let mut changes = std::mem::take(&mut uncommitted);
+            changes.extend(self.take_log_changes());
             let Some(outbox) = &self.outbox else {
                 for o in out {
                     let senders = self.senders.clone();
@@ -435,9 +440,22 @@ impl Dispatcher {
                 continue;
             };
             let items: Vec<(String, Notification)> = out.into_iter().map(|o| (o.key, o.notification)).collect();
-            if let Err(e) = outbox.commit(&items, &changes, now) {
+            let failed = match outbox.commit(&items, &changes, now) {
+                Ok(()) => {
+                    crate::state::faults().ok(crate::state::WriteKind::Sqlite, "outbox");
+                    false
+                }
+                Err(e) => {
+                    crate::state::faults().failed(crate::state::WriteKind::Sqlite, "outbox", &e);
+                    uncommitted = latest_log_changes(changes);
+                    true
+                }
+            };
+            if failed {
                 // Better sent once without a safety net than not at all.
-                tracing::error!(error = %e, notifications = items.len(), "outbox: cannot store notifications; sending them without retries");
+                if !items.is_empty() {
+                    tracing::warn!(notifications = items.len(), "outbox not writable: sending without retries");
+                }
                 let receivers = self.receivers.read().unwrap_or_else(|p| p.into_inner()).clone();
                 for (key, n) in items {
                     let Some(integ) = find_integration(&receivers, &key) else { continue };
@@ -451,6 +469,25 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// `changes` with those a later one overrides left out (same group and
+/// integration, or the group deleted later), in order: what a long
+/// outage of the state dir keeps for its eventual commit stays small.
+fn latest_log_changes(changes: Vec<LogChange>) -> Vec<LogChange> {
+    let (mut seen, mut deleted) = (HashSet::new(), HashSet::new());
+    let mut out: Vec<LogChange> = changes
+        .into_iter()
+        .rev()
+        .filter(|c| match c {
+            LogChange::Set { group_key, integration, .. } => {
+                !deleted.contains(group_key) && seen.insert((group_key.clone(), integration.clone()))
+            }
+            LogChange::DeleteGroup { group_key } => deleted.insert(group_key.clone()),
+        })
+        .collect();
+    out.reverse();
+    out
 }
 
 /// The routing tree and its settings from the config.

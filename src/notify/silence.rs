@@ -216,6 +216,7 @@ impl Silences {
             crate::state::StateError::Io { source, .. } => {
                 storage(rusqlite::Error::InvalidPath(source.to_string().into()))
             }
+            e @ crate::state::StateError::TooNew { .. } => storage(rusqlite::Error::InvalidPath(e.to_string().into())),
         })?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, body TEXT NOT NULL, ends_ms INTEGER NOT NULL)",

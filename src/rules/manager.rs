@@ -4,6 +4,10 @@
 //! A reload builds the new rule set completely before touching the running
 //! one; if any file is broken the old set keeps running untouched and the
 //! errors are returned for the caller to report.
+//!
+//! With persistence attached, the first rule set put in place gets the
+//! alert state saved by the previous run, and every group evaluation saves
+//! what changed (see [`crate::alerts::persist`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +16,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{EvalContext, RuleGroup, RuleHealth};
-use crate::alerts::Alert;
+use crate::alerts::{Alert, AlertStateStore, RestoreOptions};
+use crate::state::{faults, WriteKind};
 use crate::store::Store;
 
 /// A batch of alerts from one group evaluation, for the notifier.
@@ -44,29 +49,76 @@ pub struct RuleManager {
     ctx: EvalContext,
     alerts_tx: mpsc::UnboundedSender<AlertBatch>,
     running: Mutex<Vec<RunningGroup>>,
+    persist: Option<(Arc<AlertStateStore>, RestoreOptions)>,
+    /// Whether saved state was already loaded (only the first rule set gets it).
+    restored: std::sync::atomic::AtomicBool,
 }
 
 impl RuleManager {
     pub fn new(store: Arc<Store>, ctx: EvalContext, alerts_tx: mpsc::UnboundedSender<AlertBatch>) -> Self {
-        RuleManager { store, ctx, alerts_tx, running: Mutex::new(Vec::new()) }
+        RuleManager {
+            store,
+            ctx,
+            alerts_tx,
+            running: Mutex::new(Vec::new()),
+            persist: None,
+            restored: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Saves alert state in `store` and restores it into the first rule set.
+    pub fn with_persistence(mut self, store: Arc<AlertStateStore>, opts: RestoreOptions) -> Self {
+        self.persist = Some((store, opts));
+        self
+    }
+
+    /// The saved state, the first time it is asked for.
+    fn take_saved(&self) -> std::collections::HashMap<String, crate::alerts::persist::SavedGroup> {
+        let Some((p, _)) = &self.persist else { return Default::default() };
+        if self.restored.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Default::default();
+        }
+        match p.load() {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read saved alert state; alerts start over");
+                Default::default()
+            }
+        }
     }
 
     /// Replaces the running groups with `groups`, carrying alert state over
     /// from groups with the same file and name.
     pub fn replace(&self, groups: Vec<RuleGroup>) {
+        let mut saved = self.take_saved();
+        let now = chrono::Utc::now().timestamp_millis();
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut old: Vec<RunningGroup> = std::mem::take(&mut *running);
+        let mut keys = std::collections::HashSet::new();
         for mut g in groups {
+            keys.insert(g.key());
             if let Some(prev) = old.iter().find(|o| {
                 let og = o.group.lock().unwrap_or_else(|e| e.into_inner());
                 og.file == g.file && og.name == g.name
             }) {
                 let mut og = prev.group.lock().unwrap_or_else(|e| e.into_inner());
                 g.inherit(&mut og);
+            } else if let (Some(s), Some((_, opts))) = (saved.remove(&g.key()), &self.persist) {
+                g.restore(s, now, opts);
             }
             running.push(self.start(g));
         }
         old.clear(); // aborts the old tasks
+        for (key, s) in saved.into_iter().filter(|(_, s)| !s.alerts.is_empty()) {
+            let n: usize = s.alerts.values().map(Vec::len).sum();
+            tracing::warn!(group = %key.replace('\u{1f}', " "), alerts = n, "saved alert state dropped: the group is gone");
+        }
+        if let Some((p, _)) = &self.persist {
+            match p.forget_groups_except(&keys) {
+                Ok(_) => faults().ok(WriteKind::Sqlite, "alerts"),
+                Err(e) => faults().failed(WriteKind::Sqlite, "alerts", &e),
+            }
+        }
         metrics::gauge!("forewarn_rule_groups").set(running.len() as f64);
     }
 
@@ -79,6 +131,7 @@ impl RuleManager {
         let (store, ctx, tx) = (self.store.clone(), self.ctx.clone(), self.alerts_tx.clone());
         let (g2, h2) = (group.clone(), health.clone());
         let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
+        let persist = self.persist.as_ref().map(|(p, _)| p.clone());
         let mut ingested = store.subscribe_ingest();
         let task = tokio::spawn(async move {
             let mut next = tokio::time::Instant::now();
@@ -99,7 +152,18 @@ impl RuleManager {
                 let started = std::time::Instant::now();
                 let outcome = {
                     let mut g = g2.lock().unwrap_or_else(|e| e.into_inner());
-                    tokio::task::block_in_place(|| g.eval(&store, t, &ctx))
+                    tokio::task::block_in_place(|| {
+                        let outcome = g.eval(&store, t, &ctx);
+                        if let Some(p) = &persist {
+                            // Saved before the batch goes to the notifier: what a
+                            // receiver hears about is on disk first.
+                            match p.save_group(&g.key(), t, &g.alert_rules_keyed()) {
+                                Ok(_) => faults().ok(WriteKind::Sqlite, "alerts"),
+                                Err(e) => faults().failed(WriteKind::Sqlite, "alerts", &e),
+                            }
+                        }
+                        outcome
+                    })
                 };
                 let took = started.elapsed();
                 {

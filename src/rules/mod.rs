@@ -189,6 +189,77 @@ impl RuleGroup {
         out
     }
 
+    /// The group's identity in `state.db`: its file and name.
+    pub fn key(&self) -> String {
+        format!("{}\u{1f}{}", self.file, self.name)
+    }
+
+    /// The alerting rules with their identity in `state.db`: group, name,
+    /// label templates, and position among rules equal in all that. A rule
+    /// whose labels change gets a new key, so its old state is not
+    /// restored into label sets it can no longer produce.
+    pub fn alert_rules_keyed(&self) -> Vec<(String, &AlertingRule)> {
+        let group = self.key();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            let Rule::Alert(a) = rule else { continue };
+            let mut sig = Labels::new();
+            for nt in &a.labels {
+                sig.set(nt.name.clone(), nt.source.clone());
+            }
+            let base = format!("{group}\u{1f}{}\u{1f}{:016x}", a.name, sig.fingerprint());
+            let n = seen.entry(base.clone()).or_insert(0);
+            out.push((format!("{base}\u{1f}{n}"), a));
+            *n += 1;
+        }
+        out
+    }
+
+    /// Puts back the alert state saved by an earlier run (see
+    /// [`crate::alerts::persist`]); logs what was restored and what dropped.
+    pub fn restore(
+        &mut self,
+        saved: crate::alerts::persist::SavedGroup,
+        now: i64,
+        opts: &crate::alerts::RestoreOptions,
+    ) {
+        let down_at = saved.last_eval;
+        let outage = now - down_at;
+        let n_saved: usize = saved.alerts.values().map(Vec::len).sum();
+        if n_saved > 0 && outage > opts.for_outage_tolerance.as_millis() {
+            tracing::warn!(group = %self.name, file = %self.file, alerts = n_saved, outage_s = outage / 1000,
+                tolerance = %opts.for_outage_tolerance,
+                "alert state not restored: forewarn was down longer than rules.alert.for_outage_tolerance");
+            return;
+        }
+        let keys: Vec<String> = self.alert_rules_keyed().into_iter().map(|(k, _)| k).collect();
+        let mut alerts = saved.alerts;
+        let kinds = saved.kinds;
+        let grace = opts.for_grace_period.as_millis();
+        let mut restored = 0;
+        let mut i = 0;
+        for rule in &mut self.rules {
+            let Rule::Alert(a) = rule else { continue };
+            let key = &keys[i];
+            i += 1;
+            if let Some(list) = alerts.remove(key) {
+                restored += a.restore(list, down_at, now, grace);
+            }
+            if let (Some(kind), Some(v)) = (a.kind.as_mut(), kinds.get(key)) {
+                kind.restore_state(v);
+            }
+        }
+        for (key, list) in alerts {
+            let rule = key.split('\u{1f}').nth(2).unwrap_or("?").to_string();
+            tracing::warn!(group = %self.name, rule = %rule, alerts = list.len(),
+                "saved alert state dropped: the rule is gone or its labels changed");
+        }
+        if restored > 0 {
+            tracing::info!(group = %self.name, alerts = restored, outage_s = outage / 1000, "alert state restored");
+        }
+    }
+
     /// Moves alert state from the group this one replaces (same file and
     /// name), matching rules by name and expression.
     pub fn inherit(&mut self, old: &mut RuleGroup) {

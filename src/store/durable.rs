@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::memory::{Entry, Store, StoreOptions};
 use super::snapshot::{self, snapshot_name};
 use super::wal::{self, Record, Wal};
+use crate::state::{faults, WriteKind};
 
 /// Why the store's directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub struct RecoveryReport {
     pub wal_samples_unknown_series: u64,
     /// Each damaged or unreadable file, with where and why.
     pub problems: Vec<String>,
+    /// Why new samples are kept in memory only (the WAL could not be
+    /// started: a full or read-only disk).
+    pub not_durable: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -150,9 +154,13 @@ impl Store {
         store.compact(chrono::Utc::now().timestamp_millis());
 
         let next_segment = segments.last().copied().unwrap_or(0).max(covered) + 1;
-        let wal = Wal::create(dir, next_segment)?;
         let mut store = store;
-        store.durable = Some(Durable { dir: dir.to_path_buf(), wal, checkpoint_lock: Mutex::new(()) });
+        match Wal::create(dir, next_segment) {
+            Ok(wal) => store.durable = Some(Durable { dir: dir.to_path_buf(), wal, checkpoint_lock: Mutex::new(()) }),
+            // A full or read-only disk: what was recovered is served, new
+            // samples live in memory only (and /-/ready says so).
+            Err(e) => report.not_durable = Some(e.to_string()),
+        }
         let st = store.stats();
         (report.series, report.samples) = (st.series, st.samples);
         report.elapsed = started.elapsed();
@@ -228,11 +236,23 @@ pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Store, 
     let options = StoreOptions {
         retention_ms: storage.retention.as_millis(),
         downsample_retention_ms: storage.downsample_retention.map(|d| d.as_millis()),
+        stale_series_retention_ms: Some(storage.stale_series_retention.as_millis()).filter(|&ms| ms > 0),
     };
     let Some(path) = &storage.path else { return Ok(Store::with_options(options)) };
     let dir = path.join("samples");
-    let (store, report) = Store::open_with(&dir, options)?;
+    let (store, report) = match Store::open_with(&dir, options) {
+        Ok(opened) => opened,
+        // Alerting without durable history beats no alerting at all.
+        Err(e) => {
+            (Store::with_options(options), RecoveryReport { not_durable: Some(e.to_string()), ..Default::default() })
+        }
+    };
     report.log(&dir);
+    if let Some(why) = &report.not_durable {
+        tracing::error!(dir = %dir.display(), error = %why,
+            "STORE NOT DURABLE: samples are kept in memory only and lost on restart; free space or fix permissions, then restart");
+        crate::state::faults().failed(WriteKind::Wal, "store", why);
+    }
     Ok(store)
 }
 
@@ -251,10 +271,12 @@ pub fn spawn_persistence(store: &Arc<Store>, storage: &crate::config::StorageCon
         loop {
             tick.tick().await;
             let s = s.clone();
+            // Failures are counted, logged once a minute and turn /-/ready
+            // to 503 (crate::state::Faults), not logged at every flush.
             match tokio::task::spawn_blocking(move || s.flush_wal()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "store: WAL flush failed; recent samples are not durable"),
-                Err(e) => tracing::error!(error = %e, "store: WAL flush task failed"),
+                Ok(Ok(())) => faults().ok(WriteKind::Wal, "store"),
+                Ok(Err(e)) => faults().failed(WriteKind::Wal, "store", &e),
+                Err(e) => faults().failed(WriteKind::Wal, "store", &e),
             }
         }
     });
@@ -265,12 +287,11 @@ pub fn spawn_persistence(store: &Arc<Store>, storage: &crate::config::StorageCon
         loop {
             tick.tick().await;
             let s = s.clone();
+            // A failed snapshot leaves the WAL growing until one succeeds.
             match tokio::task::spawn_blocking(move || s.checkpoint()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "store: snapshot failed; the WAL keeps growing until one succeeds")
-                }
-                Err(e) => tracing::error!(error = %e, "store: snapshot task failed"),
+                Ok(Ok(_)) => faults().ok(WriteKind::Snapshot, "store"),
+                Ok(Err(e)) => faults().failed(WriteKind::Snapshot, "store", &e),
+                Err(e) => faults().failed(WriteKind::Snapshot, "store", &e),
             }
         }
     });

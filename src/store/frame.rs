@@ -81,10 +81,30 @@ pub enum FrameError {
 }
 
 /// Iterates over the frames of `data` (after the magic), yielding each
-/// payload with its offset, and stops at the first bad frame.
+/// payload with its offset. A bad frame is reported once and skipped: the
+/// iteration goes on at the next intact frame (right after the bad one
+/// when its length is plausible, else found by scanning for a header
+/// whose checksum matches), so one torn or flipped frame loses only itself.
 pub struct Frames<'a> {
     pub data: &'a [u8],
     pub offset: usize,
+}
+
+/// The frame at `at`, if one is intact there: (payload, its end).
+fn frame_at(data: &[u8], at: usize) -> Result<(&[u8], usize), FrameError> {
+    let rest = &data[at.min(data.len())..];
+    let (Some(len), Some(crc)) = (rest.get(0..4), rest.get(4..8)) else {
+        return Err(FrameError::ShortHeader(rest.len()));
+    };
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let Some(payload) = rest.get(8..8 + len).filter(|_| len <= MAX_FRAME) else {
+        return Err(FrameError::ShortPayload { claimed: len, left: rest.len() - 8 });
+    };
+    if crc32(payload) != crc {
+        return Err(FrameError::Checksum);
+    }
+    Ok((payload, at + 8 + len))
 }
 
 impl<'a> Iterator for Frames<'a> {
@@ -92,25 +112,28 @@ impl<'a> Iterator for Frames<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let at = self.offset;
-        let rest = &self.data[at.min(self.data.len())..];
-        if rest.is_empty() {
+        if at >= self.data.len() {
             return None;
         }
-        // Any error ends the iteration: past a bad length nothing lines up.
-        self.offset = self.data.len();
-        let (Some(len), Some(crc)) = (rest.get(0..4), rest.get(4..8)) else {
-            return Some(Err((at, FrameError::ShortHeader(rest.len()))));
-        };
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        let Some(payload) = rest.get(8..8 + len).filter(|_| len <= MAX_FRAME) else {
-            return Some(Err((at, FrameError::ShortPayload { claimed: len, left: rest.len() - 8 })));
-        };
-        if crc32(payload) != crc {
-            return Some(Err((at, FrameError::Checksum)));
+        match frame_at(self.data, at) {
+            Ok((payload, end)) => {
+                self.offset = end;
+                Some(Ok((at, payload)))
+            }
+            Err(e) => {
+                // Resynchronise: a checksum failure with a length that fits
+                // most likely is one torn frame, followed by intact ones.
+                let len = self.data.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+                let after = len.map(|l| at + 8 + l).filter(|&end| end < self.data.len());
+                self.offset = match after.filter(|&end| frame_at(self.data, end).is_ok()) {
+                    Some(end) => end,
+                    None => (at + 1..self.data.len())
+                        .find(|&p| frame_at(self.data, p).is_ok_and(|(pl, _)| !pl.is_empty()))
+                        .unwrap_or(self.data.len()),
+                };
+                Some(Err((at, e)))
+            }
         }
-        self.offset = at + 8 + len;
-        Some(Ok((at, payload)))
     }
 }
 
@@ -213,5 +236,18 @@ mod tests {
         let mut flipped = file.clone();
         flipped[10] ^= 1;
         assert_eq!(Frames { data: &flipped, offset: 0 }.next(), Some(Err((0, FrameError::Checksum))));
+        // Only the damaged frame is lost: the next one is still read.
+        let after: Vec<_> = Frames { data: &flipped, offset: 0 }.collect();
+        assert_eq!(after.len(), 2, "{after:?}");
+        assert_eq!(after[1].as_ref().map(|(_, p)| *p), Ok(&b"second"[..]));
+        // A torn frame in the middle (its tail missing) loses only itself too.
+        let mut torn = Vec::new();
+        put_frame(&mut torn, b"first");
+        let mut half = Vec::new();
+        put_frame(&mut half, &[7u8; 40]);
+        torn.extend_from_slice(&half[..20]);
+        put_frame(&mut torn, b"third");
+        let got: Vec<_> = Frames { data: &torn, offset: 0 }.filter_map(Result::ok).map(|(_, p)| p).collect();
+        assert_eq!(got, vec![&b"first"[..], &b"third"[..]]);
     }
 }

@@ -205,11 +205,15 @@ pub struct StoreOptions {
     pub retention_ms: i64,
     /// Keep 5-minute min/max/avg/count aggregates this long; `None` = off.
     pub downsample_retention_ms: Option<i64>,
+    /// Series that ended (staleness marker) longer ago than this leave
+    /// memory at the next compaction, samples and all (Prometheus's head
+    /// garbage collection); `None` = only retention removes them.
+    pub stale_series_retention_ms: Option<i64>,
 }
 
 impl StoreOptions {
     pub fn new(retention_ms: i64) -> Self {
-        StoreOptions { retention_ms, downsample_retention_ms: None }
+        StoreOptions { retention_ms, downsample_retention_ms: None, stale_series_retention_ms: None }
     }
 }
 
@@ -311,6 +315,7 @@ impl Store {
         let r = r.unwrap_or_else(|| self.next_ref.fetch_add(1, Ordering::Relaxed));
         let data = SeriesData::new(self.options.downsample_retention_ms.is_some());
         let entry = Arc::new(Entry { labels: PackedLabels::new(labels), r, data: Mutex::new(data) });
+        metrics::counter!("forewarn_store_series_created_total").increment(1);
         // Logged under the shard lock: no other task can log a sample of
         // this series before the series record.
         if let Some(w) = self.wal() {
@@ -335,14 +340,18 @@ impl Store {
     pub fn compact(&self, now: i64) {
         let cutoff = now.saturating_sub(self.options.retention_ms);
         let down_cutoff = now.saturating_sub(self.options.downsample_retention_ms.unwrap_or(0));
+        let ended_cutoff = self.options.stale_series_retention_ms.map(|r| now.saturating_sub(r));
+        let ended = |d: &super::series::SeriesData| ended_cutoff.is_some_and(|c| d.ended_before(c));
         self.histograms.compact(cutoff);
+        let (mut expired, mut stale) = (0u64, 0u64);
         for lock in self.shards.iter() {
             let mut empty = Vec::new();
             {
                 let shard = lock.read().unwrap_or_else(|e| e.into_inner());
                 for (id, e) in shard.series.iter().enumerate() {
                     if let Some(e) = e {
-                        if e.lock().compact(cutoff, down_cutoff) {
+                        let mut d = e.lock();
+                        if d.compact(cutoff, down_cutoff) || ended(&d) {
                             empty.push(id as SlotId);
                         }
                     }
@@ -354,11 +363,26 @@ impl Store {
             let mut shard = lock.write().unwrap_or_else(|e| e.into_inner());
             for id in empty {
                 // It may have received a sample since we looked.
-                if shard.series[id as usize].as_ref().is_some_and(|e| e.lock().last_t().is_none()) {
+                let why = shard.series[id as usize].as_ref().and_then(|e| {
+                    let d = e.lock();
+                    if d.last_t().is_none() {
+                        Some(false)
+                    } else {
+                        ended(&d).then_some(true)
+                    }
+                });
+                if let Some(was_stale) = why {
                     shard.remove(id);
+                    if was_stale {
+                        stale += 1;
+                    } else {
+                        expired += 1;
+                    }
                 }
             }
         }
+        metrics::counter!("forewarn_store_series_removed_total", "reason" => "retention").increment(expired);
+        metrics::counter!("forewarn_store_series_removed_total", "reason" => "stale").increment(stale);
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -656,7 +680,11 @@ mod tests {
 
     #[test]
     fn downsampled_aggregates_outlive_raw_samples() {
-        let s = Store::with_options(StoreOptions { retention_ms: 600_000, downsample_retention_ms: Some(86_400_000) });
+        let s = Store::with_options(StoreOptions {
+            retention_ms: 600_000,
+            downsample_retention_ms: Some(86_400_000),
+            stale_series_retention_ms: None,
+        });
         let a = l(&[("__name__", "g")]);
         for i in 0..240i64 {
             s.append(&a, i * 15_000, (i % 20) as f64); // one hour

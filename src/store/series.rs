@@ -36,6 +36,12 @@ impl SeriesData {
         SeriesData { floor: i64::MIN, down: downsample.then(Box::default), ..Default::default() }
     }
 
+    /// Whether the series ended (its newest sample is a staleness marker)
+    /// before `cutoff`.
+    pub fn ended_before(&self, cutoff: i64) -> bool {
+        self.pending.is_some_and(|p| super::is_stale(p.v) && p.t < cutoff)
+    }
+
     pub fn last_t(&self) -> Option<i64> {
         match (&self.pending, self.head.count(), self.chunks.last()) {
             (Some(p), _, _) => Some(p.t),

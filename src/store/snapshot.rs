@@ -34,13 +34,22 @@ pub fn snapshot_name(n: u64) -> String {
 /// Writes the given series to `dir/snapshot-N`; returns its size in bytes.
 pub fn write(dir: &Path, n: u64, entries: &[std::sync::Arc<Entry>]) -> Result<u64, StoreError> {
     let tmp = dir.join(format!("{}.tmp", snapshot_name(n)));
+    let result = write_to(dir, &tmp, n, entries);
+    if result.is_err() {
+        // A half-written snapshot must not keep a full disk full.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_to(dir: &Path, tmp: &Path, n: u64, entries: &[std::sync::Arc<Entry>]) -> Result<u64, StoreError> {
     let path = dir.join(snapshot_name(n));
     let shown = tmp.display().to_string();
     let err = |what: &'static str| {
         let path = shown.clone();
         move |source| StoreError::Io { path, what, source }
     };
-    let file = std::fs::File::create(&tmp).map_err(err("cannot create snapshot"))?;
+    let file = std::fs::File::create(tmp).map_err(err("cannot create snapshot"))?;
     let mut out = std::io::BufWriter::new(file);
     out.write_all(SNAP_MAGIC).map_err(err("cannot write snapshot (disk full?)"))?;
     let (mut payload, mut frame, mut size) = (Vec::new(), Vec::new(), SNAP_MAGIC.len() as u64);
@@ -57,7 +66,7 @@ pub fn write(dir: &Path, n: u64, entries: &[std::sync::Arc<Entry>]) -> Result<u6
     let file = out.into_inner().map_err(|e| err("cannot write snapshot (disk full?)")(e.into_error()))?;
     file.sync_all().map_err(err("cannot sync snapshot"))?;
     drop(file);
-    std::fs::rename(&tmp, &path).map_err(err("cannot rename snapshot into place"))?;
+    std::fs::rename(tmp, &path).map_err(err("cannot rename snapshot into place"))?;
     // Make the rename itself durable.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();

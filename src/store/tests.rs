@@ -180,7 +180,11 @@ fn corrupt_snapshot_and_junk_files_do_not_stop_the_open() {
 fn retention_applies_on_open_and_downsampling_survives_restart() {
     let d = dir("down");
     let now = chrono::Utc::now().timestamp_millis();
-    let opts = StoreOptions { retention_ms: 3_600_000, downsample_retention_ms: Some(30 * DAY) };
+    let opts = StoreOptions {
+        retention_ms: 3_600_000,
+        downsample_retention_ms: Some(30 * DAY),
+        stale_series_retention_ms: None,
+    };
     {
         let (s, _) = Store::open_with(&d, opts).unwrap();
         for k in 0..(6 * 60) {
@@ -222,5 +226,52 @@ fn snapshot_of_an_older_format_is_reported_and_the_wal_after_it_still_replays() 
     let got = bits(&all(&s, "later"));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, vec![(t0 + 1000, 2.0f64.to_bits())]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn ended_series_leave_memory_after_the_stale_series_retention() {
+    let t0 = base();
+    let opts =
+        StoreOptions { retention_ms: DAY, downsample_retention_ms: None, stale_series_retention_ms: Some(60_000) };
+    let s = Store::with_options(opts);
+    s.append(&l("gone", 0), t0, 1.0);
+    s.append(&l("gone", 0), t0 + 1000, crate::store::stale_nan());
+    s.append(&l("live", 0), t0, 1.0);
+    s.append(&l("live", 0), t0 + 1000, 2.0);
+    // Within the window the ended series is still there (and queryable).
+    s.compact(t0 + 30_000);
+    assert_eq!(s.stats().series, 2);
+    // Past it, only the live one is left, however old its last sample.
+    s.compact(t0 + 120_000);
+    assert_eq!(s.stats().series, 1);
+    assert!(all(&s, "gone").is_empty());
+    assert_eq!(all(&s, "live").len(), 1);
+    // A series that comes back after removal starts afresh.
+    s.append(&l("gone", 0), t0 + 130_000, 3.0);
+    assert_eq!(bits(&all(&s, "gone")).len(), 1);
+}
+
+#[test]
+fn a_corrupt_wal_frame_in_the_middle_loses_only_itself() {
+    let d = dir("midframe");
+    let t0 = base();
+    {
+        let (s, _) = Store::open(&d, DAY).unwrap();
+        for k in 0..3 {
+            s.append(&l("m", 0), t0 + k * 1000, k as f64);
+            s.flush_wal().unwrap(); // one frame per flush
+        }
+    }
+    let seg = files(&d, "wal").pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let first_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let second = 8 + 8 + first_len;
+    bytes[second + 9] ^= 0x55; // a flipped bit in the second frame's payload
+    std::fs::write(&seg, bytes).unwrap();
+    let (s, r) = Store::open(&d, DAY).unwrap();
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    let got: Vec<f64> = all(&s, "m")[0].samples.iter().map(|x| x.v).collect();
+    assert_eq!(got, vec![0.0, 2.0], "the frames after the bad one are read");
     let _ = std::fs::remove_dir_all(&d);
 }

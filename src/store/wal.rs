@@ -31,7 +31,13 @@ struct Segment {
     n: u64,
     path: PathBuf,
     file: File,
+    /// Bytes of whole frames written (where a failed write is cut back to).
+    len: u64,
 }
+
+/// WAL records kept for a retry while writes fail; beyond this they are
+/// dropped (counted in `forewarn_store_wal_bytes_dropped_total`).
+const MAX_RETAINED: usize = 64 << 20;
 
 /// The WAL writer.
 pub struct Wal {
@@ -54,7 +60,7 @@ fn open_segment(dir: &Path, n: u64) -> Result<Segment, StoreError> {
         .open(&path)
         .map_err(io_err(&path, "cannot create WAL segment"))?;
     file.write_all(WAL_MAGIC).map_err(io_err(&path, "cannot write WAL segment"))?;
-    Ok(Segment { n, path, file })
+    Ok(Segment { n, path, file, len: WAL_MAGIC.len() as u64 })
 }
 
 impl Wal {
@@ -92,6 +98,10 @@ impl Wal {
         self.flush_locked(&mut seg)
     }
 
+    /// On a failed write (a full disk) the segment is cut back to its last
+    /// whole frame, so no torn frame hides the frames after it, and the
+    /// records stay buffered for the next flush (up to [`MAX_RETAINED`];
+    /// the samples are in memory either way, and the next snapshot covers them).
     fn flush_locked(&self, seg: &mut Segment) -> Result<(), StoreError> {
         let records = std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()));
         if records.is_empty() {
@@ -99,8 +109,21 @@ impl Wal {
         }
         let mut frame = Vec::with_capacity(records.len() + 8);
         put_frame(&mut frame, &records);
-        seg.file.write_all(&frame).map_err(io_err(&seg.path, "cannot write WAL (disk full?)"))?;
-        seg.file.sync_data().map_err(io_err(&seg.path, "cannot sync WAL"))?;
+        let written = seg.file.write_all(&frame).map_err(io_err(&seg.path, "cannot write WAL (disk full?)"));
+        let synced = written.and_then(|()| seg.file.sync_data().map_err(io_err(&seg.path, "cannot sync WAL")));
+        if let Err(e) = synced {
+            let _ = seg.file.set_len(seg.len);
+            let _ = std::io::Seek::seek(&mut seg.file, std::io::SeekFrom::Start(seg.len));
+            let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+            if records.len() + buf.len() <= MAX_RETAINED {
+                let newer = std::mem::replace(&mut *buf, records);
+                buf.extend_from_slice(&newer);
+            } else {
+                metrics::counter!("forewarn_store_wal_bytes_dropped_total").increment(records.len() as u64);
+            }
+            return Err(e);
+        }
+        seg.len += frame.len() as u64;
         metrics::counter!("forewarn_store_wal_bytes_total").increment(frame.len() as u64);
         Ok(())
     }
@@ -165,7 +188,7 @@ pub fn replay(name: &str, data: &[u8], apply: &mut impl FnMut(Record)) -> Vec<St
                 }
             }
             Err((offset, e)) => {
-                problems.push(format!("{name}: offset {offset}: {e}; {} bytes skipped", data.len() - offset));
+                problems.push(format!("{name}: offset {offset}: {e}; skipped up to the next intact frame"));
             }
         }
     }

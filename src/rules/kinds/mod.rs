@@ -89,6 +89,24 @@ impl RuleKind {
         }
     }
 
+    /// The memory a restart must not lose, for `state.db`: a threshold's
+    /// active series (its hysteresis). The other kinds' memory (a learned
+    /// ratio band, an anomaly baseline and its learning progress) is
+    /// re-read from the persisted samples at the first evaluation.
+    pub fn saved_state(&self) -> Option<serde_json::Value> {
+        match self {
+            RuleKind::Threshold(t) => t.saved_state(),
+            _ => None,
+        }
+    }
+
+    /// Takes back what [`RuleKind::saved_state`] saved.
+    pub fn restore_state(&mut self, v: &serde_json::Value) {
+        if let RuleKind::Threshold(t) = self {
+            t.restore_state(v);
+        }
+    }
+
     /// Carries memory over from the same rule before a reload.
     pub fn inherit(&mut self, old: &mut RuleKind) {
         match (self, old) {

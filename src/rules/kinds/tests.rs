@@ -264,7 +264,11 @@ fn daily_cycle_is_not_a_leak_even_right_after_a_restart() {
 fn long_windows_see_downsampled_history_past_raw_retention() {
     use super::{history, KindContext};
     use crate::store::{Queryable, StoreOptions};
-    let store = Store::with_options(StoreOptions { retention_ms: HOUR, downsample_retention_ms: Some(7 * 24 * HOUR) });
+    let store = Store::with_options(StoreOptions {
+        retention_ms: HOUR,
+        downsample_retention_ms: Some(7 * 24 * HOUR),
+        stale_series_retention_ms: None,
+    });
     memory(&store, 0, 6 * HOUR, |t| t as f64);
     let now = 6 * HOUR;
     store.compact(now);

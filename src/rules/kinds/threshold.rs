@@ -56,6 +56,32 @@ impl Threshold {
         }
     }
 
+    /// The active series with their last values (`None` when none): what
+    /// keeps a value between `clear_below` and `above` active after a restart.
+    pub fn saved_state(&self) -> Option<serde_json::Value> {
+        if self.active.is_empty() {
+            return None;
+        }
+        let mut active: Vec<(&Labels, f64)> = self.active.values().map(|(l, v)| (l, *v)).collect();
+        active.sort_by(|a, b| a.0.cmp(b.0));
+        let list: Vec<serde_json::Value> = active
+            .into_iter()
+            .map(|(l, v)| serde_json::json!({ "labels": l, "value": v.is_finite().then_some(v) }))
+            .collect();
+        Some(serde_json::json!({ "active": list }))
+    }
+
+    /// Takes back [`Threshold::saved_state`]; unreadable entries are skipped.
+    pub fn restore_state(&mut self, v: &serde_json::Value) {
+        let Some(list) = v.get("active").and_then(|a| a.as_array()) else { return };
+        for item in list {
+            let Some(obj) = item.get("labels").and_then(|l| l.as_object()) else { continue };
+            let labels = Labels::from_pairs(obj.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))));
+            let value = item.get("value").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+            self.active.insert(labels.fingerprint(), (labels, value));
+        }
+    }
+
     /// Is `v` active, given whether it was active before?
     pub fn decide(&self, v: f64, was_active: bool) -> bool {
         match self.mode {
@@ -125,8 +151,11 @@ impl Threshold {
         let h = crate::alerts::template::humanize;
         let explanation = if missing {
             format!("no data; last seen {dir} {}, clears {} {}", h(level), clear_word(dir), h(self.clear))
-        } else {
+        } else if beyond(dir, v, level) {
             format!("{} is {dir} {}; clears {} {}", h(v), h(level), clear_word(dir), h(self.clear))
+        } else {
+            // Held by hysteresis: past the clear level, not yet back.
+            format!("{}: went {dir} {}, not back {} {} yet", h(v), h(level), clear_word(dir), h(self.clear))
         };
         let (lower, upper) = match self.mode {
             Mode::Above(a) => (f64::NEG_INFINITY, a),
@@ -150,6 +179,14 @@ impl Threshold {
             onset: None,
             overlay: Some(crate::alerts::Overlay::Band { label: format!("{dir} {}", h(level)), lower, upper }),
         }
+    }
+}
+
+fn beyond(dir: &str, v: f64, level: f64) -> bool {
+    if dir == "above" {
+        v > level
+    } else {
+        v < level
     }
 }
 
