@@ -78,7 +78,14 @@ pub struct ScrapeState {
     last_series: HashMap<u64, SeriesRef>,
     /// Sees every good scrape's samples to record deploys and restarts.
     pub detector: Option<std::sync::Arc<crate::deploys::Detector>>,
+    /// Whether `last_series` was seeded from the store (first scrape of
+    /// this process): see [`Store::last_scrape_series`].
+    seeded: bool,
 }
+
+/// Series older than this are invisible to queries anyway (the lookback
+/// delta), so a restart longer than it needs no staleness markers.
+const SEED_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
 /// Why a scrape failed.
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +260,14 @@ pub async fn scrape_once(
     state: &mut ScrapeState,
     now: i64,
 ) -> TargetHealth {
+    if !state.seeded {
+        // After a restart: a series the target dropped while the daemon was
+        // down must end now, as it would have had the daemon been running.
+        state.seeded = true;
+        if state.last_series.is_empty() {
+            state.last_series = store.last_scrape_series(&t.labels, now - SEED_LOOKBACK_MS).into_iter().collect();
+        }
+    }
     let started = Instant::now();
     let result = match fetch(client, t).await {
         Ok((body, format)) => to_samples(t, &body, format, now),
@@ -382,5 +397,61 @@ mod tests {
         assert!(err.contains(&token_file.display().to_string()) && err.contains("credentials_file"), "{err}");
         assert_eq!(seen.lock().expect("log").len(), 2, "no request is sent without the secret");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A series the target dropped while the daemon was down ends at the
+    /// first scrape after the restart (a fresh `ScrapeState` on a store that
+    /// still holds the last scrape), as it would have with no restart; a
+    /// recording rule's series with the same labels is left alone.
+    #[tokio::test]
+    async fn series_gone_during_a_restart_end_at_the_first_scrape() {
+        use crate::store::Queryable;
+        let body = Arc::new(Mutex::new(String::from("kept 1\ngone{x=\"1\"} 1\n")));
+        let b = body.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let b = b.clone();
+                async move { b.lock().expect("body").clone() }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let sc: ScrapeConfig =
+            serde_saphyr::from_str(&format!("job_name: j\nstatic_configs: [{{targets: ['{addr}']}}]\n")).expect("yaml");
+        let t = Target::from_config(&sc, &crate::config::GlobalConfig::default()).remove(0);
+        let client = reqwest::Client::new();
+        let store = Store::new(i64::MAX);
+        let mut before = ScrapeState::default();
+        scrape_once(&client, &t, &store, &mut before, 10_000).await;
+        // A recording rule output carrying the target's labels, written later.
+        let mut rec = t.labels.clone();
+        rec.set(METRIC_NAME.into(), "job:kept:sum".into());
+        store.append(&rec, 12_000, 1.0);
+
+        // "Restart": the old state is gone; the target no longer has `gone`.
+        drop(before);
+        *body.lock().expect("body") = "kept 2\n".into();
+        let mut after = ScrapeState::default();
+        scrape_once(&client, &t, &store, &mut after, 40_000).await;
+
+        let last = |name: &str| {
+            let m = [crate::labels::Matcher::equal(METRIC_NAME, name)];
+            store.select(&m, 0, i64::MAX).into_iter().next().and_then(|s| s.samples.last().copied())
+        };
+        let gone = last("gone").expect("gone series");
+        assert_eq!(gone.t, 40_000);
+        assert!(crate::store::is_stale(gone.v), "the vanished series ends at the first scrape after the restart");
+        assert_eq!(last("kept").map(|s| (s.t, s.v)), Some((40_000, 2.0)));
+        let r = last("job:kept:sum").expect("recorded series");
+        assert_eq!((r.t, r.v), (12_000, 1.0), "a series the scrape did not write is not ended");
+
+        // A restart longer than the lookback delta finds nothing to end.
+        let mut late = ScrapeState::default();
+        *body.lock().expect("body") = "other 1\n".into();
+        scrape_once(&client, &t, &store, &mut late, 40_000 + SEED_LOOKBACK_MS + 20_000).await;
+        let kept = last("kept").expect("kept");
+        assert_eq!(kept.t, 40_000, "no marker after the lookback delta: the series is invisible already");
     }
 }

@@ -413,6 +413,57 @@ impl Store {
         out
     }
 
+    /// The series a target's last scrape wrote, as far as the store can
+    /// tell after a restart: series carrying all of the target's labels
+    /// whose newest sample, not a staleness marker, was written at the
+    /// same instant as the target's last `up` (every sample of a scrape
+    /// shares its timestamp; a recording rule's output almost never does).
+    /// Empty if that scrape is older than `since`. The scraper seeds its
+    /// staleness tracking with these, so a series that vanished while the
+    /// daemon was down ends at the first scrape instead of lingering for
+    /// the lookback delta.
+    pub fn last_scrape_series(&self, target: &Labels, since: i64) -> Vec<(u64, SeriesRef)> {
+        let matchers: Vec<Matcher> = target.iter().map(|(k, v)| Matcher::equal(k, v)).collect();
+        if matchers.is_empty() {
+            return Vec::new();
+        }
+        let entries = self.matching(&matchers);
+        let mut up = target.clone();
+        up.set(crate::labels::METRIC_NAME.into(), "up".into());
+        let Some(last) = entries.iter().find(|e| e.labels.to_labels() == up).and_then(|e| e.lock().last_t()) else {
+            return Vec::new();
+        };
+        if last < since {
+            return Vec::new();
+        }
+        const SYNTHETIC: [&str; 5] = [
+            "up",
+            "scrape_duration_seconds",
+            "scrape_samples_scraped",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_series_added",
+        ];
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for e in entries {
+            if SYNTHETIC.contains(&e.labels.value(crate::labels::METRIC_NAME)) {
+                continue;
+            }
+            {
+                let d = e.lock();
+                if d.last_t() != Some(last) {
+                    continue;
+                }
+                buf.clear();
+                d.read(last, last, &mut buf);
+            }
+            if buf.last().is_some_and(|s| !super::is_stale(s.v)) {
+                out.push((e.labels.to_labels().fingerprint(), SeriesRef(e)));
+            }
+        }
+        out
+    }
+
     /// The 5-minute aggregates (bucket start in `[start, end]`) of series
     /// matching `matchers`, sorted by labels; series without buckets in
     /// range are left out. Only filled when the store was built with
