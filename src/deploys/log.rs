@@ -102,12 +102,17 @@ impl DeployLog {
     pub fn insert(&self, m: &Marker) -> Result<Marker, DeploysError> {
         let labels = serde_json::to_string(&m.labels).unwrap_or_else(|_| "{}".into());
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        conn.execute(
+        let res = conn.execute(
             "INSERT INTO deploy_markers (service, version, kind, at_ms, commit_id, url, by_whom, labels)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![m.service, m.version, m.kind.as_str(), m.at, m.commit, m.url, m.by, labels],
-        )
-        .map_err(self.err())?;
+        );
+        // Counted and shown on /-/ready like every state-dir write.
+        match &res {
+            Ok(_) => crate::state::faults().ok(crate::state::WriteKind::Sqlite, "deploy_markers"),
+            Err(e) => crate::state::faults().failed(crate::state::WriteKind::Sqlite, "deploy_markers", e),
+        }
+        res.map_err(self.err())?;
         let id = conn.last_insert_rowid();
         drop(conn);
         metrics::counter!("forewarn_deploy_markers_total", "kind" => m.kind.as_str()).increment(1);

@@ -247,13 +247,18 @@ impl Silences {
     fn save(&self, s: &Silence) -> Result<(), SilenceError> {
         let Some((conn, path)) = &self.db else { return Ok(()) };
         let body = serde_json::to_string(s).unwrap_or_default();
-        conn.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .execute(
-                "INSERT OR REPLACE INTO silences (id, body, ends_ms) VALUES (?1, ?2, ?3)",
-                params![s.id, body, s.ends_at.timestamp_millis()],
-            )
-            .map_err(|source| SilenceError::Storage { path: path.clone(), source })?;
+        let res = conn.lock().unwrap_or_else(|p| p.into_inner()).execute(
+            "INSERT OR REPLACE INTO silences (id, body, ends_ms) VALUES (?1, ?2, ?3)",
+            params![s.id, body, s.ends_at.timestamp_millis()],
+        );
+        // Counted and shown on /-/ready like every state-dir write.
+        match res {
+            Ok(_) => crate::state::faults().ok(crate::state::WriteKind::Sqlite, "silences"),
+            Err(e) => {
+                crate::state::faults().failed(crate::state::WriteKind::Sqlite, "silences", &e);
+                return Err(SilenceError::Storage { path: path.clone(), source: e });
+            }
+        }
         Ok(())
     }
 
