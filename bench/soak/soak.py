@@ -112,8 +112,18 @@ class Schedule:
         return out
 
 
-class Targets(http.server.ThreadingHTTPServer):
+class Quiet(http.server.ThreadingHTTPServer):
+    """A server that does not print a traceback when forewarn is killed
+    mid-request (a reset connection is what a restart looks like)."""
+
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+class Targets(Quiet):
 
     def __init__(self, port, clock, schedule):
         super().__init__(("127.0.0.1", port), TargetHandler)
@@ -188,8 +198,7 @@ class Receipts:
             self.got[receiver][token][status] += 1
 
 
-class Webhook(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class Webhook(Quiet):
 
     def __init__(self, port, receipts, fail_rate, seed):
         super().__init__(("127.0.0.1", port), WebhookHandler)
