@@ -63,6 +63,8 @@ pub struct Daemon {
     pub silences: Arc<Silences>,
     /// Deploy markers (`/api/v1/deploys`), shared with scrapers and notifier.
     pub deploys: Arc<crate::deploys::DeployLog>,
+    /// Credentials of `http:` and their verdict cache.
+    pub http_guard: crate::http::guard::Guard,
     reconfigure: mpsc::UnboundedSender<Reconfigure>,
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -154,6 +156,7 @@ impl Daemon {
             ready: AtomicBool::new(false),
             silences,
             deploys: deploys.clone(),
+            http_guard: Default::default(),
             reconfigure: reconf_tx,
             reload_lock: tokio::sync::Mutex::new(()),
         });
