@@ -4,6 +4,7 @@
 //! Handlers only translate; every decision lives in the modules they call.
 
 mod api;
+pub mod client;
 mod deploys;
 pub mod guard;
 mod server;
