@@ -114,6 +114,7 @@ impl Daemon {
             max_backoff_ms: cfg.outbox.max_backoff.as_millis() as u64,
         };
         let silences = dispatcher.attach(&state, worker).map_err(|e| DaemonError::Other(e.to_string()))?;
+        silences.set_limits(cfg.silences.clone());
         let deploys = crate::deploys::DeployLog::open(&state, cfg.deploys.clone())
             .map_err(|e| DaemonError::Other(e.to_string()))?;
         dispatcher.set_deploys(deploys.clone());
@@ -210,6 +211,7 @@ impl Daemon {
         self.rules.replace(groups);
         let _ = self.reconfigure.send(parts);
         self.deploys.set_settings(cfg.deploys.clone());
+        self.silences.set_limits(cfg.silences.clone());
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         Ok(())
     }

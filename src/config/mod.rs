@@ -49,6 +49,9 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// Limits on silences created through the API.
+    #[serde(default)]
+    pub silences: crate::notify::silence::SilenceLimits,
     /// forewarn's own: deploy markers (matching, lookback, API token).
     #[serde(default)]
     pub deploys: crate::deploys::DeploysConfig,

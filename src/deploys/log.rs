@@ -98,10 +98,32 @@ impl DeployLog {
         self.chart.get().and_then(|f| f(fingerprint, onset, resolved, now))
     }
 
-    /// Stores `m` and returns it with its id.
+    /// Stores `m` and returns it with its id. Refuses a marker over
+    /// `deploys.max_marker_bytes`; first drops markers past
+    /// `deploys.retention` and, at `deploys.max_markers`, the oldest.
     pub fn insert(&self, m: &Marker) -> Result<Marker, DeploysError> {
         let labels = serde_json::to_string(&m.labels).unwrap_or_else(|_| "{}".into());
+        let settings = self.settings();
+        let size = serde_json::to_string(m).map(|s| s.len()).unwrap_or(usize::MAX);
+        let max = settings.max_marker_bytes.0 as usize;
+        if max > 0 && size > max {
+            metrics::counter!("forewarn_deploy_markers_refused_total").increment(1);
+            return Err(DeploysError::Field {
+                field: "marker".into(),
+                message: format!("{size} bytes, more than deploys.max_marker_bytes ({max})"),
+            });
+        }
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let cutoff = chrono::Utc::now().timestamp_millis() - settings.retention.as_millis();
+        conn.execute("DELETE FROM deploy_markers WHERE at_ms < ?1", params![cutoff]).map_err(self.err())?;
+        if settings.max_markers > 0 {
+            conn.execute(
+                "DELETE FROM deploy_markers WHERE id IN (SELECT id FROM deploy_markers ORDER BY at_ms, id \
+                 LIMIT max(0, (SELECT count(*) FROM deploy_markers) - ?1 + 1))",
+                params![settings.max_markers as i64],
+            )
+            .map_err(self.err())?;
+        }
         conn.execute(
             "INSERT INTO deploy_markers (service, version, kind, at_ms, commit_id, url, by_whom, labels)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -98,6 +98,7 @@ async fn create(
     };
     match d.deploys.insert(&marker) {
         Ok(m) => Json(json!({"status": "success", "data": m})).into_response(),
+        Err(e @ DeploysError::Field { .. }) => error(StatusCode::BAD_REQUEST, "bad_data", e),
         Err(e) => storage_error(e),
     }
 }
