@@ -67,7 +67,9 @@ fn budget_message(b: &serde_saphyr::budget::BudgetBreach) -> String {
         B::Documents { .. } => ("YAML documents", limits.max_documents),
         B::ScalarBytes { .. } => ("bytes of text values", limits.max_total_scalar_bytes),
         B::MergeKeys { .. } => ("merge keys (<<)", limits.max_merge_keys),
-        other => return format!("file refused by the YAML reader's safety limits ({other:?}); make it smaller or simpler"),
+        other => {
+            return format!("file refused by the YAML reader's safety limits ({other:?}); make it smaller or simpler")
+        }
     };
     format!("file too large or too deep: more than {limit} {what}, the limit for a config or rule file; split it into several files")
 }

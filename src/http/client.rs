@@ -23,9 +23,8 @@ impl Connection {
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let mut b = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")));
+        let mut b =
+            reqwest::Client::builder().timeout(timeout).user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")));
         if self.insecure_skip_verify {
             b = b.tls_danger_accept_invalid_certs(true);
         }

@@ -50,7 +50,11 @@ struct Credentials {
 
 impl Default for Guard {
     fn default() -> Self {
-        Guard { current: Mutex::new(None), cache: Mutex::new(HashMap::new()), bcrypt_slot: tokio::sync::Semaphore::new(1) }
+        Guard {
+            current: Mutex::new(None),
+            cache: Mutex::new(HashMap::new()),
+            bcrypt_slot: tokio::sync::Semaphore::new(1),
+        }
     }
 }
 
@@ -229,7 +233,9 @@ pub async fn check(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -
         let creds = guard.credentials(&cfg);
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
         let ok = match given {
-            None => return unauthorized("authentication required (http.basic_auth_users / http.bearer_tokens are set)"),
+            None => {
+                return unauthorized("authentication required (http.basic_auth_users / http.bearer_tokens are set)")
+            }
             Some(v) => match v.split_once(' ') {
                 Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
                     let decoded = base64::engine::general_purpose::STANDARD

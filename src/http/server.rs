@@ -138,7 +138,8 @@ async fn serve_conn<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity { start: Instant::now(), last_ms: AtomicI64::new(0), running: AtomicUsize::new(0) });
+    let activity =
+        Arc::new(Activity { start: Instant::now(), last_ms: AtomicI64::new(0), running: AtomicUsize::new(0) });
     let io = Tracked { inner: io, activity: activity.clone() };
     let act = activity.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

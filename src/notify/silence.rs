@@ -77,12 +77,13 @@ impl SilenceLimits {
                 MatcherInput::Object(o) => o.name.len() + o.value.len() + 40,
             })
             .sum();
-        let size = matchers + input.comment.len()
-            + input.created_by.len();
+        let size = matchers + input.comment.len() + input.created_by.len();
         if max > 0 && size > max {
             return Err(invalid(
                 "silence",
-                format!("{size} bytes of matchers, comment and author, more than silences.max_per_silence_bytes ({max})"),
+                format!(
+                    "{size} bytes of matchers, comment and author, more than silences.max_per_silence_bytes ({max})"
+                ),
             ));
         }
         Ok(())
@@ -333,7 +334,12 @@ impl Silences {
 
     /// Makes room for one more silence: forgets the oldest expired ones,
     /// and refuses when active and pending silences alone fill the limit.
-    fn make_room(&self, list: &mut Vec<(Silence, Vec<Matcher>)>, max: usize, now: DateTime<Utc>) -> Result<(), SilenceError> {
+    fn make_room(
+        &self,
+        list: &mut Vec<(Silence, Vec<Matcher>)>,
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(), SilenceError> {
         if max == 0 || list.len() < max {
             return Ok(());
         }
@@ -342,7 +348,9 @@ impl Silences {
             ::metrics::counter!("forewarn_silences_refused_total", "limit" => "max_silences").increment(1);
             return Err(invalid(
                 "silence",
-                format!("{live} active or pending silences already, the limit of silences.max_silences; expire some first"),
+                format!(
+                    "{live} active or pending silences already, the limit of silences.max_silences; expire some first"
+                ),
             ));
         }
         let mut expired: Vec<(DateTime<Utc>, String)> =
