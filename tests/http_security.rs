@@ -493,3 +493,37 @@ async fn connections_that_never_finish_their_headers_are_closed() {
     let r = client().get(format!("http://127.0.0.1:{port}/-/healthy")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_wait_their_turn() {
+    let dir = temp_dir("sec-maxconn");
+    let port = free_port();
+    std::fs::write(
+        dir.join("forewarn.yml"),
+        format!(
+            "storage: {{ path: \"{}\" }}\nhttp: {{ listen: \"127.0.0.1:{port}\", read_header_timeout: 2s, max_connections: 2 }}\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let _d = start(&dir.join("forewarn.yml"), port);
+    // `start` probed the port with a connection that is closed at once; let it go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slow: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let http = client();
+    let url = format!("http://127.0.0.1:{port}/-/healthy");
+    let pending = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!pending.is_finished(), "a third connection is not served while two are open (max_connections: 2)");
+    // The slow two are dropped at the header timeout; then the third is served.
+    let status = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("served after the header timeout");
+    assert_eq!(status.unwrap().unwrap(), 200);
+    drop(slow);
+}
