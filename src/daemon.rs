@@ -63,6 +63,8 @@ pub struct Daemon {
     pub silences: Arc<Silences>,
     /// Deploy markers (`/api/v1/deploys`), shared with scrapers and notifier.
     pub deploys: Arc<crate::deploys::DeployLog>,
+    /// Credentials of `http:` and their verdict cache.
+    pub http_guard: crate::http::guard::Guard,
     reconfigure: mpsc::UnboundedSender<Reconfigure>,
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -112,6 +114,7 @@ impl Daemon {
             max_backoff_ms: cfg.outbox.max_backoff.as_millis() as u64,
         };
         let silences = dispatcher.attach(&state, worker).map_err(|e| DaemonError::Other(e.to_string()))?;
+        silences.set_limits(cfg.silences.clone());
         let deploys = crate::deploys::DeployLog::open(&state, cfg.deploys.clone())
             .map_err(|e| DaemonError::Other(e.to_string()))?;
         dispatcher.set_deploys(deploys.clone());
@@ -154,6 +157,7 @@ impl Daemon {
             ready: AtomicBool::new(false),
             silences,
             deploys: deploys.clone(),
+            http_guard: Default::default(),
             reconfigure: reconf_tx,
             reload_lock: tokio::sync::Mutex::new(()),
         });
@@ -207,6 +211,7 @@ impl Daemon {
         self.rules.replace(groups);
         let _ = self.reconfigure.send(parts);
         self.deploys.set_settings(cfg.deploys.clone());
+        self.silences.set_limits(cfg.silences.clone());
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         Ok(())
     }

@@ -47,6 +47,8 @@ enum Cmd {
         /// The daemon's HTTP address.
         #[arg(long, global = true, default_value = "http://127.0.0.1:9099")]
         url: String,
+        #[command(flatten)]
+        conn: ConnArgs,
         #[command(subcommand)]
         cmd: SilenceCmd,
     },
@@ -104,6 +106,55 @@ struct QueryArgs {
     /// Evaluation time (RFC 3339 or Unix seconds; default: now).
     #[arg(long)]
     time: Option<String>,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+/// How to reach a daemon whose `http:` section asks for credentials or serves HTTPS.
+#[derive(clap::Args)]
+struct ConnArgs {
+    /// Basic auth user (an `http.basic_auth_users` entry); default: $FOREWARN_USERNAME.
+    #[arg(long, global = true)]
+    username: Option<String>,
+    /// A file holding the basic auth password; default: $FOREWARN_PASSWORD.
+    #[arg(long, global = true)]
+    password_file: Option<PathBuf>,
+    /// A file holding a bearer token (`http.bearer_tokens`); default: $FOREWARN_BEARER_TOKEN.
+    #[arg(long, global = true)]
+    bearer_token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for an https daemon (only these).
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
+    /// Do not check the https daemon's certificate.
+    #[arg(long, global = true)]
+    insecure_skip_verify: bool,
+}
+
+impl ConnArgs {
+    /// Flags first, then `FOREWARN_USERNAME`, `FOREWARN_PASSWORD`, `FOREWARN_BEARER_TOKEN`.
+    fn connection(&self) -> anyhow::Result<forewarn::http::client::Connection> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let username = self.username.clone().or_else(|| env("FOREWARN_USERNAME"));
+        let password = match &self.password_file {
+            Some(p) => Some(read_secret(p)?),
+            None => env("FOREWARN_PASSWORD"),
+        };
+        anyhow::ensure!(
+            password.is_none() || username.is_some(),
+            "a password was given (--password-file or FOREWARN_PASSWORD) without --username"
+        );
+        let bearer_token = match &self.bearer_token_file {
+            Some(p) => Some(read_secret(p)?),
+            None => env("FOREWARN_BEARER_TOKEN"),
+        };
+        Ok(forewarn::http::client::Connection {
+            username,
+            password,
+            bearer_token,
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -160,7 +211,7 @@ fn main() -> ExitCode {
         Cmd::Run { config } => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
         Cmd::Demo { listen } => exit(runtime().and_then(|rt| rt.block_on(demo(listen)))),
         Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
-        Cmd::Silence { url, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, cmd)))),
+        Cmd::Silence { url, conn, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, &conn, cmd)))),
         Cmd::Replay(args) => exit(replay(args)),
         Cmd::Test { cmd: TestCmd::Promql { files } } => test_promql(&files),
         Cmd::Test { cmd: TestCmd::Rules { files, run, ignore_unknown_fields } } => {
@@ -375,6 +426,8 @@ struct DeployArgs {
     /// Bearer token (deploys.token); default: $FOREWARN_TOKEN.
     #[arg(long)]
     token: Option<String>,
+    #[command(flatten)]
+    conn: ConnArgs,
 }
 
 /// `forewarn deploy`: posts one marker and prints what was stored.
@@ -396,7 +449,8 @@ async fn deploy(a: DeployArgs) -> anyhow::Result<()> {
         "labels": labels,
     });
     let token = a.token.or_else(|| std::env::var("FOREWARN_TOKEN").ok());
-    let m = forewarn::deploys::client::post_marker(&a.server, token.as_deref(), &body).await?;
+    let conn = a.conn.connection()?;
+    let m = forewarn::deploys::client::post_marker(&a.server, &conn, token.as_deref(), &body).await?;
     println!(
         "recorded {} {} of {} at {} (id {})",
         m.kind.as_str(),
@@ -408,8 +462,9 @@ async fn deploy(a: DeployArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn silence(url: &str, cmd: SilenceCmd) -> anyhow::Result<()> {
+async fn silence(url: &str, conn: &ConnArgs, cmd: SilenceCmd) -> anyhow::Result<()> {
     use forewarn::notify::client;
+    let conn = &conn.connection()?;
     match cmd {
         SilenceCmd::Add { matchers, comment, author, duration, start } => {
             let start = match start {
@@ -424,11 +479,11 @@ async fn silence(url: &str, cmd: SilenceCmd) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--duration {duration:?}: {e}"))?;
             let end = start.unwrap_or_else(chrono::Utc::now) + chrono::Duration::milliseconds(d.as_millis());
             let author = author.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "forewarn-cli".into());
-            let id = client::silence_add(url, &matchers, start, end, &author, &comment).await?;
+            let id = client::silence_add(url, conn, &matchers, start, end, &author, &comment).await?;
             println!("{id}");
         }
         SilenceCmd::Ls { expired, quiet } => {
-            for s in client::silence_list(url).await? {
+            for s in client::silence_list(url, conn).await? {
                 if !expired && s["status"]["state"] == "expired" {
                     continue;
                 }
@@ -441,7 +496,7 @@ async fn silence(url: &str, cmd: SilenceCmd) -> anyhow::Result<()> {
         }
         SilenceCmd::Expire { ids } => {
             for id in ids {
-                client::silence_expire(url, &id).await?;
+                client::silence_expire(url, conn, &id).await?;
                 println!("expired {id}");
             }
         }
@@ -710,7 +765,8 @@ fn test_promql(files: &[PathBuf]) -> ExitCode {
 
 /// `forewarn query`: calls the daemon's `/api/v1/query` and prints a table.
 async fn query(a: QueryArgs) -> anyhow::Result<()> {
-    let body = forewarn::promql::client::instant(&a.server, &a.expr, a.time.as_deref()).await?;
+    let conn = a.conn.connection()?;
+    let body = forewarn::promql::client::instant(&a.server, &conn, &a.expr, a.time.as_deref()).await?;
     print!("{}", forewarn::promql::client::table(&body)?);
     Ok(())
 }

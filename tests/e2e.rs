@@ -105,7 +105,7 @@ receivers:
   - name: team
     webhook_configs: [ {{ url: "http://{hook}/hook", send_resolved: true }} ]
     email_configs: [ {{ to: "team@example.com", from: "forewarn@example.com", smarthost: "127.0.0.1:{smtp_port}", require_tls: false, send_resolved: true }} ]
-http: {{ listen: "{listen}" }}
+http: {{ listen: "{listen}", enable_lifecycle: true }}
 "#
     );
     let path = dir.join("forewarn.yml");

@@ -6,6 +6,7 @@
 //! forewarn's own `storage` and `http`. Every struct denies unknown keys: a
 //! typo is an error with its line, never a silently ignored setting.
 
+pub mod http;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use crate::duration::PromDuration;
 use crate::notify::email::EmailConfig;
 use crate::notify::webhook::WebhookConfig;
+pub use http::HttpConfig;
 pub use yaml::Located;
 
 /// The whole config file.
@@ -47,6 +49,9 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// Limits on silences created through the API.
+    #[serde(default)]
+    pub silences: crate::notify::silence::SilenceLimits,
     /// forewarn's own: deploy markers (matching, lookback, API token).
     #[serde(default)]
     pub deploys: crate::deploys::DeploysConfig,
@@ -336,26 +341,6 @@ fn default_retention() -> PromDuration {
     PromDuration::from_secs(8 * 86_400)
 }
 
-/// The HTTP server.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// The URL people use to reach forewarn (links in notifications).
-    pub external_url: Option<String>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig { listen: default_listen(), external_url: None }
-    }
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:9099".into()
-}
-
 impl Config {
     /// Reads, parses and validates a config file. Relative `rule_files`
     /// are resolved against the config file's directory, as Prometheus does.
@@ -378,6 +363,7 @@ impl Config {
                 .iter_mut()
                 .flat_map(|sc| sc.file_sd_configs.iter_mut())
                 .flat_map(|f| f.files.iter_mut());
+            cfg.http.resolve_paths(base);
             for f in sd_files {
                 if Path::new(f).is_relative() && !base.as_os_str().is_empty() {
                     *f = base.join(&*f).display().to_string();
@@ -495,6 +481,9 @@ impl Config {
             None => {}
         }
         for e in self.deploys.validate() {
+            err(e);
+        }
+        for e in self.http.validate() {
             err(e);
         }
         if self.storage.retention.as_millis() < 60_000 {

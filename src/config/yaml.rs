@@ -45,8 +45,33 @@ impl Located {
 pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Located> {
     serde_saphyr::from_str::<T>(text).map_err(|e| {
         let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        Located::new(file, line, col, first_line(&e.without_snippet().to_string()))
+        let message = match e.without_snippet() {
+            serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+            other => first_line(&other.to_string()),
+        };
+        Located::new(file, line, col, message)
     })
+}
+
+/// The YAML reader's safety limits, said so that the reader knows what to
+/// change (the defaults of serde-saphyr's `Budget`).
+fn budget_message(b: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let limits = serde_saphyr::Budget::default();
+    let (what, limit) = match b {
+        B::Nodes { .. } => ("YAML nodes (values, lists and maps)", limits.max_nodes),
+        B::Events { .. } => ("YAML parser events", limits.max_events),
+        B::Depth { .. } => ("levels of nested lists and maps", limits.max_depth),
+        B::Aliases { .. } => ("aliases (*ref)", limits.max_aliases),
+        B::Anchors { .. } => ("anchors (&name)", limits.max_anchors),
+        B::Documents { .. } => ("YAML documents", limits.max_documents),
+        B::ScalarBytes { .. } => ("bytes of text values", limits.max_total_scalar_bytes),
+        B::MergeKeys { .. } => ("merge keys (<<)", limits.max_merge_keys),
+        other => {
+            return format!("file refused by the YAML reader's safety limits ({other:?}); make it smaller or simpler")
+        }
+    };
+    format!("file too large or too deep: more than {limit} {what}, the limit for a config or rule file; split it into several files")
 }
 
 /// Reads and parses a file.
@@ -94,6 +119,19 @@ mod tests {
         assert_eq!((e.line, e.file.as_str()), (2, "x.yml"));
         assert!(e.message.contains("bee"), "{}", e.message);
         assert!(e.to_string().starts_with("x.yml:2:"), "{e}");
+    }
+
+    #[test]
+    fn budget_breach_is_explained() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct L {
+            a: Vec<u32>,
+        }
+        let text = format!("a: [{}]\n", vec!["1"; 300_000].join(","));
+        let e = parse::<L>("big.yml", &text).unwrap_err();
+        assert!(e.message.contains("more than") && e.message.contains("split it"), "{}", e.message);
+        assert!(!e.message.contains("budget breached"), "{}", e.message);
     }
 
     #[test]

@@ -8,16 +8,21 @@ use serde_json::Value;
 use super::{DeploysError, Marker};
 
 /// Posts `body` (a marker object) to `server` and returns the stored marker.
-pub async fn post_marker(server: &str, token: Option<&str>, body: &Value) -> Result<Marker, DeploysError> {
+/// `token` is `deploys.token`; `conn` carries the `http:` credentials and
+/// TLS trust (basic auth there wins over `token`).
+pub async fn post_marker(
+    server: &str,
+    conn: &crate::http::client::Connection,
+    token: Option<&str>,
+    body: &Value,
+) -> Result<Marker, DeploysError> {
     let url = format!("{}/api/v1/deploys", server.trim_end_matches('/'));
     let http = |m: String| DeploysError::Http(format!("{url}: {m}"));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| http(e.to_string()))?;
+    let client = conn.client(Duration::from_secs(15)).map_err(http)?;
     let mut req = client.post(&url).json(body);
-    if let Some(t) = token {
+    if conn.has_credentials() {
+        req = conn.authorize(req);
+    } else if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.map_err(|e| http(format!("{e} (is forewarn running there? see --server)")))?;

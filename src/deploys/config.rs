@@ -25,6 +25,15 @@ pub struct DeploysConfig {
     /// Record deploys and restarts seen while scraping.
     #[serde(default = "yes")]
     pub detect: bool,
+    /// Most markers kept; the oldest go first. 0 = no limit.
+    #[serde(default = "default_max_markers")]
+    pub max_markers: usize,
+    /// Largest marker (all its fields and labels) accepted. 0 = no limit.
+    #[serde(default = "default_max_marker_bytes")]
+    pub max_marker_bytes: crate::config::ByteSize,
+    /// Markers older than this are deleted.
+    #[serde(default = "default_retention")]
+    pub retention: PromDuration,
 }
 
 // Hand-written so that the token never reaches a log line.
@@ -36,6 +45,9 @@ impl std::fmt::Debug for DeploysConfig {
             .field("version_label", &self.version_label)
             .field("token", &self.token.as_ref().map(|_| "<secret>"))
             .field("detect", &self.detect)
+            .field("max_markers", &self.max_markers)
+            .field("max_marker_bytes", &self.max_marker_bytes.0)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -48,6 +60,9 @@ impl Default for DeploysConfig {
             version_label: default_version_label(),
             token: None,
             detect: true,
+            max_markers: default_max_markers(),
+            max_marker_bytes: default_max_marker_bytes(),
+            retention: default_retention(),
         }
     }
 }
@@ -60,6 +75,15 @@ fn default_lookback() -> PromDuration {
 }
 fn default_version_label() -> String {
     "version".into()
+}
+fn default_max_markers() -> usize {
+    100_000
+}
+fn default_max_marker_bytes() -> crate::config::ByteSize {
+    crate::config::ByteSize(16 * 1024)
+}
+fn default_retention() -> PromDuration {
+    PromDuration::from_secs(90 * 86_400)
 }
 fn yes() -> bool {
     true
@@ -74,6 +98,12 @@ impl DeploysConfig {
         }
         if self.version_label.trim().is_empty() {
             errs.push("deploys.version_label must not be empty (e.g. version)".to_string());
+        }
+        if self.retention < self.lookback {
+            errs.push(format!(
+                "deploys.retention {} is shorter than deploys.lookback {}: markers would go before they stop counting",
+                self.retention, self.lookback
+            ));
         }
         if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             errs.push("deploys.token is empty; remove the key or set a secret".to_string());

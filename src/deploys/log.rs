@@ -98,10 +98,32 @@ impl DeployLog {
         self.chart.get().and_then(|f| f(fingerprint, onset, resolved, now))
     }
 
-    /// Stores `m` and returns it with its id.
+    /// Stores `m` and returns it with its id. Refuses a marker over
+    /// `deploys.max_marker_bytes`; first drops markers past
+    /// `deploys.retention` and, at `deploys.max_markers`, the oldest.
     pub fn insert(&self, m: &Marker) -> Result<Marker, DeploysError> {
         let labels = serde_json::to_string(&m.labels).unwrap_or_else(|_| "{}".into());
+        let settings = self.settings();
+        let size = serde_json::to_string(m).map(|s| s.len()).unwrap_or(usize::MAX);
+        let max = settings.max_marker_bytes.0 as usize;
+        if max > 0 && size > max {
+            metrics::counter!("forewarn_deploy_markers_refused_total").increment(1);
+            return Err(DeploysError::Field {
+                field: "marker".into(),
+                message: format!("{size} bytes, more than deploys.max_marker_bytes ({max})"),
+            });
+        }
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let cutoff = chrono::Utc::now().timestamp_millis() - settings.retention.as_millis();
+        conn.execute("DELETE FROM deploy_markers WHERE at_ms < ?1", params![cutoff]).map_err(self.err())?;
+        if settings.max_markers > 0 {
+            conn.execute(
+                "DELETE FROM deploy_markers WHERE id IN (SELECT id FROM deploy_markers ORDER BY at_ms, id \
+                 LIMIT max(0, (SELECT count(*) FROM deploy_markers) - ?1 + 1))",
+                params![settings.max_markers as i64],
+            )
+            .map_err(self.err())?;
+        }
         let res = conn.execute(
             "INSERT INTO deploy_markers (service, version, kind, at_ms, commit_id, url, by_whom, labels)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -234,16 +256,45 @@ mod tests {
         }
     }
 
+    /// Settings that keep the 1970 markers these tests use.
+    fn forever() -> DeploysConfig {
+        DeploysConfig { retention: crate::duration::PromDuration::from_secs(100 * 365 * 86_400), ..Default::default() }
+    }
+
+    #[test]
+    fn retention_count_and_size_limits() {
+        let dir = StateDir::ephemeral().unwrap();
+        let log = DeployLog::open(&dir, DeploysConfig { max_markers: 2, ..forever() }).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        for (i, v) in ["1", "2", "3"].iter().enumerate() {
+            log.insert(&m("checkout", v, Kind::Deploy, now - 3_000 + i as i64 * 1000)).unwrap();
+        }
+        let q = MarkerQuery { from_ms: 0, to_ms: now + 1, ..Default::default() };
+        let kept: Vec<String> = log.query(&q).unwrap().into_iter().map(|m| m.version).collect();
+        assert_eq!(kept, vec!["2", "3"], "the oldest goes at max_markers");
+        log.set_settings(DeploysConfig { retention: crate::duration::PromDuration::from_secs(3600), ..forever() });
+        log.insert(&m("checkout", "4", Kind::Deploy, now)).unwrap();
+        log.insert(&m("old", "0", Kind::Deploy, now - 7_200_000)).unwrap();
+        log.insert(&m("checkout", "5", Kind::Deploy, now)).unwrap();
+        assert!(log.query(&q).unwrap().iter().all(|m| m.service != "old"), "past retention is deleted");
+        log.set_settings(DeploysConfig { max_marker_bytes: crate::config::ByteSize(100), ..forever() });
+        let mut big = m("checkout", "6", Kind::Deploy, now);
+        big.url = Some(format!("https://x/{}", "y".repeat(200)));
+        let e = log.insert(&big).unwrap_err().to_string();
+        assert!(e.contains("deploys.max_marker_bytes"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir.path);
+    }
+
     #[test]
     fn stores_queries_and_survives_reopen() {
         let dir = StateDir::ephemeral().unwrap();
         {
-            let log = DeployLog::open(&dir, DeploysConfig::default()).unwrap();
+            let log = DeployLog::open(&dir, forever()).unwrap();
             log.insert(&m("checkout", "1", Kind::Deploy, 1_000)).unwrap();
             log.insert(&m("checkout", "2", Kind::Deploy, 2_000)).unwrap();
             log.insert(&m("payments", "7", Kind::Deploy, 3_000)).unwrap();
         }
-        let log = DeployLog::open(&dir, DeploysConfig::default()).unwrap();
+        let log = DeployLog::open(&dir, forever()).unwrap();
         let all = log.query(&MarkerQuery { from_ms: 0, to_ms: 10_000, ..Default::default() }).unwrap();
         assert_eq!(all.iter().map(|m| m.at).collect::<Vec<_>>(), vec![1_000, 2_000, 3_000]);
         assert_eq!(all[0].labels.get("env").map(String::as_str), Some("prod"));

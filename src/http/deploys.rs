@@ -52,7 +52,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorized(d: &Daemon, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(d: &Daemon, headers: &HeaderMap, http_auth: bool) -> Result<(), Response> {
+    if http_auth {
+        // Already showed an `http` credential (see `guard`).
+        return Ok(());
+    }
     let Some(token) = d.deploys.settings().token else { return Ok(()) };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -75,8 +79,13 @@ fn storage_error(e: DeploysError) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)
 }
 
-async fn create(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: String) -> Response {
-    if let Err(r) = authorized(&d, &headers) {
+async fn create(
+    State(d): State<Arc<Daemon>>,
+    http_auth: Option<axum::Extension<super::guard::Authenticated>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(r) = authorized(&d, &headers, http_auth.is_some()) {
         return r;
     }
     let v: Value = match serde_json::from_str(&body) {
@@ -89,6 +98,7 @@ async fn create(State(d): State<Arc<Daemon>>, headers: HeaderMap, body: String) 
     };
     match d.deploys.insert(&marker) {
         Ok(m) => Json(json!({"status": "success", "data": m})).into_response(),
+        Err(e @ DeploysError::Field { .. }) => error(StatusCode::BAD_REQUEST, "bad_data", e),
         Err(e) => storage_error(e),
     }
 }

@@ -4,8 +4,12 @@
 //! Handlers only translate; every decision lives in the modules they call.
 
 mod api;
+pub mod client;
 mod deploys;
+pub mod guard;
+mod server;
 mod silences;
+pub mod tls;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,8 +22,10 @@ use axum::Router;
 
 use crate::daemon::{Daemon, DaemonError};
 
-/// The full router.
+/// The full router, behind the credential and cross-site checks of
+/// [`guard`] and a body size limit of `http.max_request_body_size`.
 pub fn router(d: Arc<Daemon>) -> Router {
+    let body_limit = d.config.lock().unwrap_or_else(|p| p.into_inner()).http.max_request_body_size.0;
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
@@ -29,7 +35,26 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(api::routes())
         .merge(deploys::routes())
         .merge(silences::routes())
+        .layer(axum::middleware::from_fn(too_large))
+        .layer(axum::extract::DefaultBodyLimit::max(usize::try_from(body_limit).unwrap_or(usize::MAX)))
+        .layer(axum::middleware::from_fn_with_state(d.clone(), guard::check))
         .with_state(d)
+}
+
+/// Rewrites axum's terse 413 into a message naming the setting.
+async fn too_large(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().to_string();
+    let r = next.run(req).await;
+    if r.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return r;
+    }
+    ::metrics::counter!("forewarn_http_request_too_large_total").increment(1);
+    let msg = format!("request body of {path} is larger than http.max_request_body_size");
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(serde_json::json!({"status": "error", "errorType": "bad_data", "error": msg})),
+    )
+        .into_response()
 }
 
 /// Binds and serves until `shutdown` resolves.
@@ -44,10 +69,12 @@ pub async fn serve(
     let local = listener.local_addr().map_err(|e| DaemonError::Other(e.to_string()))?;
     tracing::info!(address = %local, "HTTP server listening");
     d.ready.store(true, Ordering::SeqCst);
-    axum::serve(listener, router(d))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| DaemonError::Other(format!("HTTP server: {e}")))
+    let settings = {
+        let d = d.clone();
+        move || d.config.lock().unwrap_or_else(|p| p.into_inner()).http.clone()
+    };
+    server::run(listener, router(d), settings, shutdown).await;
+    Ok(())
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
@@ -72,7 +99,15 @@ async fn ready(State(d): State<Arc<Daemon>>) -> Response {
     }
 }
 
+/// Off unless `http.enable_lifecycle: true`, as in Prometheus; SIGHUP always reloads.
 async fn reload(State(d): State<Arc<Daemon>>) -> Response {
+    if !d.config.lock().unwrap_or_else(|p| p.into_inner()).http.enable_lifecycle {
+        return (
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled: set http.enable_lifecycle: true in the config, or send SIGHUP to reload\n",
+        )
+            .into_response();
+    }
     match d.reload().await {
         Ok(()) => (StatusCode::OK, "reloaded\n").into_response(),
         Err(e) => (
@@ -105,5 +140,5 @@ async fn index(State(d): State<Arc<Daemon>>) -> Response {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::route::Route;
+use crate::http::client::Connection;
 use crate::labels::Labels;
 
 /// Why a CLI request failed; each says what to check.
@@ -23,25 +24,23 @@ pub enum ClientError {
     Input(String),
 }
 
-fn client() -> Result<reqwest::Client, ClientError> {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| ClientError::Input(format!("cannot build an HTTP client: {e}")))
+fn client(conn: &Connection) -> Result<reqwest::Client, ClientError> {
+    conn.client(Duration::from_secs(10)).map_err(ClientError::Input)
 }
 
-async fn call(req: reqwest::RequestBuilder, url: &str) -> Result<Value, ClientError> {
-    let resp = req
+async fn call(conn: &Connection, req: reqwest::RequestBuilder, url: &str) -> Result<Value, ClientError> {
+    let resp = conn
+        .authorize(req)
         .send()
         .await
         .map_err(|e| ClientError::Http { url: url.to_string(), message: e.without_url().to_string() })?;
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let message = body["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
+        let mut message = body["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
+        if status == reqwest::StatusCode::UNAUTHORIZED && !conn.has_credentials() {
+            message.push_str(" (give --username and --password-file, or --bearer-token-file; or FOREWARN_USERNAME/FOREWARN_PASSWORD/FOREWARN_BEARER_TOKEN)");
+        }
         return Err(ClientError::Refused { url: url.to_string(), message });
     }
     Ok(body)
@@ -50,6 +49,7 @@ async fn call(req: reqwest::RequestBuilder, url: &str) -> Result<Value, ClientEr
 /// Creates a silence; returns its id.
 pub async fn silence_add(
     base: &str,
+    conn: &Connection,
     matchers: &[String],
     starts_at: Option<DateTime<Utc>>,
     ends_at: DateTime<Utc>,
@@ -64,21 +64,21 @@ pub async fn silence_add(
         "createdBy": created_by,
         "comment": comment,
     });
-    let v = call(client()?.post(&url).json(&body), &url).await?;
+    let v = call(conn, client(conn)?.post(&url).json(&body), &url).await?;
     Ok(v["data"]["silenceId"].as_str().unwrap_or_default().to_string())
 }
 
 /// Every silence the daemon knows, as JSON objects.
-pub async fn silence_list(base: &str) -> Result<Vec<Value>, ClientError> {
+pub async fn silence_list(base: &str, conn: &Connection) -> Result<Vec<Value>, ClientError> {
     let url = format!("{}/api/v1/silences", base.trim_end_matches('/'));
-    let v = call(client()?.get(&url), &url).await?;
+    let v = call(conn, client(conn)?.get(&url), &url).await?;
     Ok(v["data"].as_array().cloned().unwrap_or_default())
 }
 
 /// Expires a silence now.
-pub async fn silence_expire(base: &str, id: &str) -> Result<(), ClientError> {
+pub async fn silence_expire(base: &str, conn: &Connection, id: &str) -> Result<(), ClientError> {
     let url = format!("{}/api/v1/silences/{id}", base.trim_end_matches('/'));
-    call(client()?.delete(&url), &url).await.map(|_| ())
+    call(conn, client(conn)?.delete(&url), &url).await.map(|_| ())
 }
 
 /// One line per silence: id, state, matchers, end, author, comment.

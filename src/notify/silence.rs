@@ -21,6 +21,75 @@ use crate::state::StateDir;
 /// How long an expired silence stays listed.
 const RETENTION_MS: i64 = 5 * 24 * 3600 * 1000;
 
+/// The `silences` section of `forewarn.yml`: how much silence input is
+/// stored, so nobody fills the state dir through the API (Alertmanager's
+/// `--silences.max-silences` and `--silences.max-per-silence-bytes`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceLimits {
+    /// Most silences that are active or pending; expired ones make room
+    /// (oldest first) before this is reached. 0 = no limit.
+    #[serde(default = "default_max_silences")]
+    pub max_silences: usize,
+    /// Largest silence (matchers, comment and author as stored JSON). 0 = no limit.
+    #[serde(default = "default_max_per_silence_bytes")]
+    pub max_per_silence_bytes: crate::config::ByteSize,
+    /// Most matchers in one silence. 0 = no limit.
+    #[serde(default = "default_max_matchers")]
+    pub max_matchers: usize,
+}
+
+impl Default for SilenceLimits {
+    fn default() -> Self {
+        SilenceLimits {
+            max_silences: default_max_silences(),
+            max_per_silence_bytes: default_max_per_silence_bytes(),
+            max_matchers: default_max_matchers(),
+        }
+    }
+}
+
+fn default_max_silences() -> usize {
+    10_000
+}
+fn default_max_per_silence_bytes() -> crate::config::ByteSize {
+    crate::config::ByteSize(64 * 1024)
+}
+fn default_max_matchers() -> usize {
+    100
+}
+
+impl SilenceLimits {
+    /// Refuses input over the per-silence limits before anything is compiled.
+    fn check_input(&self, input: &SilenceInput) -> Result<(), SilenceError> {
+        if self.max_matchers > 0 && input.matchers.len() > self.max_matchers {
+            return Err(invalid(
+                "matchers",
+                format!("{} matchers, more than silences.max_matchers ({})", input.matchers.len(), self.max_matchers),
+            ));
+        }
+        let max = self.max_per_silence_bytes.0 as usize;
+        let matchers: usize = input
+            .matchers
+            .iter()
+            .map(|m| match m {
+                MatcherInput::Text(t) => t.len(),
+                MatcherInput::Object(o) => o.name.len() + o.value.len() + 40,
+            })
+            .sum();
+        let size = matchers + input.comment.len() + input.created_by.len();
+        if max > 0 && size > max {
+            return Err(invalid(
+                "silence",
+                format!(
+                    "{size} bytes of matchers, comment and author, more than silences.max_per_silence_bytes ({max})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Why a silence was refused or could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum SilenceError {
@@ -199,12 +268,13 @@ fn new_id() -> String {
 pub struct Silences {
     list: RwLock<Vec<(Silence, Vec<Matcher>)>>,
     db: Option<(Mutex<Connection>, String)>,
+    limits: RwLock<SilenceLimits>,
 }
 
 impl Silences {
     /// Silences that last as long as the process (tests).
     pub fn in_memory() -> Silences {
-        Silences { list: RwLock::new(Vec::new()), db: None }
+        Silences { list: RwLock::new(Vec::new()), db: None, limits: RwLock::new(SilenceLimits::default()) }
     }
 
     /// Opens (and creates) the `silences` table and loads what it holds.
@@ -241,7 +311,56 @@ impl Silences {
                 }
             }
         }
-        Ok(Silences { list: RwLock::new(list), db: Some((Mutex::new(conn), path)) })
+        Ok(Silences {
+            list: RwLock::new(list),
+            db: Some((Mutex::new(conn), path)),
+            limits: RwLock::new(SilenceLimits::default()),
+        })
+    }
+
+    /// Swaps the limits (at start and on reload).
+    pub fn set_limits(&self, l: SilenceLimits) {
+        *self.limits.write().unwrap_or_else(|p| p.into_inner()) = l;
+    }
+
+    fn forget(&self, id: &str) -> Result<(), SilenceError> {
+        let Some((conn, path)) = &self.db else { return Ok(()) };
+        conn.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .execute("DELETE FROM silences WHERE id = ?1", params![id])
+            .map_err(|source| SilenceError::Storage { path: path.clone(), source })?;
+        Ok(())
+    }
+
+    /// Makes room for one more silence: forgets the oldest expired ones,
+    /// and refuses when active and pending silences alone fill the limit.
+    fn make_room(
+        &self,
+        list: &mut Vec<(Silence, Vec<Matcher>)>,
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(), SilenceError> {
+        if max == 0 || list.len() < max {
+            return Ok(());
+        }
+        let live = list.iter().filter(|(s, _)| state(s, now) != "expired").count();
+        if live >= max {
+            ::metrics::counter!("forewarn_silences_refused_total", "limit" => "max_silences").increment(1);
+            return Err(invalid(
+                "silence",
+                format!(
+                    "{live} active or pending silences already, the limit of silences.max_silences; expire some first"
+                ),
+            ));
+        }
+        let mut expired: Vec<(DateTime<Utc>, String)> =
+            list.iter().filter(|(s, _)| state(s, now) == "expired").map(|(s, _)| (s.ends_at, s.id.clone())).collect();
+        expired.sort();
+        for (_, id) in expired.into_iter().take(list.len() + 1 - max) {
+            self.forget(&id)?;
+            list.retain(|(s, _)| s.id != id);
+        }
+        Ok(())
     }
 
     fn save(&self, s: &Silence) -> Result<(), SilenceError> {
@@ -266,6 +385,11 @@ impl Silences {
     /// when its matchers are unchanged, else by expiring it and creating a
     /// new one (Alertmanager's rule). Returns the id.
     pub fn upsert(&self, input: &SilenceInput, now: DateTime<Utc>) -> Result<String, SilenceError> {
+        let limits = self.limits.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Err(e) = limits.check_input(input) {
+            ::metrics::counter!("forewarn_silences_refused_total", "limit" => "size").increment(1);
+            return Err(e);
+        }
         let (mut s, compiled) = validate(input, now)?;
         let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
         if let Some(id) = input.id.as_deref().filter(|i| !i.is_empty()) {
@@ -290,6 +414,7 @@ impl Silences {
                 list[pos].0 = expired;
             }
         }
+        self.make_room(&mut list, limits.max_silences, now)?;
         s.id = new_id();
         self.save(&s)?;
         tracing::info!(silence = %s.id, created_by = %s.created_by, ends_at = %s.ends_at, "silence created");

@@ -18,19 +18,20 @@ pub enum ClientError {
 }
 
 /// Calls `GET {server}/api/v1/query` and returns the `data` object.
-pub async fn instant(server: &str, expr: &str, time: Option<&str>) -> Result<Value, ClientError> {
+pub async fn instant(
+    server: &str,
+    conn: &crate::http::client::Connection,
+    expr: &str,
+    time: Option<&str>,
+) -> Result<Value, ClientError> {
     let url = format!("{}/api/v1/query", server.trim_end_matches('/'));
     let unreachable = |msg: String| ClientError::Unreachable { url: url.clone(), msg };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| unreachable(e.to_string()))?;
+    let client = conn.client(Duration::from_secs(30)).map_err(unreachable)?;
     let mut params = vec![("query", expr)];
     if let Some(t) = time {
         params.push(("time", t));
     }
-    let resp = client.get(&url).query(&params).send().await.map_err(|e| unreachable(e.to_string()))?;
+    let resp = conn.authorize(client.get(&url).query(&params)).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| unreachable(e.to_string()))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| ClientError::Shape {

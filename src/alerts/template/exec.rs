@@ -149,6 +149,8 @@ impl State<'_> {
                     if p.decl.is_empty() {
                         let s = match &v {
                             V::Nil => "<no value>".to_string(),
+                            V::Html(h) if self.opts.escape_html => h.clone(),
+                            v if self.opts.escape_html => super::funcs::html_escape(&gofmt::fmt_v(v)),
                             v => gofmt::fmt_v(v),
                         };
                         self.write(&s, p.pos)?;

@@ -285,7 +285,8 @@ fn pure(f: Func, args: Vec<V>) -> FResult {
         Func::Le => Ok(V::Bool(cmp(&args[0], &args[1]).map_err(call_err)? != Ordering::Greater)),
         Func::Gt => Ok(V::Bool(cmp(&args[0], &args[1]).map_err(call_err)? == Ordering::Greater)),
         Func::Ge => Ok(V::Bool(cmp(&args[0], &args[1]).map_err(call_err)? != Ordering::Less)),
-        Func::Html => Ok(V::Str(html_escape(&args_string(&args)))),
+        // Escaped already: an HTML body prints it as it is.
+        Func::Html => Ok(V::Html(html_escape(&args_string(&args)))),
         Func::Js => Ok(V::Str(js_escape(&args_string(&args)))),
         Func::Urlquery => Ok(V::Str(query_escape(&args_string(&args)))),
         Func::First => match query_result(&args[0])?.into_iter().next() {
@@ -725,7 +726,7 @@ fn title(s: &str) -> String {
     out
 }
 
-fn html_escape(s: &str) -> String {
+pub(super) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -171,11 +171,19 @@ pub struct RenderOptions<'a> {
     pub now: Option<f64>,
     /// Runs PromQL for the `query` function; without it `query` is an error.
     pub query: Option<&'a QueryFn>,
+    /// HTML-escape every value an action prints (for HTML email bodies, as
+    /// Go's html/template does); values from `safeHtml` and `html` print
+    /// as they are. The template's own text is never changed.
+    pub escape_html: bool,
 }
 
 impl fmt::Debug for RenderOptions<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RenderOptions").field("now", &self.now).field("query", &self.query.is_some()).finish()
+        f.debug_struct("RenderOptions")
+            .field("now", &self.now)
+            .field("query", &self.query.is_some())
+            .field("escape_html", &self.escape_html)
+            .finish()
     }
 }
 

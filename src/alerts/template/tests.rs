@@ -335,7 +335,7 @@ fn prometheus_time_functions() {
     assert_eq!(r("{{ toTime 1435065584 | humanizeTimestamp }}"), "2015-06-23 13:19:44 +0000 UTC");
     assert_eq!(r("{{ humanizeDuration (toDuration 90) }}"), "1m 30s");
     let t = Template::parse("t", "{{ now }} {{ now | humanizeTimestamp }}").unwrap();
-    let opts = RenderOptions { now: Some(1_700_000_000.0), query: None };
+    let opts = RenderOptions { now: Some(1_700_000_000.0), query: None, escape_html: false };
     assert_eq!(t.render_with(&data_with(1.0), &opts).unwrap(), "1.7e+09 2023-11-14 22:13:20 +0000 UTC");
 }
 
@@ -350,7 +350,7 @@ fn query_functions_with_and_without_hook() {
             (Labels::from_pairs([("instance", "a")]), 1.0),
         ])
     };
-    let opts = RenderOptions { now: None, query: Some(&hook) };
+    let opts = RenderOptions { now: None, query: Some(&hook), escape_html: false };
     let run = |text: &str| Template::parse("t", text).unwrap().render_with(&data_with(1.0), &opts);
     assert_eq!(run(r#"{{ with query "up" }}{{ . | first | value }}{{ end }}"#).unwrap(), "2");
     assert_eq!(
@@ -488,4 +488,17 @@ fn template_is_send_sync_and_reusable() {
     assert_eq!(t.render(&data_with(1.0)).unwrap(), "1");
     assert_eq!(t.render(&data_with(2.0)).unwrap(), "2");
     assert_eq!(t.name(), "t");
+}
+
+#[test]
+fn escape_html_escapes_printed_values_only() {
+    let tpl =
+        Template::parse_with_vars("t", r#"<b>{{ .x }}</b>{{ .x | html }}{{ safeHtml "<i>ok</i>" }}"#, &[]).unwrap();
+    let mut m = std::collections::BTreeMap::new();
+    m.insert("x".to_string(), TplValue::from("<script>alert(1)</script>"));
+    let data = TemplateData { vars: Default::default(), dot: TplValue::Map(m) };
+    let opts = RenderOptions { escape_html: true, ..Default::default() };
+    let out = tpl.render_with(&data, &opts).unwrap();
+    assert_eq!(out, "<b>&lt;script&gt;alert(1)&lt;/script&gt;</b>&lt;script&gt;alert(1)&lt;/script&gt;<i>ok</i>");
+    assert_eq!(tpl.render(&data).unwrap().matches("<script>").count(), 1, "text templates stay raw");
 }

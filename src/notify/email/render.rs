@@ -109,7 +109,9 @@ fn custom(field: &str, text: &str, n: &Notification) -> Option<String> {
             return None;
         }
     };
-    match t.render(&template_data(n)) {
+    // HTML bodies escape every interpolated value (Alertmanager's html/template).
+    let opts = crate::alerts::template::RenderOptions { escape_html: field == "html", ..Default::default() };
+    match t.render_with(&template_data(n), &opts) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::error!(receiver = %n.receiver, field, error = %e, "email template failed; sending the built-in one");
