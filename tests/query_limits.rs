@@ -45,12 +45,15 @@ async fn start_target(on: Arc<AtomicBool>) -> String {
     serve(app).await
 }
 
+/// Notifications as they arrived.
+type Received = Arc<Mutex<Vec<(Instant, Value)>>>;
+
 /// A webhook receiver recording when each notification arrived.
-async fn start_hook(got: Arc<Mutex<Vec<(Instant, Value)>>>) -> String {
+async fn start_hook(got: Received) -> String {
     let app = Router::new()
         .route(
             "/hook",
-            post(|State(got): State<Arc<Mutex<Vec<(Instant, Value)>>>>, body: String| async move {
+            post(|State(got): State<Received>, body: String| async move {
                 got.lock().unwrap().push((Instant::now(), serde_json::from_str(&body).unwrap_or(Value::Null)));
                 "ok"
             }),
@@ -344,7 +347,7 @@ async fn sigterm_ends_the_process_while_queries_run() {
 async fn alerts_arrive_while_the_api_is_hammered() {
     let on = Arc::new(AtomicBool::new(false));
     let target = start_target(on.clone()).await;
-    let got: Arc<Mutex<Vec<(Instant, Value)>>> = Default::default();
+    let got: Received = Default::default();
     let hook = start_hook(got.clone()).await;
     let d = start_daemon("qlimits-hammer", &target, &hook, RULES, "{ timeout: 3s }").await;
     let c = client();
@@ -365,7 +368,7 @@ async fn alerts_arrive_while_the_api_is_hammered() {
             let path = if i % 4 == 3 { "/api/v1/query_range" } else { "/api/v1/query" };
             let mut form = form;
             if i % 4 == 3 {
-                form.extend([("start".into(), "0".into()), ("end".into(), "1".into()), ("step".into(), "0".into())]);
+                form.extend([("start", "0".into()), ("end", "1".into()), ("step", "0".into())]);
                 form[0] = ("query", "up".into());
             }
             while !stop.load(Ordering::SeqCst) {
