@@ -209,7 +209,7 @@ fn run_case(st: &Store, q: &str, now: i64, opts: &EvalOptions) {
 
 #[test]
 fn promql_parser_and_evaluator_survive_mutated_queries() {
-    let seed: u64 = std::env::var("FOREWARN_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_17);
+    let seed: u64 = std::env::var("FOREWARN_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(17);
     eprintln!("promql fuzz seed {seed} (FOREWARN_FUZZ_SEED={seed} reruns it)");
     let worker = std::thread::Builder::new().stack_size(16 * 1024 * 1024).spawn(move || {
         let seeds = seeds();
