@@ -101,6 +101,10 @@ query: {query}
 
 const RULES: &str = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: XUp\n        expr: x > 0\n";
 
+/// A rule that would run for hours ahead of `XUp` in the same group: its
+/// evaluation times out at the group's interval and the group goes on.
+const SLOW_RULES: &str = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - record: slow\n        expr: count_over_time(up[1y:1ms])\n      - alert: XUp\n        expr: x > 0\n";
+
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
@@ -342,14 +346,15 @@ async fn sigterm_ends_the_process_while_queries_run() {
 
 /// The "done when": while several clients send every hostile
 /// request above, the daemon keeps scraping and evaluating, and an alert
-/// whose condition starts during the hammering reaches the webhook.
+/// whose condition starts during the hammering reaches the webhook, though
+/// a rule before it in its group times out at every evaluation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn alerts_arrive_while_the_api_is_hammered() {
     let on = Arc::new(AtomicBool::new(false));
     let target = start_target(on.clone()).await;
     let got: Received = Default::default();
     let hook = start_hook(got.clone()).await;
-    let d = start_daemon("qlimits-hammer", &target, &hook, RULES, "{ timeout: 3s }").await;
+    let d = start_daemon("qlimits-hammer", &target, &hook, SLOW_RULES, "{ timeout: 3s }").await;
     let c = client();
     wait_scraped(&c, &d.base).await;
 
@@ -411,4 +416,17 @@ async fn alerts_arrive_while_the_api_is_hammered() {
     let scrapes: f64 = v["data"]["result"][0]["value"][1].as_str().unwrap_or("0").parse().unwrap_or(0.0);
     eprintln!("{scrapes} scrapes in the last 8 s of hammering (interval 1s)");
     assert!(scrapes >= 4.0, "scraping stalled under the hammer: {v}");
+    // The slow rule timed out, was reported and counted.
+    let rules: Value = c.get(format!("{}/api/v1/rules", d.base)).send().await.unwrap().json().await.unwrap();
+    let slow = &rules["data"]["groups"][0]["rules"][0];
+    assert_eq!(slow["health"], "err", "{rules}");
+    assert!(slow["lastError"].as_str().unwrap_or_default().contains("timed out"), "{rules}");
+    let metrics = c.get(format!("{}/metrics", d.base)).send().await.unwrap().text().await.unwrap();
+    let failures: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("forewarn_rule_evaluation_failures_total{group=\"g\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(failures >= 1.0, "rule timeouts not counted: {metrics}");
 }
