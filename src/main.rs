@@ -142,6 +142,19 @@ enum SilenceCmd {
 }
 
 fn main() -> ExitCode {
+    // Every command (check, test, replay) parses and evaluates PromQL, whose
+    // recursion may go `promql::limits::MAX_DEPTH` levels deep: run on a
+    // thread with the same stack as the daemon's runtime threads.
+    match std::thread::Builder::new().name("forewarn".into()).stack_size(THREAD_STACK).spawn(cli_main) {
+        Ok(t) => t.join().unwrap_or(ExitCode::FAILURE),
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cli_main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
         Cmd::Demo { .. } => "warn,forewarn=warn",
