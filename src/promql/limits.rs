@@ -322,6 +322,44 @@ mod tests {
         check_tree(&e).unwrap();
     }
 
+    /// `x[100y]` over many series stops at max_samples while selecting:
+    /// the store stops reading at the series that passes the limit.
+    #[test]
+    fn selection_stops_at_the_sample_limit() {
+        use crate::store::Queryable;
+        let st = crate::store::Store::new(i64::MAX / 4);
+        for i in 0..200 {
+            let l = crate::labels::Labels::from_pairs([("__name__", "x".to_string()), ("i", i.to_string())]);
+            for t in 0..50 {
+                st.append(&l, t * 1000, 1.0);
+            }
+        }
+        let opts = crate::promql::EvalOptions {
+            limits: QueryLimits { max_samples: 1000, ..Default::default() },
+            ..Default::default()
+        };
+        let e = crate::promql::parse("count_over_time(x[100y])").unwrap();
+        let r = crate::promql::eval_instant(&st, &e, 100_000, &opts);
+        assert!(matches!(r, Err(EvalError::TooManySamples)), "{r:?}");
+        let m = crate::promql::selector_matchers(&match crate::promql::parse("x").unwrap() {
+            Expr::VectorSelector(vs) => vs,
+            _ => unreachable!(),
+        })
+        .unwrap();
+        let mut asked = 0;
+        let got = st.select_checked(&m, 0, 100_000, &mut |n| {
+            asked += n;
+            asked <= 1000
+        });
+        assert_eq!((asked, got.len()), (1050, 20), "reading stopped at the 21st series");
+        // Within the limit it answers.
+        let opts = crate::promql::EvalOptions {
+            limits: QueryLimits { max_samples: 10_000, ..Default::default() },
+            ..Default::default()
+        };
+        assert!(crate::promql::eval_instant(&st, &e, 100_000, &opts).is_ok());
+    }
+
     #[test]
     fn budget_stops_on_samples_time_and_cancel() {
         let b = Budget::start(&QueryLimits { max_samples: 10, ..Default::default() });
