@@ -67,6 +67,11 @@ pub struct Daemon {
     pub http_guard: crate::http::guard::Guard,
     reconfigure: mpsc::UnboundedSender<Reconfigure>,
     reload_lock: tokio::sync::Mutex<()>,
+    /// API queries evaluating at once (`query.max_concurrency`); replaced
+    /// when a reload changes the number, queries running keep their slot.
+    query_slots: Mutex<(usize, Arc<tokio::sync::Semaphore>)>,
+    /// Set once shutdown begins: every running query and rule evaluation stops.
+    pub shutting_down: Arc<AtomicBool>,
 }
 
 /// Installs the `forewarn_*` metrics recorder once per process.
@@ -124,10 +129,11 @@ impl Daemon {
         tokio::spawn(dispatcher.run(alerts_rx, reconf_rx));
 
         let log = deploys.clone();
+        let shutting_down = Arc::new(AtomicBool::new(false));
         let ctx = EvalContext {
             external_labels: cfg.external_labels(),
             external_url: cfg.external_url(),
-            options: EvalOptions::default(),
+            options: eval_options(&cfg, &shutting_down),
             changes: Some(crate::rules::ChangesHook(Arc::new(move |labels, onset, now| {
                 log.correlate_alert(labels, onset, None, now)
             }))),
@@ -147,7 +153,10 @@ impl Daemon {
 
         let stale_ms = cfg.storage.stale_series_retention.as_millis();
         let every_ms = if stale_ms > 0 { (stale_ms / 2).clamp(1000, 60_000) } else { 60_000 };
+        let slots = cfg.query.max_concurrency;
         let daemon = Arc::new(Daemon {
+            query_slots: Mutex::new((slots, Arc::new(tokio::sync::Semaphore::new(slots)))),
+            shutting_down,
             options,
             store: store.clone(),
             scrape,
@@ -208,13 +217,45 @@ impl Daemon {
         let parts = receivers_of(&cfg, &self.options.console_receiver)?;
         // Everything is valid: swap.
         self.scrape.apply_config(&cfg);
+        self.rules.set_options(eval_options(&cfg, &self.shutting_down));
         self.rules.replace(groups);
+        {
+            let mut slots = self.query_slots.lock().unwrap_or_else(|e| e.into_inner());
+            if slots.0 != cfg.query.max_concurrency {
+                *slots = (cfg.query.max_concurrency, Arc::new(tokio::sync::Semaphore::new(cfg.query.max_concurrency)));
+            }
+        }
         let _ = self.reconfigure.send(parts);
         self.deploys.set_settings(cfg.deploys.clone());
         self.silences.set_limits(cfg.silences.clone());
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         Ok(())
     }
+}
+
+impl Daemon {
+    /// Evaluation options for one API query under the current `query:`
+    /// settings (stopped by shutdown; the caller adds its own cancel flag).
+    pub fn query_options(&self) -> EvalOptions {
+        eval_options(&self.config.lock().unwrap_or_else(|e| e.into_inner()), &self.shutting_down)
+    }
+
+    /// The semaphore API queries take a slot of before they evaluate.
+    pub fn query_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.query_slots.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    /// Stops every running query and rule evaluation at its next check.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.query_slots().close();
+    }
+}
+
+fn eval_options(cfg: &Config, shutdown: &Arc<AtomicBool>) -> EvalOptions {
+    let mut o = cfg.query.eval_options();
+    o.limits.shutdown = Some(shutdown.clone());
+    o
 }
 
 /// Tells systemd (Type=notify) that we are ready, if it is listening.

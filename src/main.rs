@@ -193,6 +193,19 @@ enum SilenceCmd {
 }
 
 fn main() -> ExitCode {
+    // Every command (check, test, replay) parses and evaluates PromQL, whose
+    // recursion may go `promql::limits::MAX_DEPTH` levels deep: run on a
+    // thread with the same stack as the daemon's runtime threads.
+    match std::thread::Builder::new().name("forewarn".into()).stack_size(THREAD_STACK).spawn(cli_main) {
+        Ok(t) => t.join().unwrap_or(ExitCode::FAILURE),
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cli_main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
         Cmd::Demo { .. } => "warn,forewarn=warn",
@@ -208,8 +221,8 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.cmd {
         Cmd::Check { paths, format, lint_fatal } => check(&paths, &format, lint_fatal),
-        Cmd::Run { config } => exit(runtime().and_then(|rt| rt.block_on(run(config)))),
-        Cmd::Demo { listen } => exit(runtime().and_then(|rt| rt.block_on(demo(listen)))),
+        Cmd::Run { config } => exit(daemon_runtime(run(config))),
+        Cmd::Demo { listen } => exit(daemon_runtime(demo(listen))),
         Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
         Cmd::Silence { url, conn, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, &conn, cmd)))),
         Cmd::Replay(args) => exit(replay(args)),
@@ -553,9 +566,31 @@ fn exit(r: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Stack of every runtime thread: query and rule evaluation recurse once per
+/// level of an expression, and expressions may nest up to
+/// `promql::limits::MAX_DEPTH` levels.
+const THREAD_STACK: usize = 16 * 1024 * 1024;
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK)
+        .build()
+        .context("cannot start the async runtime")
 }
+
+/// Runs the daemon, then leaves without waiting for evaluations still on
+/// the blocking pool (they stop at their next limit check; the process
+/// must end promptly on SIGTERM whatever runs).
+fn daemon_runtime(main: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let result = rt.block_on(main);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
+
+/// How long in-flight requests get to finish once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn run(config: PathBuf) -> anyhow::Result<()> {
     let cfg = Config::load(&config).map_err(|e| anyhow::anyhow!("{}", lines(&e)))?;
@@ -585,6 +620,8 @@ async fn serve_until_signal(d: Arc<Daemon>, listen: &str) -> anyhow::Result<()> 
     let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let stopping_tx = stopping.clone();
     let reloader = d.clone();
     tokio::spawn(async move {
         let mut stop_tx = Some(stop_tx);
@@ -602,6 +639,9 @@ async fn serve_until_signal(d: Arc<Daemon>, listen: &str) -> anyhow::Result<()> 
         }
         tracing::info!("shutting down");
         daemon::notify_systemd("STOPPING=1");
+        // Running queries and rule evaluations stop at their next check.
+        reloader.begin_shutdown();
+        stopping_tx.notify_one();
         if let Some(tx) = stop_tx.take() {
             let _ = tx.send(());
         }
@@ -618,10 +658,17 @@ async fn serve_until_signal(d: Arc<Daemon>, listen: &str) -> anyhow::Result<()> 
         }
     });
     let store = d.store.clone();
-    let served = forewarn::http::serve(d, listen, async {
+    let serve = forewarn::http::serve(d, listen, async {
         let _ = stop_rx.await;
-    })
-    .await;
+    });
+    let served = tokio::select! {
+        r = serve => r,
+        // A request that ignores cancellation does not hold the exit up.
+        _ = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!("requests still running {}s after shutdown began; leaving them", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    };
     // Clean shutdown: flush the sample WAL and write a final snapshot.
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     served?;

@@ -204,8 +204,7 @@ pub fn spec_for_fingerprint(
 pub fn png_hook(daemon: std::sync::Weak<crate::daemon::Daemon>) -> crate::deploys::log::ChartHook {
     Box::new(move |fingerprint, _onset, _resolved, now| {
         let d = daemon.upgrade()?;
-        let spec =
-            spec_for_fingerprint(&*d.store, &d.rules, Some(&d.deploys), fingerprint, now, &EvalOptions::default());
+        let spec = spec_for_fingerprint(&*d.store, &d.rules, Some(&d.deploys), fingerprint, now, &d.query_options());
         match spec.and_then(|s| super::render_png(&s)) {
             Ok(png) => Some(png),
             Err(e) => {

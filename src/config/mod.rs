@@ -55,6 +55,68 @@ pub struct Config {
     /// forewarn's own: deploy markers (matching, lookback, API token).
     #[serde(default)]
     pub deploys: crate::deploys::DeploysConfig,
+    /// What one query may cost: Prometheus's `--query.*` flags.
+    #[serde(default)]
+    pub query: QueryConfig,
+}
+
+/// The `query` section: Prometheus's `--query.timeout`, `--query.max-samples`,
+/// `--query.max-concurrency` and `--query.lookback-delta`, same defaults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// An API query running longer than this stops with a timeout error.
+    #[serde(default = "default_query_timeout")]
+    pub timeout: PromDuration,
+    /// A query that would hold more samples than this at once stops with an error.
+    #[serde(default = "default_max_samples")]
+    pub max_samples: usize,
+    /// API queries evaluated at once; more wait their turn.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// How far back an instant selector looks for a series' latest sample.
+    #[serde(default = "default_lookback_delta")]
+    pub lookback_delta: PromDuration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            timeout: default_query_timeout(),
+            max_samples: default_max_samples(),
+            max_concurrency: default_max_concurrency(),
+            lookback_delta: default_lookback_delta(),
+        }
+    }
+}
+
+impl QueryConfig {
+    /// Evaluation options for these settings (no cancellation flag yet).
+    pub fn eval_options(&self) -> crate::promql::EvalOptions {
+        crate::promql::EvalOptions {
+            lookback_delta_ms: self.lookback_delta.as_millis(),
+            limits: crate::promql::limits::QueryLimits {
+                timeout: std::time::Duration::from_millis(self.timeout.as_millis().max(0) as u64),
+                max_samples: self.max_samples,
+                cancel: None,
+                shutdown: None,
+            },
+            ..Default::default()
+        }
+    }
+}
+
+fn default_query_timeout() -> PromDuration {
+    PromDuration::from_secs(120)
+}
+fn default_max_samples() -> usize {
+    50_000_000
+}
+fn default_max_concurrency() -> usize {
+    20
+}
+fn default_lookback_delta() -> PromDuration {
+    PromDuration::from_secs(300)
 }
 
 /// The `rules` section: settings Prometheus takes as `--rules.*` flags.
@@ -385,6 +447,13 @@ impl Config {
         let g = &self.global;
         if g.scrape_interval.is_zero() || g.evaluation_interval.is_zero() {
             err("global: scrape_interval and evaluation_interval must be greater than 0s".into());
+        }
+        let q = &self.query;
+        if q.timeout.is_zero() || q.lookback_delta.is_zero() {
+            err("query: timeout and lookback_delta must be greater than 0s".into());
+        }
+        if q.max_samples == 0 || q.max_concurrency == 0 {
+            err("query: max_samples and max_concurrency must be at least 1".into());
         }
         let mut jobs = std::collections::HashSet::new();
         for sc in &self.scrape_configs {

@@ -92,8 +92,12 @@ fn ok(data: Json_) -> Response {
 }
 
 fn bad(kind: &str, msg: impl std::fmt::Display) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"status": "error", "errorType": kind, "error": msg.to_string()})))
-        .into_response()
+    error(StatusCode::BAD_REQUEST, kind, msg)
+}
+
+/// Prometheus's error envelope.
+fn error(code: StatusCode, kind: &str, msg: impl std::fmt::Display) -> Response {
+    (code, Json(json!({"status": "error", "errorType": kind, "error": msg.to_string()}))).into_response()
 }
 
 pub fn all_alerts(d: &Daemon) -> Vec<Alert> {
@@ -252,27 +256,115 @@ async fn targets(State(d): State<Arc<Daemon>>, q: axum::extract::Query<TargetsQu
     ok(json!({ "activeTargets": list, "droppedTargets": dropped, "droppedTargetCounts": counts }))
 }
 
+/// The latest (and, negated, earliest) timestamp accepted, in ms: about
+/// 285,000 years either side of 1970, where float seconds are still exact
+/// to the millisecond and no time arithmetic can overflow.
+const MAX_TIME_MS: f64 = 9_007_199_254_740_992.0;
+
 /// Prometheus accepts RFC 3339 or Unix seconds (with fractions).
 fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() {
-            return Ok((f * 1000.0).round() as i64);
+        let ms = (f * 1000.0).round();
+        if !f.is_finite() || ms.abs() > MAX_TIME_MS {
+            return Err(format!("cannot parse {s:?} to a valid timestamp: out of range"));
         }
+        return Ok(ms as i64);
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
         .map_err(|_| format!("cannot parse {s:?} to a valid timestamp"))
 }
 
+/// A duration in float seconds or Prometheus's notation, in ms; zero and
+/// negative values are refused, as Prometheus refuses them for `step`.
 fn parse_step(s: &str) -> Result<i64, String> {
-    if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() && f > 0.0 {
-            return Ok((f * 1000.0).round() as i64);
+    let ms = match s.parse::<f64>() {
+        Ok(f) if !f.is_finite() || (f * 1000.0).abs() > MAX_TIME_MS => {
+            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"))
         }
+        Ok(f) => (f * 1000.0).round() as i64,
+        Err(_) => crate::duration::PromDuration::parse(s)
+            .map(|d| d.as_millis())
+            .map_err(|_| format!("cannot parse {s:?} to a valid duration"))?,
+    };
+    if ms <= 0 {
+        return Err("zero or negative query resolution step widths are not accepted. Try a positive integer".into());
     }
-    crate::duration::PromDuration::parse(s)
-        .map(|d| d.as_millis())
-        .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
+    Ok(ms)
+}
+
+/// The optional `timeout` parameter: it can shorten `query.timeout`, not
+/// lengthen it.
+fn request_timeout(q: &Params, opts: &mut promql::EvalOptions) -> Result<(), String> {
+    if let Some(s) = q.get("timeout").filter(|s| !s.is_empty()) {
+        let ms = parse_step(s).map_err(|e| format!("invalid parameter \"timeout\": {e}"))?;
+        opts.limits.timeout = opts.limits.timeout.min(std::time::Duration::from_millis(ms as u64));
+    }
+    Ok(())
+}
+
+/// An evaluation error in Prometheus's envelope and status codes: 503 for a
+/// timeout (or a query stopped by shutdown), 422 for everything else.
+fn eval_error(e: &promql::EvalError) -> Response {
+    use promql::EvalError as E;
+    let (code, kind) = match e {
+        E::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+        E::Canceled => (StatusCode::SERVICE_UNAVAILABLE, "canceled"),
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+    };
+    error(code, kind, e)
+}
+
+/// A failure that is ours, not the request's: logged with its details, a
+/// generic message for the client.
+pub fn internal(what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{what} failed unexpectedly");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (logged by forewarn)")
+}
+
+/// Sets its flag when dropped: axum drops a handler's future when the
+/// client disconnects, and the evaluation on the blocking pool sees the flag.
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs one evaluation under the query limits: waits for a slot
+/// (`query.max_concurrency`; the wait counts against the timeout), then
+/// evaluates on the blocking pool, stopped if the client goes away.
+async fn run_query<T: Send + 'static>(
+    d: &Daemon,
+    mut opts: promql::EvalOptions,
+    eval: impl FnOnce(&promql::EvalOptions) -> Result<T, promql::EvalError> + Send + 'static,
+) -> Result<T, Response> {
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    opts.limits.cancel = Some(cancel);
+    let timeout = opts.limits.timeout;
+    let waited = std::time::Instant::now();
+    let permit = match tokio::time::timeout(timeout, d.query_slots().acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) => return Err(eval_error(&promql::EvalError::Canceled)),
+        Err(_) => return Err(eval_error(&promql::EvalError::Timeout(timeout))),
+    };
+    opts.limits.timeout = timeout.saturating_sub(waited.elapsed());
+    match tokio::task::spawn_blocking(move || {
+        let _slot = permit;
+        eval(&opts)
+    })
+    .await
+    {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(eval_error(&e)),
+        Err(e) => Err(internal("query evaluation", e)),
+    }
+}
+
+fn matrix_json(series: &[crate::store::Series]) -> Json_ {
+    json!({"resultType": "matrix", "result": series.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()})
 }
 
 async fn query(State(d): State<Arc<Daemon>>, q: Params) -> Response {
@@ -283,17 +375,18 @@ async fn query(State(d): State<Arc<Daemon>>, q: Params) -> Response {
         Some(Ok(t)) => t,
         Some(Err(e)) => return bad("bad_data", format!("invalid parameter \"time\": {e}")),
     };
+    let mut opts = d.query_options();
+    if let Err(e) = request_timeout(&q, &mut opts) {
+        return bad("bad_data", e);
+    }
     let expr = match promql::parse(text) {
         Ok(e) => e,
         Err(e) => return bad("bad_data", format!("invalid parameter \"query\": {e}")),
     };
     let store = d.store.clone();
-    let result =
-        tokio::task::spawn_blocking(move || promql::eval_instant(&*store, &expr, t, &Default::default())).await;
-    let value = match result {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => return bad("execution", e),
-        Err(e) => return bad("internal", e),
+    let value = match run_query(&d, opts, move |o| promql::eval_instant(&*store, &expr, t, o)).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let ts = t as f64 / 1000.0;
     ok(match value {
@@ -305,45 +398,45 @@ async fn query(State(d): State<Arc<Daemon>>, q: Params) -> Response {
                 None => json!({"metric": s.labels, "value": [ts, go_f(s.v)]}),
             }).collect::<Vec<_>>()})
         }
-        Value::Matrix(m) => {
-            json!({"resultType": "matrix", "result": m.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()})
-        }
+        Value::Matrix(m) => matrix_json(&m),
     })
+}
+
+/// `start`, `end` and `step` of a range query, each checked and named in
+/// the error, with Prometheus's limit of 11,000 points per series.
+fn range_params(q: &Params) -> Result<(i64, i64, i64), String> {
+    let get = |k: &str| q.get(k).ok_or_else(|| format!("missing parameter: {k}"));
+    let start = parse_time(get("start")?).map_err(|e| format!("invalid parameter \"start\": {e}"))?;
+    let end = parse_time(get("end")?).map_err(|e| format!("invalid parameter \"end\": {e}"))?;
+    let step = parse_step(get("step")?).map_err(|e| format!("invalid parameter \"step\": {e}"))?;
+    if end < start {
+        return Err("invalid parameter \"end\": end timestamp must not be before start time".into());
+    }
+    // Both within MAX_TIME_MS of 0: the difference cannot overflow.
+    if (end - start) / step > promql::MAX_POINTS_PER_SERIES {
+        return Err("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into());
+    }
+    Ok((start, end, step))
 }
 
 async fn query_range(State(d): State<Arc<Daemon>>, q: Params) -> Response {
     let Some(text) = q.get("query") else { return bad("bad_data", "missing parameter: query") };
-    let get = |k: &str| q.get(k).ok_or_else(|| format!("missing parameter: {k}"));
-    let parsed = (|| -> Result<(i64, i64, i64), String> {
-        let start = parse_time(get("start")?).map_err(|e| format!("invalid parameter \"start\": {e}"))?;
-        let end = parse_time(get("end")?).map_err(|e| format!("invalid parameter \"end\": {e}"))?;
-        let step = parse_step(get("step")?).map_err(|e| format!("invalid parameter \"step\": {e}"))?;
-        if end < start {
-            return Err("invalid parameter \"end\": end timestamp must not be before start time".into());
-        }
-        if (end - start) / step > 11_000 {
-            return Err("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into());
-        }
-        Ok((start, end, step))
-    })();
-    let (start, end, step) = match parsed {
+    let (start, end, step) = match range_params(&q) {
         Ok(x) => x,
         Err(e) => return bad("bad_data", e),
     };
+    let mut opts = d.query_options();
+    if let Err(e) = request_timeout(&q, &mut opts) {
+        return bad("bad_data", e);
+    }
     let expr = match promql::parse(text) {
         Ok(e) => e,
         Err(e) => return bad("bad_data", format!("invalid parameter \"query\": {e}")),
     };
     let store = d.store.clone();
-    let result =
-        tokio::task::spawn_blocking(move || promql::eval_range(&*store, &expr, start, end, step, &Default::default()))
-            .await;
-    match result {
-        Ok(Ok(series)) => ok(
-            json!({"resultType": "matrix", "result": series.iter().map(|s| json!({"metric": s.labels, "values": s.samples.iter().map(|x| json!([x.t as f64 / 1000.0, go_f(x.v)])).collect::<Vec<_>>()})).collect::<Vec<_>>()}),
-        ),
-        Ok(Err(e)) => bad("execution", e),
-        Err(e) => bad("internal", e),
+    match run_query(&d, opts, move |o| promql::eval_range(&*store, &expr, start, end, step, o)).await {
+        Ok(series) => ok(matrix_json(&series)),
+        Err(r) => r,
     }
 }
 

@@ -231,7 +231,7 @@ fn chart_spec(d: &Daemon, id: &str) -> Result<chart::ChartSpec, Response> {
             format!("alert id {id:?}: expected 16 hex digits (an alert's fingerprint)"),
         )
     })?;
-    let opts = crate::promql::EvalOptions::default();
+    let opts = d.query_options();
     chart::alert::spec_for_fingerprint(&*d.store, &d.rules, Some(&d.deploys), fp, now_ms(), &opts).map_err(
         |e| match e {
             ChartError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", m),

@@ -39,6 +39,34 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(usize::try_from(body_limit).unwrap_or(usize::MAX)))
         .layer(axum::middleware::from_fn_with_state(d.clone(), guard::check))
         .with_state(d)
+        .layer(axum::middleware::from_fn(catch_panic))
+}
+
+/// Turns a panic in any handler into a logged 500 with a generic body: the
+/// client learns nothing of the internals, the connection and the daemon
+/// carry on.
+async fn catch_panic(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt;
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%method, %path, panic = %msg, "request handler panicked");
+            ::metrics::counter!("forewarn_http_panics_total").increment(1);
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({
+                    "status": "error", "errorType": "internal", "error": "internal error (logged by forewarn)"
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Rewrites axum's terse 413 into a message naming the setting.
@@ -141,4 +169,35 @@ async fn index(State(d): State<Arc<Daemon>>) -> Response {
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    /// A panicking handler answers 500 without its message, and the server
+    /// keeps answering.
+    #[tokio::test]
+    async fn panics_become_generic_500s() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let app: axum::Router = axum::Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("secret internals at src/x.rs:1");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/ok", axum::routing::get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(super::catch_panic));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        let c = reqwest::Client::new();
+        let r = c.get(format!("http://{addr}/boom")).send().await.unwrap();
+        assert_eq!(r.status(), 500);
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("secret") && body.contains("\"errorType\":\"internal\""), "{body}");
+        assert_eq!(c.get(format!("http://{addr}/ok")).send().await.unwrap().text().await.unwrap(), "fine");
+    }
 }

@@ -58,6 +58,8 @@ impl Val {
 pub(crate) struct Ctx<'a> {
     pub store: &'a dyn Queryable,
     pub opts: &'a EvalOptions,
+    /// Time, samples and cancellation: checked at every node, step and series.
+    pub budget: &'a super::limits::Budget,
     /// The outer query's bounds, which `@ start()` and `@ end()` refer to.
     pub query_start: i64,
     pub query_end: i64,
@@ -65,6 +67,7 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn eval(&self, expr: &Expr, t: i64) -> Result<Val, EvalError> {
+        self.budget.check()?;
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
@@ -94,7 +97,7 @@ impl Ctx<'_> {
                 let end = self.anchor(&sq.at, &sq.offset, t);
                 let range = duration_ms(&sq.range);
                 let step = sq.step.as_ref().map(duration_ms).unwrap_or(DEFAULT_SUBQUERY_STEP_MS);
-                Ok(Val::Matrix(self.subquery(&sq.expr, end - range, end, step)?))
+                Ok(Val::Matrix(self.subquery(&sq.expr, end.saturating_sub(range), end, step)?))
             }
             Expr::Binary(b) => binary::eval(self, b, t),
             Expr::Aggregate(a) => aggregate::eval(self, a, t),
@@ -135,8 +138,8 @@ impl Ctx<'_> {
         };
         match offset {
             None => base,
-            Some(Offset::Pos(d)) => base - duration_ms(d),
-            Some(Offset::Neg(d)) => base + duration_ms(d),
+            Some(Offset::Pos(d)) => base.saturating_sub(duration_ms(d)),
+            Some(Offset::Neg(d)) => base.saturating_add(duration_ms(d)),
         }
     }
 
@@ -150,9 +153,9 @@ impl Ctx<'_> {
     pub fn select_instant_with_time(&self, vs: &VectorSelector, t: i64) -> Result<Vec<(VectorSample, i64)>, EvalError> {
         let t = self.anchor(&vs.at, &vs.offset, t);
         let matchers = selector_matchers(vs)?;
-        let start = t - self.opts.lookback_delta_ms + 1;
-        let series = self.store.select(&matchers, start, t);
-        let histograms = self.store.select_histograms(&matchers, start, t);
+        let start = t.saturating_sub(self.opts.lookback_delta_ms).saturating_add(1);
+        let series = self.select(&matchers, start, t)?;
+        let histograms = self.select_histograms(&matchers, start, t)?;
         if histograms.is_empty() {
             return Ok(series
                 .into_iter()
@@ -188,12 +191,11 @@ impl Ctx<'_> {
     /// A range selector: every non-stale sample in `(t - range, t]`.
     pub fn select_range(&self, vs: &VectorSelector, range: i64, t: i64) -> Result<RangeVector, EvalError> {
         let end = self.anchor(&vs.at, &vs.offset, t);
-        let start = end - range;
+        let start = end.saturating_sub(range);
         let matchers = selector_matchers(vs)?;
-        let histograms = self.store.select_histograms(&matchers, start + 1, end);
+        let histograms = self.select_histograms(&matchers, start.saturating_add(1), end)?;
         let series = self
-            .store
-            .select(&matchers, start + 1, end)
+            .select(&matchers, start.saturating_add(1), end)?
             .into_iter()
             .filter_map(|mut s| {
                 s.samples.retain(|x| !is_stale(x.v));
@@ -210,16 +212,25 @@ impl Ctx<'_> {
         if step <= 0 {
             return Err(EvalError::InvalidArgument("subquery step must be positive".into()));
         }
-        let mut first = start.div_euclid(step) * step;
+        let mut first = start.div_euclid(step).saturating_mul(step);
         if first <= start {
-            first += step;
+            first = first.saturating_add(step);
         }
         let mut out = SeriesCollector::default();
         let mut histograms: Vec<HistogramSeries> = Vec::new();
         let mut hist_index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
         let mut ts = first;
         while ts <= end {
-            match self.eval(expr, ts)? {
+            // Each step's intermediate samples are gone once its points are
+            // collected; what stays held is the points themselves.
+            let held = self.budget.held();
+            let val = self.eval(expr, ts)?;
+            self.budget.reset_to(held);
+            match &val {
+                Val::Vector(v) => self.budget.charge(v.len())?,
+                _ => self.budget.charge(1)?,
+            }
+            match val {
                 Val::Scalar(v) => out.push(&Labels::new(), ts, v),
                 Val::Vector(vec) => {
                     for s in vec {
@@ -239,9 +250,40 @@ impl Ctx<'_> {
                     return Err(EvalError::Type(format!("subquery over {} is not allowed", other.type_name())));
                 }
             }
-            ts += step;
+            let Some(next) = ts.checked_add(step) else { break };
+            ts = next;
         }
         Ok(RangeVector { series: out.finish(), histograms, start, end })
+    }
+
+    /// The store's float series for `matchers` in `[start, end]`, each
+    /// series' samples charged to the budget as it is read: a selection
+    /// too big stops before it is all in memory.
+    pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>, EvalError> {
+        let mut stopped = None;
+        let out = self.store.select_checked(matchers, start, end, &mut |n| match self.budget.charge(n) {
+            Ok(()) => true,
+            Err(e) => {
+                stopped = Some(e);
+                false
+            }
+        });
+        match stopped {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Native histogram series, charged to the budget.
+    pub fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<HistogramSeries>, EvalError> {
+        let out = self.store.select_histograms(matchers, start, end);
+        self.budget.charge(out.iter().map(|s| s.samples.len()).sum())?;
+        Ok(out)
     }
 }
 

@@ -16,6 +16,7 @@ mod functions;
 mod histogram;
 #[cfg(test)]
 mod histogram_tests;
+pub mod limits;
 pub mod promqltest;
 mod range_eval;
 #[cfg(test)]
@@ -42,7 +43,7 @@ use eval::{Ctx, Val};
 pub use promql_parser::parser::Expr;
 
 /// Prometheus refuses range queries with more points than this per series.
-const MAX_POINTS_PER_SERIES: i64 = 11_000;
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// Knobs that change query results.
 #[derive(Clone, Debug)]
@@ -54,11 +55,17 @@ pub struct EvalOptions {
     /// query, so `label_replace` can still read or keep it. Off by default,
     /// as in the Prometheus server; on in its test engine.
     pub delayed_name_removal: bool,
+    /// Timeout, sample limit and cancellation of each evaluation.
+    pub limits: limits::QueryLimits,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { lookback_delta_ms: 5 * 60 * 1000, delayed_name_removal: false }
+        EvalOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            delayed_name_removal: false,
+            limits: limits::QueryLimits::default(),
+        }
     }
 }
 
@@ -98,18 +105,32 @@ pub enum EvalError {
     Type(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The query ran past its timeout (`query.timeout`, or a rule's group interval).
+    #[error("query timed out in expression evaluation (after {:.1}s; the limit is query.timeout)", .0.as_secs_f64())]
+    Timeout(std::time::Duration),
+    /// The query would hold more than `query.max_samples` samples.
+    #[error("{} (limit: query.max_samples)", limits::TOO_MANY_SAMPLES)]
+    TooManySamples,
+    /// Its caller stopped it: the client went away, or the daemon is shutting down.
+    #[error("query was canceled in expression evaluation")]
+    Canceled,
 }
 
-/// Parses a PromQL expression.
+/// Parses a PromQL expression, refusing text too long or too deeply nested
+/// to parse and evaluate safely ([`limits`]).
 pub fn parse(expr: &str) -> Result<Expr, String> {
+    limits::prescan(expr)?;
     strings::check_literals(expr)?;
-    promql_parser::parser::parse(expr)
+    let parsed = promql_parser::parser::parse(expr)?;
+    limits::check_tree(&parsed)?;
+    Ok(parsed)
 }
 
 /// Evaluates `expr` at `t_ms`.
 pub fn eval_instant(store: &dyn Queryable, expr: &Expr, t_ms: i64, opts: &EvalOptions) -> Result<Value, EvalError> {
     let _delayed = eval::DelayedNames::set(opts.delayed_name_removal);
-    let ctx = Ctx { store, opts, query_start: t_ms, query_end: t_ms };
+    let budget = limits::Budget::start(&opts.limits);
+    let ctx = Ctx { store, opts, budget: &budget, query_start: t_ms, query_end: t_ms };
     Ok(match ctx.eval(expr, t_ms)? {
         Val::Scalar(v) => Value::Scalar(v),
         Val::Vector(v) => Value::Vector(eval::finish_names(v)?),
@@ -142,14 +163,17 @@ pub fn eval_range(
     if end_ms < start_ms {
         return Err(EvalError::InvalidArgument("end timestamp must not be before start time".into()));
     }
-    if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+    let points = end_ms.checked_sub(start_ms).map(|span| span / step_ms);
+    let Some(points) = points.filter(|&p| p <= MAX_POINTS_PER_SERIES) else {
         return Err(EvalError::InvalidArgument(format!(
             "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries"
         )));
-    }
+    };
     let _delayed = eval::DelayedNames::set(opts.delayed_name_removal);
-    let ctx = Ctx { store, opts, query_start: start_ms, query_end: end_ms };
-    let steps: Vec<i64> = (0..=(end_ms - start_ms) / step_ms).map(|i| start_ms + i * step_ms).collect();
+    let budget = limits::Budget::start(&opts.limits);
+    let ctx = Ctx { store, opts, budget: &budget, query_start: start_ms, query_end: end_ms };
+    // At most MAX_POINTS_PER_SERIES steps, each within [start, end]: no overflow.
+    let steps: Vec<i64> = (0..=points).map(|i| start_ms + i * step_ms).collect();
     let engine = range_eval::RangeEval { ctx: &ctx, steps: steps.clone() };
     let series = match engine.eval(expr)? {
         range_eval::Cols::Scalar(v) => vec![Series {

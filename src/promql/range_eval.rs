@@ -68,7 +68,15 @@ impl RangeEval<'_> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut cols: Vec<Column> = Vec::new();
         for (i, &t) in self.steps.iter().enumerate() {
-            match self.ctx.eval(e, t)? {
+            // A step's intermediate samples go when its values are kept.
+            let held = self.ctx.budget.held();
+            let val = self.ctx.eval(e, t)?;
+            self.ctx.budget.reset_to(held);
+            self.ctx.budget.charge(match &val {
+                Val::Vector(v) => v.len(),
+                _ => 1,
+            })?;
+            match val {
                 Val::Scalar(v) => scalars.push(v),
                 Val::Vector(vec) => {
                     for s in vec {
@@ -112,8 +120,9 @@ impl RangeEval<'_> {
         let (first, last) = (anchors[0], anchors[anchors.len() - 1]);
         let matchers = selector_matchers(vs)?;
         // Range queries carry float columns only.
-        super::eval::refuse_histograms(self.ctx.store, &matchers, first - back + 1, last)?;
-        Ok((self.ctx.store.select(&matchers, first - back + 1, last), anchors))
+        let from = first.saturating_sub(back).saturating_add(1);
+        super::eval::refuse_histograms(self.ctx.store, &matchers, from, last)?;
+        Ok((self.ctx.select(&matchers, from, last)?, anchors))
     }
 
     /// An instant selector: per step the newest sample within the lookback
@@ -129,7 +138,10 @@ impl RangeEval<'_> {
                 while j < s.samples.len() && s.samples[j].t <= a {
                     j += 1;
                 }
-                let v = (j > 0).then(|| s.samples[j - 1]).filter(|x| x.t > a - lookback && !is_stale(x.v)).map(|x| x.v);
+                let v = (j > 0)
+                    .then(|| s.samples[j - 1])
+                    .filter(|x| x.t > a.saturating_sub(lookback) && !is_stale(x.v))
+                    .map(|x| x.v);
                 vals.push(v);
             }
             if vals.iter().any(Option::is_some) {
@@ -172,6 +184,7 @@ impl RangeEval<'_> {
         let mut out = Vec::with_capacity(series.len());
         let mut p = vec![0.0; params.len()];
         for mut s in series {
+            self.ctx.budget.check()?;
             s.samples.retain(|x| !is_stale(x.v));
             let (mut lo, mut hi) = (0, 0);
             let mut vals = Vec::with_capacity(anchors.len());
@@ -179,7 +192,7 @@ impl RangeEval<'_> {
                 while hi < s.samples.len() && s.samples[hi].t <= a {
                     hi += 1;
                 }
-                while lo < hi && s.samples[lo].t <= a - range {
+                while lo < hi && s.samples[lo].t <= a.saturating_sub(range) {
                     lo += 1;
                 }
                 let window: &[Sample] = &s.samples[lo..hi];
@@ -190,7 +203,7 @@ impl RangeEval<'_> {
                 for (k, col) in params.iter().enumerate() {
                     p[k] = col[i];
                 }
-                vals.push(range_functions::reduce(name, a - range, a, self.steps[i], window, &p)?);
+                vals.push(range_functions::reduce(name, a.saturating_sub(range), a, self.steps[i], window, &p)?);
             }
             if vals.iter().any(Option::is_some) {
                 let labels = if keep_name { s.labels } else { drop_name(&s.labels) };

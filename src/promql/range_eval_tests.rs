@@ -19,7 +19,8 @@ fn stepwise(
     opts: &EvalOptions,
 ) -> Result<Vec<Series>, EvalError> {
     let _delayed = super::eval::DelayedNames::set(opts.delayed_name_removal);
-    let ctx = Ctx { store: st, opts, query_start: start, query_end: end };
+    let budget = super::limits::Budget::start(&opts.limits);
+    let ctx = Ctx { store: st, opts, budget: &budget, query_start: start, query_end: end };
     let mut out = SeriesCollector::default();
     let mut t = start;
     while t <= end {

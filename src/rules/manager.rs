@@ -46,7 +46,8 @@ impl Drop for RunningGroup {
 /// Owns the running groups.
 pub struct RuleManager {
     store: Arc<Store>,
-    ctx: EvalContext,
+    /// Handed to groups as they start (a reload sets new options first).
+    ctx: Mutex<EvalContext>,
     alerts_tx: mpsc::UnboundedSender<AlertBatch>,
     running: Mutex<Vec<RunningGroup>>,
     persist: Option<(Arc<AlertStateStore>, RestoreOptions)>,
@@ -58,7 +59,7 @@ impl RuleManager {
     pub fn new(store: Arc<Store>, ctx: EvalContext, alerts_tx: mpsc::UnboundedSender<AlertBatch>) -> Self {
         RuleManager {
             store,
-            ctx,
+            ctx: Mutex::new(ctx),
             alerts_tx,
             running: Mutex::new(Vec::new()),
             persist: None,
@@ -70,6 +71,11 @@ impl RuleManager {
     pub fn with_persistence(mut self, store: Arc<AlertStateStore>, opts: RestoreOptions) -> Self {
         self.persist = Some((store, opts));
         self
+    }
+
+    /// Evaluation options (lookback, limits) for groups started from now on.
+    pub fn set_options(&self, options: crate::promql::EvalOptions) {
+        self.ctx.lock().unwrap_or_else(|e| e.into_inner()).options = options;
     }
 
     /// The saved state, the first time it is asked for.
@@ -128,7 +134,8 @@ impl RuleManager {
         let name = g.name.clone();
         let group = Arc::new(Mutex::new(g));
         let health = Arc::new(Mutex::new(vec![RuleHealth::default(); n_rules]));
-        let (store, ctx, tx) = (self.store.clone(), self.ctx.clone(), self.alerts_tx.clone());
+        let ctx = self.ctx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (store, tx) = (self.store.clone(), self.alerts_tx.clone());
         let (g2, h2) = (group.clone(), health.clone());
         let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
         let persist = self.persist.as_ref().map(|(p, _)| p.clone());

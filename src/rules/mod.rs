@@ -121,6 +121,11 @@ impl RuleGroup {
         let mut out = GroupOutcome::default();
         let qt = t - self.query_offset.as_millis();
         let interval_ms = self.interval.as_millis();
+        // Each rule's evaluation gets at most the group's interval (and never
+        // more than query.timeout): one slow rule cannot stall the group.
+        let mut options = ctx.options.clone();
+        let interval = std::time::Duration::from_millis(interval_ms.max(1) as u64);
+        options.limits.timeout = options.limits.timeout.min(interval);
         for rule in &mut self.rules {
             if let Rule::Alert(a) = rule {
                 if let Some(kind) = a.kind.as_mut() {
@@ -129,7 +134,7 @@ impl RuleGroup {
                         t: qt,
                         interval_ms,
                         for_ms: a.hold.as_millis(),
-                        options: &ctx.options,
+                        options: &options,
                         restarts: ctx.restarts.as_ref(),
                     };
                     match kind.eval(&kctx) {
@@ -146,7 +151,7 @@ impl RuleGroup {
                     continue;
                 }
             }
-            let result = promql::eval_instant(store, rule_expr(rule), qt, &ctx.options);
+            let result = promql::eval_instant(store, rule_expr(rule), qt, &options);
             let vector = match result.map(into_vector) {
                 Ok(Ok(v)) => v,
                 Ok(Err(e)) | Err(e) => {

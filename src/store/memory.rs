@@ -587,6 +587,28 @@ impl Queryable for Store {
         out
     }
 
+    fn select_checked(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        more: &mut dyn FnMut(usize) -> bool,
+    ) -> Vec<Series> {
+        let mut out: Vec<Series> = Vec::new();
+        for e in self.matching(matchers) {
+            let mut samples = Vec::new();
+            e.lock().read(start, end, &mut samples);
+            if !more(samples.len()) {
+                break;
+            }
+            if !samples.is_empty() {
+                out.push(Series { labels: e.labels.to_labels(), samples });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
     fn select_histograms(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<super::HistogramSeries> {
         self.histograms.select(matchers, start, end)
     }

@@ -71,6 +71,30 @@ pub struct Series {
 pub trait Queryable: Send + Sync {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series>;
 
+    /// Like [`Queryable::select`], calling `more(n)` with each series'
+    /// sample count as it is read and stopping (with what was read so far)
+    /// when it returns false: queries account for their samples while they
+    /// select, so a selection over their limit stops before it is all in
+    /// memory.
+    fn select_checked(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        more: &mut dyn FnMut(usize) -> bool,
+    ) -> Vec<Series> {
+        let mut out = self.select(matchers, start, end);
+        let mut kept = 0;
+        for s in &out {
+            if !more(s.samples.len()) {
+                break;
+            }
+            kept += 1;
+        }
+        out.truncate(kept);
+        out
+    }
+
     /// Native histogram samples of matching series in `[start, end]`; none
     /// unless the storage holds them.
     fn select_histograms(&self, _matchers: &[Matcher], _start: i64, _end: i64) -> Vec<HistogramSeries> {

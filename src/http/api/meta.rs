@@ -12,7 +12,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{bad, ok, parse_time};
+use super::{bad, internal, ok, parse_time};
 use crate::daemon::Daemon;
 use crate::labels::{Labels, Matcher, METRIC_NAME};
 use crate::promql::{self, Expr};
@@ -139,7 +139,7 @@ pub async fn series(State(d): State<Arc<Daemon>>, p: Params) -> Response {
     let store = d.store.clone();
     match tokio::task::spawn_blocking(move || series_in(&*store, &sets, start, end)).await {
         Ok(found) => ok(json!(truncate(found.into_iter().collect(), limit))),
-        Err(e) => bad("internal", e),
+        Err(e) => internal("series lookup", e),
     }
 }
 
@@ -186,7 +186,7 @@ async fn metadata(d: Arc<Daemon>, name: Option<String>, p: Params) -> Response {
     let store = d.store.clone();
     match tokio::task::spawn_blocking(move || names_or_values(&*store, name.as_deref(), sets, range)).await {
         Ok(list) => ok(json!(truncate(list, limit))),
-        Err(e) => bad("internal", e),
+        Err(e) => internal("label lookup", e),
     }
 }
 
