@@ -84,7 +84,7 @@ route: {{ receiver: team, group_by: [alertname], group_wait: 0s, group_interval:
 receivers:
   - name: team
     webhook_configs: [ {{ url: "http://{hook}/hook" }} ]
-http: {{ listen: "{listen}" }}
+http: {{ listen: "{listen}", enable_lifecycle: true }}
 query: {query}
 "#
     );
