@@ -63,6 +63,8 @@ pub struct Daemon {
     pub silences: Arc<Silences>,
     /// Deploy markers (`/api/v1/deploys`), shared with scrapers and notifier.
     pub deploys: Arc<crate::deploys::DeployLog>,
+    /// The `remote_write` queues.
+    pub remote_write: crate::remote_write::RemoteWrite,
     reconfigure: mpsc::UnboundedSender<Reconfigure>,
     reload_lock: tokio::sync::Mutex<()>,
 }
@@ -94,6 +96,9 @@ impl Daemon {
         // Durable in storage.path/samples when set (recovers the history), else in memory.
         let store =
             Arc::new(crate::store::open_configured(&cfg.storage).map_err(|e| DaemonError::Other(e.to_string()))?);
+        // Queues take their hold on unsent WAL segments before the first checkpoint.
+        let remote_write = crate::remote_write::RemoteWrite::default();
+        remote_write.apply(&cfg.remote_write, &cfg.external_labels(), &store);
         crate::store::spawn_persistence(&store, &cfg.storage);
         let groups =
             rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
@@ -154,6 +159,7 @@ impl Daemon {
             ready: AtomicBool::new(false),
             silences,
             deploys: deploys.clone(),
+            remote_write,
             reconfigure: reconf_tx,
             reload_lock: tokio::sync::Mutex::new(()),
         });
@@ -207,6 +213,7 @@ impl Daemon {
         self.rules.replace(groups);
         let _ = self.reconfigure.send(parts);
         self.deploys.set_settings(cfg.deploys.clone());
+        self.remote_write.apply(&cfg.remote_write, &cfg.external_labels(), &self.store);
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         Ok(())
     }

@@ -50,6 +50,10 @@ pub struct Config {
     /// forewarn's own: deploy markers (matching, lookback, API token).
     #[serde(default)]
     pub deploys: crate::deploys::DeploysConfig,
+    /// Prometheus's `remote_write`: where scraped, recorded and `ALERTS`
+    /// samples are sent, fed from the WAL.
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
 }
 
 /// The `rules` section: settings Prometheus takes as `--rules.*` flags.
@@ -305,6 +309,14 @@ pub struct StorageConfig {
     /// churn); `0s` keeps every series for the whole retention.
     #[serde(default = "default_stale_series_retention")]
     pub stale_series_retention: PromDuration,
+    /// WAL segments that a `remote_write` queue has not sent yet are kept
+    /// past a snapshot, up to this many bytes (oldest deleted first).
+    #[serde(default = "default_remote_write_wal_limit")]
+    pub remote_write_wal_limit: ByteSize,
+}
+
+fn default_remote_write_wal_limit() -> ByteSize {
+    ByteSize(1 << 30)
 }
 
 impl Default for StorageConfig {
@@ -316,6 +328,7 @@ impl Default for StorageConfig {
             wal_fsync_interval: default_wal_fsync_interval(),
             snapshot_interval: default_snapshot_interval(),
             stale_series_retention: default_stale_series_retention(),
+            remote_write_wal_limit: default_remote_write_wal_limit(),
         }
     }
 }
@@ -496,6 +509,22 @@ impl Config {
         }
         for e in self.deploys.validate() {
             err(e);
+        }
+        let mut remote_names = std::collections::HashSet::new();
+        for (i, rw) in self.remote_write.iter().enumerate() {
+            if let Err(e) = rw.validate() {
+                err(format!("remote_write[{i}]: {e}"));
+            }
+            if !remote_names.insert(rw.queue_name()) {
+                err(format!(
+                    "remote_write[{i}]: duplicate remote name {:?}; give each a distinct `name`",
+                    rw.queue_name()
+                ));
+            }
+        }
+        if !self.remote_write.is_empty() && self.storage.path.is_none() {
+            err("remote_write: needs storage.path (samples are sent from the write-ahead log, which lives there)"
+                .into());
         }
         if self.storage.retention.as_millis() < 60_000 {
             err(format!("storage.retention {} is too short (at least 1m)", self.storage.retention));
