@@ -54,6 +54,10 @@ pub struct Config {
     /// samples are sent, fed from the WAL.
     #[serde(default)]
     pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
+    /// Prometheus's `alerting`: Alertmanagers every alert is posted to
+    /// (HA pairs) and `alert_relabel_configs`.
+    #[serde(default)]
+    pub alerting: crate::notify::alertmanagers::AlertingConfig,
 }
 
 /// The `rules` section: settings Prometheus takes as `--rules.*` flags.
@@ -521,6 +525,9 @@ impl Config {
                     rw.queue_name()
                 ));
             }
+        }
+        if let Err(e) = self.alerting.validate() {
+            err(format!("alerting.{e}"));
         }
         if !self.remote_write.is_empty() && self.storage.path.is_none() {
             err("remote_write: needs storage.path (samples are sent from the write-ahead log, which lives there)"
