@@ -58,6 +58,10 @@ pub struct Config {
     /// (HA pairs) and `alert_relabel_configs`.
     #[serde(default)]
     pub alerting: crate::notify::alertmanagers::AlertingConfig,
+    /// vmagent's `-promscrape.cluster.*`: this member scrapes only its
+    /// share of the targets.
+    #[serde(default)]
+    pub scrape_cluster: Option<crate::scrape::cluster::ScrapeClusterConfig>,
 }
 
 /// The `rules` section: settings Prometheus takes as `--rules.*` flags.
@@ -525,6 +529,9 @@ impl Config {
                     rw.queue_name()
                 ));
             }
+        }
+        if let Some(Err(e)) = self.scrape_cluster.as_ref().map(|c| c.validate()) {
+            err(format!("scrape_cluster: {e}"));
         }
         if let Err(e) = self.alerting.validate() {
             err(format!("alerting.{e}"));

@@ -28,7 +28,7 @@ use crate::scrape::client::Auth;
 use crate::scrape::relabel::{self, Relabel, RelabelConfig};
 
 /// The `alerting` section.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingConfig {
     #[serde(default)]
@@ -40,6 +40,16 @@ pub struct AlertingConfig {
     /// `--rules.alert.resend-delay`).
     #[serde(default = "default_resend_delay")]
     pub resend_delay: PromDuration,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            alertmanagers: Vec::new(),
+            alert_relabel_configs: Vec::new(),
+            resend_delay: default_resend_delay(),
+        }
+    }
 }
 
 /// One `alertmanagers` entry: targets sharing scheme, path and auth.
