@@ -659,6 +659,25 @@ http: { listen: "127.0.0.1:9099" }
     }
 
     #[test]
+    fn remote_write_alerting_and_scrape_cluster_are_checked() {
+        let ok = "storage: { path: /tmp/x }\nremote_write: [ { url: 'http://vm:8428/api/v1/write', queue_config: { max_shards: 4 } } ]\nalerting: { alertmanagers: [ { static_configs: [ { targets: ['am:9093'] } ] } ] }\nscrape_cluster: { members_count: 3, member_num: forewarn-2, replication_factor: 2 }\n";
+        let c = Config::parse("f.yml", ok, None).unwrap();
+        assert_eq!(c.remote_write[0].queue_config.max_shards, 4);
+        assert_eq!(c.remote_write[0].queue_config.max_samples_per_send, 500);
+        assert_eq!(c.alerting.resend_delay.as_millis(), 60_000);
+        let none = Config::parse("f.yml", "global: { scrape_interval: 15s }\n", None).unwrap();
+        assert_eq!(none.alerting.resend_delay.as_millis(), 60_000, "defaults hold without an alerting section");
+        let bad = "remote_write: [ { url: 'ftp://x', headers: { Content-Type: x } }, { url: 'http://a/w', name: a, queue_config: { min_backoff: 10s, max_backoff: 1s } } ]\nalerting: { alertmanagers: [ { api_version: v1, static_configs: [ { targets: ['am:9093'] } ] } ] }\nscrape_cluster: { members_count: 2, member_num: 2 }\n";
+        let e: Vec<String> = Config::parse("f.yml", bad, None).unwrap_err().iter().map(|e| e.message.clone()).collect();
+        let has = |s: &str| e.iter().any(|m| m.contains(s));
+        assert!(has("remote_write[0]: url: needs http"), "{e:?}");
+        assert!(has("remote_write[1]: queue_config: min_backoff"), "{e:?}");
+        assert!(has("remote_write: needs storage.path"), "{e:?}");
+        assert!(has("alerting.alertmanagers[0].api_version"), "{e:?}");
+        assert!(has("scrape_cluster: member_num 2 must be below members_count 2"), "{e:?}");
+    }
+
+    #[test]
     fn byte_sizes() {
         assert_eq!(ByteSize::parse("10MB").unwrap().0, 10_000_000);
         assert_eq!(ByteSize::parse("1KiB").unwrap().0, 1024);
