@@ -65,6 +65,9 @@ pub struct Daemon {
     pub deploys: Arc<crate::deploys::DeployLog>,
     /// Credentials of `http:` and their verdict cache.
     pub http_guard: crate::http::guard::Guard,
+    /// The `remote_write` queues.
+    pub remote_write: crate::remote_write::RemoteWrite,
+    alertmanagers: Arc<Mutex<Option<crate::notify::alertmanagers::AlertmanagerNotifier>>>,
     reconfigure: mpsc::UnboundedSender<Reconfigure>,
     reload_lock: tokio::sync::Mutex<()>,
     /// API queries evaluating at once (`query.max_concurrency`); replaced
@@ -101,6 +104,9 @@ impl Daemon {
         // Durable in storage.path/samples when set (recovers the history), else in memory.
         let store =
             Arc::new(crate::store::open_configured(&cfg.storage).map_err(|e| DaemonError::Other(e.to_string()))?);
+        // Queues take their hold on unsent WAL segments before the first checkpoint.
+        let remote_write = crate::remote_write::RemoteWrite::default();
+        remote_write.apply(&cfg.remote_write, &cfg.external_labels(), &store);
         crate::store::spawn_persistence(&store, &cfg.storage);
         let groups =
             rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
@@ -126,7 +132,14 @@ impl Daemon {
         scrape.set_detector(Arc::new(crate::deploys::Detector::new(deploys.clone())));
         let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
         let (reconf_tx, reconf_rx) = mpsc::unbounded_channel();
-        tokio::spawn(dispatcher.run(alerts_rx, reconf_rx));
+        // Every batch goes to the routing tree and to `alerting.alertmanagers`.
+        let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatcher.run(dispatch_rx, reconf_rx));
+        let alertmanagers = Arc::new(Mutex::new(
+            crate::notify::alertmanagers::AlertmanagerNotifier::new(&cfg.alerting, &cfg.external_url())
+                .map_err(DaemonError::Other)?,
+        ));
+        tokio::spawn(tee_alerts(alerts_rx, dispatch_tx, alertmanagers.clone()));
 
         let log = deploys.clone();
         let shutting_down = Arc::new(AtomicBool::new(false));
@@ -167,6 +180,8 @@ impl Daemon {
             silences,
             deploys: deploys.clone(),
             http_guard: Default::default(),
+            remote_write,
+            alertmanagers,
             reconfigure: reconf_tx,
             reload_lock: tokio::sync::Mutex::new(()),
         });
@@ -215,6 +230,15 @@ impl Daemon {
         let groups =
             rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
         let parts = receivers_of(&cfg, &self.options.console_receiver)?;
+        let am_changed = self.config.lock().unwrap_or_else(|e| e.into_inner()).alerting != cfg.alerting;
+        let alertmanagers = if am_changed {
+            Some(
+                crate::notify::alertmanagers::AlertmanagerNotifier::new(&cfg.alerting, &cfg.external_url())
+                    .map_err(DaemonError::Other)?,
+            )
+        } else {
+            None
+        };
         // Everything is valid: swap.
         self.scrape.apply_config(&cfg);
         self.rules.set_options(eval_options(&cfg, &self.shutting_down));
@@ -228,6 +252,10 @@ impl Daemon {
         let _ = self.reconfigure.send(parts);
         self.deploys.set_settings(cfg.deploys.clone());
         self.silences.set_limits(cfg.silences.clone());
+        self.remote_write.apply(&cfg.remote_write, &cfg.external_labels(), &self.store);
+        if let Some(am) = alertmanagers {
+            *self.alertmanagers.lock().unwrap_or_else(|e| e.into_inner()) = am;
+        }
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         Ok(())
     }
@@ -256,6 +284,30 @@ fn eval_options(cfg: &Config, shutdown: &Arc<AtomicBool>) -> EvalOptions {
     let mut o = cfg.query.eval_options();
     o.limits.shutdown = Some(shutdown.clone());
     o
+}
+
+/// Hands each rule evaluation's alerts to the routing tree, then posts the
+/// due ones to `alerting.alertmanagers` (in order, one batch at a time).
+async fn tee_alerts(
+    mut rx: mpsc::UnboundedReceiver<rules::manager::AlertBatch>,
+    dispatch: mpsc::UnboundedSender<rules::manager::AlertBatch>,
+    alertmanagers: Arc<Mutex<Option<crate::notify::alertmanagers::AlertmanagerNotifier>>>,
+) {
+    while let Some(batch) = rx.recv().await {
+        let post = {
+            let mut am = alertmanagers.lock().unwrap_or_else(|e| e.into_inner());
+            am.as_mut().map(|n| {
+                let due = n.due(&batch);
+                n.post(due)
+            })
+        };
+        if dispatch.send(batch).is_err() {
+            return;
+        }
+        if let Some(post) = post {
+            post.await;
+        }
+    }
 }
 
 /// Tells systemd (Type=notify) that we are ready, if it is listening.

@@ -20,6 +20,7 @@ pub mod labels;
 pub mod native_histogram;
 pub mod notify;
 pub mod promql;
+pub mod remote_write;
 pub mod replay;
 pub mod rules;
 pub mod ruletest;

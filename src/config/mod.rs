@@ -58,6 +58,18 @@ pub struct Config {
     /// What one query may cost: Prometheus's `--query.*` flags.
     #[serde(default)]
     pub query: QueryConfig,
+    /// Prometheus's `remote_write`: where scraped, recorded and `ALERTS`
+    /// samples are sent, fed from the WAL.
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
+    /// Prometheus's `alerting`: Alertmanagers every alert is posted to
+    /// (HA pairs) and `alert_relabel_configs`.
+    #[serde(default)]
+    pub alerting: crate::notify::alertmanagers::AlertingConfig,
+    /// vmagent's `-promscrape.cluster.*`: this member scrapes only its
+    /// share of the targets.
+    #[serde(default)]
+    pub scrape_cluster: Option<crate::scrape::cluster::ScrapeClusterConfig>,
 }
 
 /// The `query` section: Prometheus's `--query.timeout`, `--query.max-samples`,
@@ -372,6 +384,14 @@ pub struct StorageConfig {
     /// churn); `0s` keeps every series for the whole retention.
     #[serde(default = "default_stale_series_retention")]
     pub stale_series_retention: PromDuration,
+    /// WAL segments that a `remote_write` queue has not sent yet are kept
+    /// past a snapshot, up to this many bytes (oldest deleted first).
+    #[serde(default = "default_remote_write_wal_limit")]
+    pub remote_write_wal_limit: ByteSize,
+}
+
+fn default_remote_write_wal_limit() -> ByteSize {
+    ByteSize(1 << 30)
 }
 
 impl Default for StorageConfig {
@@ -383,6 +403,7 @@ impl Default for StorageConfig {
             wal_fsync_interval: default_wal_fsync_interval(),
             snapshot_interval: default_snapshot_interval(),
             stale_series_retention: default_stale_series_retention(),
+            remote_write_wal_limit: default_remote_write_wal_limit(),
         }
     }
 }
@@ -555,6 +576,28 @@ impl Config {
         for e in self.http.validate() {
             err(e);
         }
+        let mut remote_names = std::collections::HashSet::new();
+        for (i, rw) in self.remote_write.iter().enumerate() {
+            if let Err(e) = rw.validate() {
+                err(format!("remote_write[{i}]: {e}"));
+            }
+            if !remote_names.insert(rw.queue_name()) {
+                err(format!(
+                    "remote_write[{i}]: duplicate remote name {:?}; give each a distinct `name`",
+                    rw.queue_name()
+                ));
+            }
+        }
+        if let Some(Err(e)) = self.scrape_cluster.as_ref().map(|c| c.validate()) {
+            err(format!("scrape_cluster: {e}"));
+        }
+        if let Err(e) = self.alerting.validate() {
+            err(format!("alerting.{e}"));
+        }
+        if !self.remote_write.is_empty() && self.storage.path.is_none() {
+            err("remote_write: needs storage.path (samples are sent from the write-ahead log, which lives there)"
+                .into());
+        }
         if self.storage.retention.as_millis() < 60_000 {
             err(format!("storage.retention {} is too short (at least 1m)", self.storage.retention));
         }
@@ -671,6 +714,25 @@ http: { listen: "127.0.0.1:9099" }
         assert!(has("route.routes[0]: active_time_intervals: \"weekends\""), "{e:?}");
         assert!(has("time_intervals[x]") && has("funday"), "{e:?}");
         assert!(has("inhibit_rules[0]: target_matchers"), "{e:?}");
+    }
+
+    #[test]
+    fn remote_write_alerting_and_scrape_cluster_are_checked() {
+        let ok = "storage: { path: /tmp/x }\nremote_write: [ { url: 'http://vm:8428/api/v1/write', queue_config: { max_shards: 4 } } ]\nalerting: { alertmanagers: [ { static_configs: [ { targets: ['am:9093'] } ] } ] }\nscrape_cluster: { members_count: 3, member_num: forewarn-2, replication_factor: 2 }\n";
+        let c = Config::parse("f.yml", ok, None).unwrap();
+        assert_eq!(c.remote_write[0].queue_config.max_shards, 4);
+        assert_eq!(c.remote_write[0].queue_config.max_samples_per_send, 500);
+        assert_eq!(c.alerting.resend_delay.as_millis(), 60_000);
+        let none = Config::parse("f.yml", "global: { scrape_interval: 15s }\n", None).unwrap();
+        assert_eq!(none.alerting.resend_delay.as_millis(), 60_000, "defaults hold without an alerting section");
+        let bad = "remote_write: [ { url: 'ftp://x', headers: { Content-Type: x } }, { url: 'http://a/w', name: a, queue_config: { min_backoff: 10s, max_backoff: 1s } } ]\nalerting: { alertmanagers: [ { api_version: v1, static_configs: [ { targets: ['am:9093'] } ] } ] }\nscrape_cluster: { members_count: 2, member_num: 2 }\n";
+        let e: Vec<String> = Config::parse("f.yml", bad, None).unwrap_err().iter().map(|e| e.message.clone()).collect();
+        let has = |s: &str| e.iter().any(|m| m.contains(s));
+        assert!(has("remote_write[0]: url: needs http"), "{e:?}");
+        assert!(has("remote_write[1]: queue_config: min_backoff"), "{e:?}");
+        assert!(has("remote_write: needs storage.path"), "{e:?}");
+        assert!(has("alerting.alertmanagers[0].api_version"), "{e:?}");
+        assert!(has("scrape_cluster: member_num 2 must be below members_count 2"), "{e:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! dir before it is sent, and retried until delivered).
 
 pub mod alertmanager;
+pub mod alertmanagers;
 pub mod client;
 pub mod console;
 pub mod dispatch;

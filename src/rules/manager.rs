@@ -142,6 +142,8 @@ impl RuleManager {
         let mut ingested = store.subscribe_ingest();
         let task = tokio::spawn(async move {
             let mut next = tokio::time::Instant::now();
+            // ALERTS series written at the last evaluation (ended ones get a stale marker).
+            let mut alert_series: std::collections::HashSet<crate::labels::Labels> = Default::default();
             loop {
                 let boundary = next;
                 tokio::time::sleep_until(boundary).await;
@@ -161,6 +163,7 @@ impl RuleManager {
                     let mut g = g2.lock().unwrap_or_else(|e| e.into_inner());
                     tokio::task::block_in_place(|| {
                         let outcome = g.eval(&store, t, &ctx);
+                        write_alert_series(&store, t, &g.alert_series(), &mut alert_series);
                         if let Some(p) = &persist {
                             // Saved before the batch goes to the notifier: what a
                             // receiver hears about is on disk first.
@@ -210,4 +213,26 @@ impl RuleManager {
             })
             .collect()
     }
+}
+
+/// Appends this evaluation's `ALERTS`/`ALERTS_FOR_STATE` samples and a
+/// staleness marker for each such series that ended, as Prometheus does;
+/// they reach the WAL and so `remote_write`.
+fn write_alert_series(
+    store: &Store,
+    t: i64,
+    now: &[(crate::labels::Labels, f64)],
+    prev: &mut std::collections::HashSet<crate::labels::Labels>,
+) {
+    let mut app = store.appender_quiet();
+    let mut seen = std::collections::HashSet::with_capacity(now.len());
+    for (labels, v) in now {
+        app.append(labels, t, *v);
+        seen.insert(labels.clone());
+    }
+    for ended in prev.difference(&seen) {
+        app.append(ended, t, crate::store::stale_nan());
+    }
+    app.commit();
+    *prev = seen;
 }

@@ -194,6 +194,29 @@ impl RuleGroup {
         out
     }
 
+    /// The `ALERTS` and `ALERTS_FOR_STATE` samples Prometheus writes for
+    /// the pending and firing alerts of this group: `ALERTS{<alert labels>,
+    /// alertstate}` = 1 and `ALERTS_FOR_STATE{<alert labels>}` = the Unix
+    /// second the alert became active (what a restart restores `for` from).
+    pub fn alert_series(&self) -> Vec<(Labels, f64)> {
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            let Rule::Alert(a) = rule else { continue };
+            for alert in a.alerts() {
+                if alert.state == crate::alerts::AlertState::Inactive {
+                    continue;
+                }
+                let mut l = alert.labels.clone();
+                l.set(METRIC_NAME.into(), "ALERTS_FOR_STATE".into());
+                out.push((l.clone(), alert.active_at as f64 / 1000.0));
+                l.set(METRIC_NAME.into(), "ALERTS".into());
+                l.set("alertstate".into(), alert.state.as_str().into());
+                out.push((l, 1.0));
+            }
+        }
+        out
+    }
+
     /// The group's identity in `state.db`: its file and name.
     pub fn key(&self) -> String {
         format!("{}\u{1f}{}", self.file, self.name)

@@ -70,7 +70,7 @@ impl Auth {
 impl JobClient {
     pub fn new(sc: &ScrapeConfig) -> Self {
         let mut out = JobClient::default();
-        match auth(sc) {
+        match auth(sc.basic_auth.as_ref(), sc.authorization.as_ref()) {
             Ok(a) => out.auth = a,
             Err(e) => out.setup_error = Some(e),
         }
@@ -84,8 +84,10 @@ impl JobClient {
     }
 }
 
-fn auth(sc: &ScrapeConfig) -> Result<Option<Auth>, String> {
-    match (&sc.basic_auth, &sc.authorization) {
+/// The `Authorization` header source for `basic_auth`/`authorization`
+/// (also used by remote write and the Alertmanager client).
+pub fn auth(basic_auth: Option<&BasicAuth>, authorization: Option<&Authorization>) -> Result<Option<Auth>, String> {
+    match (basic_auth, authorization) {
         (Some(_), Some(_)) => Err("basic_auth and authorization are both set; keep one".into()),
         (Some(b), None) => Ok(Some(basic(b))),
         (None, Some(a)) => bearer(a).map(Some),
@@ -121,7 +123,8 @@ fn bearer(a: &Authorization) -> Result<Auth, String> {
     }
 }
 
-fn build(tls: &TlsConfig) -> Result<reqwest::Client, String> {
+/// An HTTP client trusting what `tls` says.
+pub fn build(tls: &TlsConfig) -> Result<reqwest::Client, String> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }

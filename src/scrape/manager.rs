@@ -38,6 +38,8 @@ struct Inner {
     /// Deploy/restart detection, handed to every scrape task (set once).
     detector: Arc<std::sync::OnceLock<Arc<crate::deploys::Detector>>>,
     discovery: Mutex<Option<Discovery>>,
+    /// `scrape_cluster`: only this member's share of the targets runs.
+    cluster: Mutex<Option<super::cluster::ScrapeClusterConfig>>,
 }
 
 impl Drop for ScrapeManager {
@@ -67,6 +69,7 @@ impl ScrapeManager {
             dropped: Mutex::new(Vec::new()),
             detector: Default::default(),
             discovery: Mutex::new(None),
+            cluster: Mutex::new(None),
         };
         Ok(ScrapeManager { inner: Arc::new(inner), sd_task: Mutex::new(None) })
     }
@@ -74,6 +77,7 @@ impl ScrapeManager {
     /// Runs the targets of `cfg`'s scrape configs, static and file-SD, and
     /// keeps polling the file-SD files every `refresh_interval`.
     pub fn apply_config(&self, cfg: &crate::config::Config) {
+        *self.inner.cluster.lock().unwrap_or_else(|e| e.into_inner()) = cfg.scrape_cluster.clone();
         let mut disc = Discovery::new(&cfg.scrape_configs, &cfg.global);
         disc.refresh();
         self.inner.apply(disc.resolve_all());
@@ -125,8 +129,13 @@ impl ScrapeManager {
 }
 
 impl Inner {
-    fn apply(&self, (targets, dropped): (Vec<Target>, Vec<DroppedTarget>)) {
+    fn apply(&self, (mut targets, dropped): (Vec<Target>, Vec<DroppedTarget>)) {
         *self.dropped.lock().unwrap_or_else(|e| e.into_inner()) = dropped;
+        if let Some(c) = &*self.cluster.lock().unwrap_or_else(|e| e.into_inner()) {
+            let all = targets.len();
+            targets.retain(|t| c.owns(t));
+            metrics::gauge!("forewarn_scrape_cluster_targets_skipped").set((all - targets.len()) as f64);
+        }
         self.replace(targets);
     }
 

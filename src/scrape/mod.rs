@@ -6,9 +6,11 @@
 //! and auth settings; `parse` turns a body into samples; `target` is one
 //! target's scrape (the HTTP exchange with its limits, the synthetic
 //! `up`/`scrape_*` series, staleness); `manager` runs one task per target
-//! and swaps them on reload or when file-SD files change.
+//! and swaps them on reload or when file-SD files change; `cluster` picks
+//! this member's share of the targets under `scrape_cluster`.
 
 pub mod client;
+pub mod cluster;
 pub mod discovery;
 pub mod manager;
 pub mod parse;

@@ -27,7 +27,7 @@ pub enum Action {
 }
 
 /// One `relabel_configs` / `metric_relabel_configs` entry, as written.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelabelConfig {
     #[serde(default)]

@@ -31,7 +31,15 @@ pub(crate) struct Durable {
     pub dir: PathBuf,
     pub wal: Wal,
     checkpoint_lock: Mutex<()>,
+    /// WAL segments readers still need (remote write), by reader: the
+    /// oldest segment each has not fully sent. A checkpoint keeps them.
+    holds: Mutex<HashMap<String, u64>>,
 }
+
+/// Held WAL segments beyond this many bytes are deleted anyway (oldest
+/// first): a remote that is down for days must not fill the disk.
+/// `storage.remote_write_wal_limit`.
+pub(crate) static WAL_HOLD_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 30);
 
 /// What [`Store::open`] found.
 #[derive(Clone, Debug, Default)]
@@ -156,7 +164,14 @@ impl Store {
         let next_segment = segments.last().copied().unwrap_or(0).max(covered) + 1;
         let mut store = store;
         match Wal::create(dir, next_segment) {
-            Ok(wal) => store.durable = Some(Durable { dir: dir.to_path_buf(), wal, checkpoint_lock: Mutex::new(()) }),
+            Ok(wal) => {
+                store.durable = Some(Durable {
+                    dir: dir.to_path_buf(),
+                    wal,
+                    checkpoint_lock: Mutex::new(()),
+                    holds: Mutex::new(HashMap::new()),
+                })
+            }
             // A full or read-only disk: what was recovered is served, new
             // samples live in memory only (and /-/ready says so).
             Err(e) => report.not_durable = Some(e.to_string()),
@@ -183,15 +198,33 @@ impl Store {
         // Listed after the rotation: every record in segments <= n is
         // already in memory, so the snapshot covers them.
         let size = snapshot::write(&d.dir, n, &self.entries())?;
+        let held_from = d.holds.lock().unwrap_or_else(|e| e.into_inner()).values().copied().min().unwrap_or(u64::MAX);
         if let Ok(items) = std::fs::read_dir(&d.dir) {
+            let mut held = Vec::new();
             for name in items.flatten().map(|i| i.file_name().to_string_lossy().into_owned()) {
-                let old = numbered(&name, "snapshot").is_some_and(|m| m < n)
-                    || numbered(&name, "wal").is_some_and(|m| m <= n);
-                if old {
-                    if let Err(e) = std::fs::remove_file(d.dir.join(&name)) {
-                        tracing::warn!(file = %d.dir.join(&name).display(), error = %e, "store: cannot delete old file");
-                    }
+                let wal_n = numbered(&name, "wal");
+                if wal_n.is_some_and(|m| m <= n && m >= held_from) {
+                    let size = std::fs::metadata(d.dir.join(&name)).map_or(0, |m| m.len());
+                    held.push((wal_n.unwrap_or(0), name, size));
+                    continue;
                 }
+                let old = numbered(&name, "snapshot").is_some_and(|m| m < n) || wal_n.is_some_and(|m| m <= n);
+                if old {
+                    remove_old(&d.dir, &name);
+                }
+            }
+            // Segments a remote still needs stay, up to the limit.
+            held.sort_unstable();
+            let mut total: u64 = held.iter().map(|h| h.2).sum();
+            let limit = WAL_HOLD_LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+            for (_, name, size) in held {
+                if total <= limit {
+                    break;
+                }
+                tracing::warn!(file = %name, limit, "store: WAL segment held for remote write deleted: over storage.remote_write_wal_limit; the remote misses its samples");
+                metrics::counter!("forewarn_store_wal_held_segments_deleted_total").increment(1);
+                remove_old(&d.dir, &name);
+                total -= size;
             }
         }
         let secs = started.elapsed().as_secs_f64();
@@ -200,6 +233,20 @@ impl Store {
         metrics::gauge!("forewarn_store_last_snapshot_timestamp_seconds").set(chrono::Utc::now().timestamp() as f64);
         tracing::debug!(bytes = size, seconds = secs, "store: snapshot written");
         Ok(size)
+    }
+
+    /// The WAL's directory, for readers that follow it; `None` for an
+    /// in-memory store.
+    pub fn wal_dir(&self) -> Option<&Path> {
+        self.durable.as_ref().map(|d| d.dir.as_path())
+    }
+
+    /// Keeps WAL segment `segment` and later ones from being deleted by
+    /// checkpoints on behalf of `reader` (up to `storage.remote_write_wal_limit`).
+    pub fn hold_wal(&self, reader: &str, segment: u64) {
+        if let Some(d) = &self.durable {
+            d.holds.lock().unwrap_or_else(|e| e.into_inner()).insert(reader.to_string(), segment);
+        }
     }
 
     /// Clean shutdown: flush the WAL and write a final snapshot, so the
@@ -214,6 +261,12 @@ impl Store {
         } else {
             tracing::info!("store: final snapshot written");
         }
+    }
+}
+
+fn remove_old(dir: &Path, name: &str) {
+    if let Err(e) = std::fs::remove_file(dir.join(name)) {
+        tracing::warn!(file = %dir.join(name).display(), error = %e, "store: cannot delete old file");
     }
 }
 
@@ -238,6 +291,7 @@ pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Store, 
         downsample_retention_ms: storage.downsample_retention.map(|d| d.as_millis()),
         stale_series_retention_ms: Some(storage.stale_series_retention.as_millis()).filter(|&ms| ms > 0),
     };
+    WAL_HOLD_LIMIT.store(storage.remote_write_wal_limit.0, std::sync::atomic::Ordering::Relaxed);
     let Some(path) = &storage.path else { return Ok(Store::with_options(options)) };
     let dir = path.join("samples");
     let (store, report) = match Store::open_with(&dir, options) {

@@ -278,6 +278,12 @@ impl Store {
         Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: true }
     }
 
+    /// Like [`Store::appender`], but a commit does not wake the rule groups
+    /// (samples written by rules themselves, such as `ALERTS`).
+    pub fn appender_quiet(&self) -> Appender<'_> {
+        Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: false }
+    }
+
     /// Appends one sample. Samples older than the series' newest one are
     /// dropped (out-of-order), a sample at the same timestamp replaces it.
     pub fn append(&self, labels: &Labels, t: i64, v: f64) {
@@ -332,6 +338,12 @@ impl Store {
             out.extend(s.read().unwrap_or_else(|e| e.into_inner()).series.iter().flatten().cloned());
         }
         out
+    }
+
+    /// The labels of every series by WAL reference (remote write resolves
+    /// references whose series record is in a deleted segment).
+    pub fn labels_by_ref(&self) -> HashMap<u64, Labels> {
+        self.entries().into_iter().map(|e| (e.r, e.labels.to_labels())).collect()
     }
 
     /// Drops samples older than the retention window relative to `now`,

@@ -30,7 +30,7 @@ mod series;
 mod snapshot;
 #[cfg(test)]
 mod tests;
-mod wal;
+pub mod wal;
 
 pub use downsample::{Aggregate, DOWNSAMPLE_MS};
 pub use durable::{open_configured, spawn_persistence, RecoveryReport, StoreError};

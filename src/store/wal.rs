@@ -172,6 +172,37 @@ pub enum Record {
     Sample { r: u64, t: i64, v: f64 },
 }
 
+/// Reads the whole frames of a segment's bytes `data` (which start at file
+/// offset `base`) for a reader that follows the log while it is written
+/// (remote write): returns the offset after the last intact frame read and,
+/// if reading stopped at a bad or incomplete frame, why. A frame cut short
+/// at the end of the newest segment is still being written; anywhere else
+/// it is damage, and the caller moves on.
+/// Stops after the frame that brings the samples read to `limit`.
+pub fn read_frames(data: &[u8], base: u64, limit: usize, apply: &mut impl FnMut(Record)) -> (u64, Option<String>) {
+    let mut end = base;
+    let mut samples = 0usize;
+    for frame in (Frames { data, offset: 0 }) {
+        match frame {
+            Ok((offset, payload)) => {
+                let mut counting = |rec: Record| {
+                    samples += matches!(rec, Record::Sample { .. }) as usize;
+                    apply(rec)
+                };
+                if replay_frame(payload, &mut counting).is_none() {
+                    return (end, Some(format!("malformed record in frame at offset {}", base + offset as u64)));
+                }
+                end = base + (offset + 8 + payload.len()) as u64;
+                if samples >= limit {
+                    break;
+                }
+            }
+            Err((offset, e)) => return (end, Some(format!("offset {}: {e}", base + offset as u64))),
+        }
+    }
+    (end, None)
+}
+
 /// Replays one segment's bytes; returns problems found (the rest of a
 /// segment after a bad frame is skipped).
 pub fn replay(name: &str, data: &[u8], apply: &mut impl FnMut(Record)) -> Vec<String> {
