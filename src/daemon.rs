@@ -67,6 +67,9 @@ pub struct Daemon {
     pub http_guard: crate::http::guard::Guard,
     /// The `remote_write` queues.
     pub remote_write: crate::remote_write::RemoteWrite,
+    /// `datasource:`: where rules, charts and queries read series instead
+    /// of the local store.
+    datasource: Mutex<Option<Arc<crate::datasource::RemoteSource>>>,
     alertmanagers: Arc<Mutex<Option<crate::notify::alertmanagers::AlertmanagerNotifier>>>,
     reconfigure: mpsc::UnboundedSender<Reconfigure>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -154,8 +157,11 @@ impl Daemon {
                 let log = deploys.clone();
                 Some(crate::rules::RestartsHook(Arc::new(move |labels, from, to| log.restart_times(labels, from, to))))
             },
+            query_offset_ms: cfg.datasource.as_ref().map_or(0, |d| d.query_offset.as_millis()),
         };
+        let datasource = open_datasource(&cfg)?;
         let mut rules = RuleManager::new(store.clone(), ctx, alerts_tx);
+        rules.set_datasource(datasource.clone());
         match crate::alerts::AlertStateStore::open(&state) {
             Ok(p) => rules = rules.with_persistence(Arc::new(p), cfg.rules.alert),
             Err(e) => crate::state::faults().failed(crate::state::WriteKind::Sqlite, "alerts", &e),
@@ -181,6 +187,7 @@ impl Daemon {
             deploys: deploys.clone(),
             http_guard: Default::default(),
             remote_write,
+            datasource: Mutex::new(datasource),
             alertmanagers,
             reconfigure: reconf_tx,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -239,9 +246,16 @@ impl Daemon {
         } else {
             None
         };
+        let ds_changed = self.config.lock().unwrap_or_else(|e| e.into_inner()).datasource != cfg.datasource;
+        let datasource = if ds_changed { Some(open_datasource(&cfg)?) } else { None };
         // Everything is valid: swap.
         self.scrape.apply_config(&cfg);
         self.rules.set_options(eval_options(&cfg, &self.shutting_down));
+        self.rules.set_query_offset(cfg.datasource.as_ref().map_or(0, |d| d.query_offset.as_millis()));
+        if let Some(ds) = datasource {
+            self.rules.set_datasource(ds.clone());
+            *self.datasource.lock().unwrap_or_else(|e| e.into_inner()) = ds;
+        }
         self.rules.replace(groups);
         {
             let mut slots = self.query_slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -268,6 +282,15 @@ impl Daemon {
         eval_options(&self.config.lock().unwrap_or_else(|e| e.into_inner()), &self.shutting_down)
     }
 
+    /// What queries and charts read: the datasource when one is set (every
+    /// read fetched, nothing kept), else the local store.
+    pub fn reads(&self) -> Arc<dyn crate::store::Queryable> {
+        match &*self.datasource.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(src) => Arc::new(src.uncached()),
+            None => self.store.clone(),
+        }
+    }
+
     /// The semaphore API queries take a slot of before they evaluate.
     pub fn query_slots(&self) -> Arc<tokio::sync::Semaphore> {
         self.query_slots.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
@@ -278,6 +301,20 @@ impl Daemon {
         self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
         self.query_slots().close();
     }
+}
+
+/// The `datasource` client, if one is configured; warns when recording
+/// rules would have nowhere to go.
+fn open_datasource(cfg: &Config) -> Result<Option<Arc<crate::datasource::RemoteSource>>, DaemonError> {
+    let Some(ds) = &cfg.datasource else { return Ok(None) };
+    let src = crate::datasource::RemoteSource::new(ds).map_err(|e| DaemonError::Other(e.to_string()))?;
+    if cfg.remote_write.is_empty() {
+        tracing::warn!(datasource = %ds.url_label(),
+            "datasource is set without remote_write: recording rule results and ALERTS_FOR_STATE stay local, \
+             so rules cannot read recordings back and a fresh replica cannot restore alert state; add a remote_write to the same store");
+    }
+    tracing::info!(datasource = %ds.url_label(), query_offset = %ds.query_offset, "rules read from the datasource");
+    Ok(Some(src))
 }
 
 fn eval_options(cfg: &Config, shutdown: &Arc<AtomicBool>) -> EvalOptions {

@@ -199,7 +199,7 @@ impl fmt::Display for Matcher {
     }
 }
 
-fn strip_anchor(s: &str) -> &str {
+pub(crate) fn strip_anchor(s: &str) -> &str {
     s.strip_prefix("^(?s:").and_then(|s| s.strip_suffix(")$")).unwrap_or(s)
 }
 

@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod chart;
 pub mod config;
 pub mod daemon;
+pub mod datasource;
 pub mod demo;
 pub mod deploys;
 pub mod duration;

@@ -195,7 +195,11 @@ pub fn spec_for_fingerprint(
             "no alert with id {fingerprint:016x} is pending, firing or recently resolved (see /api/v1/alerts)"
         ))
     })?;
-    spec_for(store, &alert, &expr, log, now, opts)
+    let spec = spec_for(store, &alert, &expr, log, now, opts);
+    match store.take_error() {
+        Some(e) => Err(ChartError::Query(e)),
+        None => spec,
+    }
 }
 
 /// The chart renderer the daemon installs on its marker log, so emails
@@ -204,7 +208,7 @@ pub fn spec_for_fingerprint(
 pub fn png_hook(daemon: std::sync::Weak<crate::daemon::Daemon>) -> crate::deploys::log::ChartHook {
     Box::new(move |fingerprint, _onset, _resolved, now| {
         let d = daemon.upgrade()?;
-        let spec = spec_for_fingerprint(&*d.store, &d.rules, Some(&d.deploys), fingerprint, now, &d.query_options());
+        let spec = spec_for_fingerprint(&*d.reads(), &d.rules, Some(&d.deploys), fingerprint, now, &d.query_options());
         match spec.and_then(|s| super::render_png(&s)) {
             Ok(png) => Some(png),
             Err(e) => {

@@ -70,6 +70,10 @@ pub struct Config {
     /// share of the targets.
     #[serde(default)]
     pub scrape_cluster: Option<crate::scrape::cluster::ScrapeClusterConfig>,
+    /// vmalert's `-datasource.*`: rules read from this query API instead
+    /// of the local store.
+    #[serde(default)]
+    pub datasource: Option<crate::datasource::DatasourceConfig>,
 }
 
 /// The `query` section: Prometheus's `--query.timeout`, `--query.max-samples`,
@@ -590,6 +594,11 @@ impl Config {
         }
         if let Some(Err(e)) = self.scrape_cluster.as_ref().map(|c| c.validate()) {
             err(format!("scrape_cluster: {e}"));
+        }
+        if let Some(ds) = &self.datasource {
+            if let Err(e) = ds.validate() {
+                err(format!("datasource.{e}"));
+            }
         }
         if let Err(e) = self.alerting.validate() {
             err(format!("alerting.{e}"));

@@ -383,8 +383,13 @@ async fn query(State(d): State<Arc<Daemon>>, q: Params) -> Response {
         Ok(e) => e,
         Err(e) => return bad("bad_data", format!("invalid parameter \"query\": {e}")),
     };
-    let store = d.store.clone();
-    let value = match run_query(&d, opts, move |o| promql::eval_instant(&*store, &expr, t, o)).await {
+    let store = d.reads();
+    let value = match run_query(&d, opts, move |o| {
+        let v = promql::eval_instant(&*store, &expr, t, o);
+        store.take_error().map_or(v, |e| Err(promql::EvalError::Read(e)))
+    })
+    .await
+    {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -433,8 +438,13 @@ async fn query_range(State(d): State<Arc<Daemon>>, q: Params) -> Response {
         Ok(e) => e,
         Err(e) => return bad("bad_data", format!("invalid parameter \"query\": {e}")),
     };
-    let store = d.store.clone();
-    match run_query(&d, opts, move |o| promql::eval_range(&*store, &expr, start, end, step, o)).await {
+    let store = d.reads();
+    match run_query(&d, opts, move |o| {
+        let v = promql::eval_range(&*store, &expr, start, end, step, o);
+        store.take_error().map_or(v, |e| Err(promql::EvalError::Read(e)))
+    })
+    .await
+    {
         Ok(series) => ok(matrix_json(&series)),
         Err(r) => r,
     }

@@ -232,7 +232,7 @@ fn chart_spec(d: &Daemon, id: &str) -> Result<chart::ChartSpec, Response> {
         )
     })?;
     let opts = d.query_options();
-    chart::alert::spec_for_fingerprint(&*d.store, &d.rules, Some(&d.deploys), fp, now_ms(), &opts).map_err(
+    chart::alert::spec_for_fingerprint(&*d.reads(), &d.rules, Some(&d.deploys), fp, now_ms(), &opts).map_err(
         |e| match e {
             ChartError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", m),
             ChartError::Query(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "execution", m),
@@ -241,8 +241,17 @@ fn chart_spec(d: &Daemon, id: &str) -> Result<chart::ChartSpec, Response> {
     )
 }
 
+/// The chart's series, read off the async workers (a datasource answers
+/// over the network).
+async fn chart_spec_blocking(d: Arc<Daemon>, id: String) -> Result<chart::ChartSpec, Response> {
+    match tokio::task::spawn_blocking(move || chart_spec(&d, &id)).await {
+        Ok(r) => r,
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)),
+    }
+}
+
 async fn chart_svg(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
-    let spec = match chart_spec(&d, &id) {
+    let spec = match chart_spec_blocking(d, id).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -253,7 +262,7 @@ async fn chart_svg(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Resp
 }
 
 async fn chart_png(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> Response {
-    let spec = match chart_spec(&d, &id) {
+    let spec = match chart_spec_blocking(d, id).await {
         Ok(s) => s,
         Err(r) => return r,
     };

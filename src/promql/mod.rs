@@ -114,6 +114,9 @@ pub enum EvalError {
     /// Its caller stopped it: the client went away, or the daemon is shutting down.
     #[error("query was canceled in expression evaluation")]
     Canceled,
+    /// The series could not be read (a `datasource` that did not answer).
+    #[error("{0}")]
+    Read(String),
 }
 
 /// Parses a PromQL expression, refusing text too long or too deeply nested

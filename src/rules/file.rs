@@ -180,7 +180,7 @@ pub fn parse_rules(file: &str, text: &str, default_interval: PromDuration) -> Re
             file: file.to_string(),
             interval,
             limit: g.limit,
-            query_offset: g.query_offset.unwrap_or_default(),
+            query_offset: g.query_offset,
             rules,
         });
     }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::{EvalContext, RuleGroup, RuleHealth};
 use crate::alerts::{Alert, AlertStateStore, RestoreOptions};
+use crate::datasource::RemoteSource;
 use crate::state::{faults, WriteKind};
 use crate::store::Store;
 
@@ -53,6 +54,11 @@ pub struct RuleManager {
     persist: Option<(Arc<AlertStateStore>, RestoreOptions)>,
     /// Whether saved state was already loaded (only the first rule set gets it).
     restored: std::sync::atomic::AtomicBool,
+    /// Whether a rule set was put in place yet (only the first one restores
+    /// from the datasource).
+    started: std::sync::atomic::AtomicBool,
+    /// Where rules read from when not from `store` (`datasource:`).
+    datasource: Mutex<Option<Arc<RemoteSource>>>,
 }
 
 impl RuleManager {
@@ -64,7 +70,21 @@ impl RuleManager {
             running: Mutex::new(Vec::new()),
             persist: None,
             restored: std::sync::atomic::AtomicBool::new(false),
+            started: std::sync::atomic::AtomicBool::new(false),
+            datasource: Mutex::new(None),
         }
+    }
+
+    /// How far in the past groups without their own `query_offset`
+    /// evaluate, for groups started from now on.
+    pub fn set_query_offset(&self, ms: i64) {
+        self.ctx.lock().unwrap_or_else(|e| e.into_inner()).query_offset_ms = ms;
+    }
+
+    /// Where groups started from now on read their series: the datasource,
+    /// or the local store when `None`.
+    pub fn set_datasource(&self, source: Option<Arc<RemoteSource>>) {
+        *self.datasource.lock().unwrap_or_else(|e| e.into_inner()) = source;
     }
 
     /// Saves alert state in `store` and restores it into the first rule set.
@@ -97,22 +117,28 @@ impl RuleManager {
     /// from groups with the same file and name.
     pub fn replace(&self, groups: Vec<RuleGroup>) {
         let mut saved = self.take_saved();
+        let first = !self.started.swap(true, std::sync::atomic::Ordering::SeqCst);
         let now = chrono::Utc::now().timestamp_millis();
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut old: Vec<RunningGroup> = std::mem::take(&mut *running);
         let mut keys = std::collections::HashSet::new();
         for mut g in groups {
             keys.insert(g.key());
+            // A group of the first rule set with no state saved here gets
+            // what the datasource remembers (a fresh HA replica).
+            let mut from_datasource = first;
             if let Some(prev) = old.iter().find(|o| {
                 let og = o.group.lock().unwrap_or_else(|e| e.into_inner());
                 og.file == g.file && og.name == g.name
             }) {
                 let mut og = prev.group.lock().unwrap_or_else(|e| e.into_inner());
                 g.inherit(&mut og);
+                from_datasource = false;
             } else if let (Some(s), Some((_, opts))) = (saved.remove(&g.key()), &self.persist) {
+                from_datasource = s.alerts.is_empty();
                 g.restore(s, now, opts);
             }
-            running.push(self.start(g));
+            running.push(self.start(g, from_datasource));
         }
         old.clear(); // aborts the old tasks
         for (key, s) in saved.into_iter().filter(|(_, s)| !s.alerts.is_empty()) {
@@ -128,7 +154,7 @@ impl RuleManager {
         metrics::gauge!("forewarn_rule_groups").set(running.len() as f64);
     }
 
-    fn start(&self, g: RuleGroup) -> RunningGroup {
+    fn start(&self, g: RuleGroup, restore_from_datasource: bool) -> RunningGroup {
         let interval = g.interval.0.max(Duration::from_millis(100));
         let n_rules = g.rules.len();
         let name = g.name.clone();
@@ -140,7 +166,13 @@ impl RuleManager {
         let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
         let persist = self.persist.as_ref().map(|(p, _)| p.clone());
         let mut ingested = store.subscribe_ingest();
+        let source = self.datasource.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let restore = self.persist.as_ref().map(|(_, o)| *o).unwrap_or_default();
+        let restore_from = source.clone().filter(|_| restore_from_datasource && has_for(&group));
         let task = tokio::spawn(async move {
+            if let Some(src) = restore_from {
+                restore_until_answered(&src, &g2, &h2, &ctx.external_labels, &restore).await;
+            }
             let mut next = tokio::time::Instant::now();
             // ALERTS series written at the last evaluation (ended ones get a stale marker).
             let mut alert_series: std::collections::HashSet<crate::labels::Labels> = Default::default();
@@ -153,8 +185,10 @@ impl RuleManager {
                 // which takes up to an interval off the time from a crossing
                 // to a notification. Without scrapes the schedule keeps its
                 // period, shifted by half an interval.
-                let fresh = ingested.has_changed().unwrap_or(false)
-                    || tokio::time::timeout(interval / 2, ingested.changed()).await.is_ok_and(|r| r.is_ok());
+                // (Data from a datasource arrives on no local signal.)
+                let fresh = source.is_none()
+                    && (ingested.has_changed().unwrap_or(false)
+                        || tokio::time::timeout(interval / 2, ingested.changed()).await.is_ok_and(|r| r.is_ok()));
                 ingested.borrow_and_update();
                 next = if fresh { tokio::time::Instant::now() + interval } else { boundary + interval };
                 let t = chrono::Utc::now().timestamp_millis();
@@ -162,7 +196,10 @@ impl RuleManager {
                 let outcome = {
                     let mut g = g2.lock().unwrap_or_else(|e| e.into_inner());
                     tokio::task::block_in_place(|| {
-                        let outcome = g.eval(&store, t, &ctx);
+                        let outcome = match &source {
+                            Some(src) => g.eval_reading(&src.reader(), &store, t, &ctx),
+                            None => g.eval(&store, t, &ctx),
+                        };
                         write_alert_series(&store, t, &g.alert_series(), &mut alert_series);
                         if let Some(p) = &persist {
                             // Saved before the batch goes to the notifier: what a
@@ -212,6 +249,52 @@ impl RuleManager {
                 f(&g, &h)
             })
             .collect()
+    }
+}
+
+/// Whether any alerting rule of the group has a `for` to restore.
+fn has_for(group: &Mutex<RuleGroup>) -> bool {
+    let g = group.lock().unwrap_or_else(|e| e.into_inner());
+    g.rules.iter().any(|r| matches!(r, super::Rule::Alert(a) if a.hold.as_millis() > 0))
+}
+
+/// Reads `ALERTS_FOR_STATE` from the datasource into the group, retrying
+/// with backoff (1 s doubling to 30 s) until the datasource answers; the
+/// error shows on the group's rules meanwhile.
+async fn restore_until_answered(
+    src: &Arc<RemoteSource>,
+    group: &Mutex<RuleGroup>,
+    health: &Mutex<Vec<RuleHealth>>,
+    external: &crate::labels::Labels,
+    opts: &RestoreOptions,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let now = chrono::Utc::now().timestamp_millis();
+        let src2 = src.clone();
+        let got = tokio::task::spawn_blocking(move || src2.alerts_for_state(now)).await;
+        match got {
+            Ok(Ok(series)) => {
+                let found = crate::datasource::restore::alerts(series, external);
+                let mut g = group.lock().unwrap_or_else(|e| e.into_inner());
+                g.restore_remote(&found, now, opts);
+                return;
+            }
+            Ok(Err(e)) => {
+                let msg = format!("restoring alert state: {e}; retrying in {}s", backoff.as_secs());
+                let g = group.lock().unwrap_or_else(|e| e.into_inner()).name.clone();
+                tracing::warn!(group = %g, error = %e, retry_in_s = backoff.as_secs(), "cannot restore alert state from the datasource yet");
+                for slot in health.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+                    slot.last_error = Some(msg.clone());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "alert state restore task failed");
+                return;
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 

@@ -14,7 +14,7 @@ use crate::alerts::{Alert, AlertingRule};
 use crate::duration::PromDuration;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{self, EvalOptions, Expr, Value, VectorSample};
-use crate::store::Store;
+use crate::store::{Queryable, Store};
 
 pub use file::{load_file, load_patterns, load_patterns_with, parse_rules};
 pub use manager::RuleManager;
@@ -60,7 +60,8 @@ pub struct RuleGroup {
     pub file: String,
     pub interval: PromDuration,
     pub limit: usize,
-    pub query_offset: PromDuration,
+    /// The group's own `query_offset`; without it, the context's.
+    pub query_offset: Option<PromDuration>,
     pub rules: Vec<Rule>,
 }
 
@@ -102,6 +103,9 @@ pub struct EvalContext {
     pub changes: Option<ChangesHook>,
     /// Deploy/restart markers for trend window cuts.
     pub restarts: Option<RestartsHook>,
+    /// How far in the past groups without their own `query_offset`
+    /// evaluate (`datasource.query_offset`), in ms.
+    pub query_offset_ms: i64,
 }
 
 /// The outcome of one group evaluation.
@@ -118,8 +122,18 @@ impl RuleGroup {
     /// Evaluates every rule at `t` (ms). Recording rules write into `store`
     /// before the next rule runs, so later rules see their output.
     pub fn eval(&mut self, store: &Store, t: i64, ctx: &EvalContext) -> GroupOutcome {
+        self.eval_reading(store, store, t, ctx)
+    }
+
+    /// Like [`RuleGroup::eval`], reading series from `reads` (the local
+    /// store or a [`crate::datasource`]) and writing recording results to
+    /// `writes`. A rule whose reads failed fails for this evaluation and
+    /// its alerts stay as they were.
+    pub fn eval_reading(&mut self, reads: &dyn Queryable, writes: &Store, t: i64, ctx: &EvalContext) -> GroupOutcome {
         let mut out = GroupOutcome::default();
-        let qt = t - self.query_offset.as_millis();
+        let offset = self.query_offset.map_or(ctx.query_offset_ms, |o| o.as_millis());
+        let qt = t - offset;
+        let _ = reads.take_error();
         let interval_ms = self.interval.as_millis();
         // Each rule's evaluation gets at most the group's interval (and never
         // more than query.timeout): one slow rule cannot stall the group.
@@ -130,32 +144,38 @@ impl RuleGroup {
             if let Rule::Alert(a) = rule {
                 if let Some(kind) = a.kind.as_mut() {
                     let kctx = kinds::KindContext {
-                        store,
+                        store: reads,
                         t: qt,
                         interval_ms,
                         for_ms: a.hold.as_millis(),
                         options: &options,
                         restarts: ctx.restarts.as_ref(),
                     };
-                    match kind.eval(&kctx) {
+                    match kind.eval(&kctx).map_err(|e| e.to_string()).and_then(|inputs| match reads.take_error() {
+                        Some(e) => Err(e),
+                        None => Ok(inputs),
+                    }) {
                         Ok(inputs) => {
                             a.last_error = None;
                             out.alerts.extend(a.eval_inputs(t, &inputs, ctx));
                             out.errors.push(a.last_error.clone());
                         }
                         Err(e) => {
-                            a.last_error = Some(e.to_string());
-                            out.errors.push(Some(e.to_string()));
+                            a.last_error = Some(e.clone());
+                            out.errors.push(Some(e));
                         }
                     }
                     continue;
                 }
             }
-            let result = promql::eval_instant(store, rule_expr(rule), qt, &options);
-            let vector = match result.map(into_vector) {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) | Err(e) => {
-                    let msg = e.to_string();
+            let result = promql::eval_instant(reads, rule_expr(rule), qt, &options);
+            let result = match reads.take_error() {
+                Some(e) => Err(e),
+                None => result.map(into_vector).and_then(|r| r).map_err(|e| e.to_string()),
+            };
+            let vector = match result {
+                Ok(v) => v,
+                Err(msg) => {
                     if let Rule::Alert(a) = rule {
                         a.last_error = Some(msg.clone());
                     }
@@ -176,8 +196,8 @@ impl RuleGroup {
                             labels.set(k.to_string(), v.to_string());
                         }
                         match s.h {
-                            Some(h) => store.append_histogram(&labels, t, *h),
-                            None => store.append(&labels, t, s.v),
+                            Some(h) => writes.append_histogram(&labels, t, *h),
+                            None => writes.append(&labels, t, s.v),
                         }
                         out.samples_recorded += 1;
                     }
@@ -286,6 +306,53 @@ impl RuleGroup {
         if restored > 0 {
             tracing::info!(group = %self.name, alerts = restored, outage_s = outage / 1000, "alert state restored");
         }
+    }
+
+    /// Puts back the `for` state of alerts from what the datasource holds
+    /// (see [`crate::datasource::restore`]), for a replica with no saved
+    /// state of its own. Alerts come back pending with their `activeAt`
+    /// and Prometheus's outage tolerance and grace period; rules without
+    /// `for` need nothing restored. Returns how many were restored.
+    pub fn restore_remote(
+        &mut self,
+        found: &[crate::datasource::restore::RemoteAlert],
+        now: i64,
+        opts: &crate::alerts::RestoreOptions,
+    ) -> usize {
+        let grace = opts.for_grace_period.as_millis();
+        let mut restored = 0;
+        for rule in &mut self.rules {
+            let Rule::Alert(a) = rule else { continue };
+            if a.hold.as_millis() <= 0 {
+                continue;
+            }
+            for r in found {
+                if r.labels.get("alertname") != Some(a.name.as_str())
+                    || now - r.seen_at > opts.for_outage_tolerance.as_millis()
+                {
+                    continue;
+                }
+                let alert = crate::alerts::Alert {
+                    labels: r.labels.clone(),
+                    annotations: Labels::new(),
+                    state: crate::alerts::AlertState::Pending,
+                    value: f64::NAN,
+                    active_at: r.active_at,
+                    onset: r.active_at,
+                    fired_at: None,
+                    resolved_at: None,
+                    last_seen: r.seen_at,
+                    keep_firing_since: None,
+                    overlay: None,
+                };
+                let saved = crate::alerts::persist::SavedAlert { alert, hold_from: r.active_at };
+                restored += a.restore(vec![saved], r.seen_at, now, grace);
+            }
+        }
+        if restored > 0 {
+            tracing::info!(group = %self.name, alerts = restored, "alert state restored from the datasource's ALERTS_FOR_STATE");
+        }
+        restored
     }
 
     /// Moves alert state from the group this one replaces (same file and

@@ -107,6 +107,14 @@ pub trait Queryable: Send + Sync {
     /// Values of label `name` on series matching `matchers`.
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String>;
 
+    /// A read that failed since the last call, if any (a remote source
+    /// that could not be reached). The series read meanwhile are
+    /// incomplete: the rule engine fails the rule instead of acting on them.
+    /// The local store never fails a read.
+    fn take_error(&self) -> Option<String> {
+        None
+    }
+
     /// The oldest time raw samples are kept for, seen at `now`
     /// (`i64::MIN`: no limit known).
     fn raw_since(&self, _now: i64) -> i64 {

@@ -1,0 +1,93 @@
+//! The `datasource` config section: where rules read their series when
+//! they do not read the local store, with the keys vmalert and Prometheus
+//! users know (`url`, `basic_auth`, `authorization`, `tls_config`,
+//! `headers`, `query_offset`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::duration::PromDuration;
+use crate::notify::webhook::config::{Authorization, BasicAuth, Secret, TlsConfig};
+
+/// A Prometheus-compatible query API the rules read from.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasourceConfig {
+    /// The API's base URL, the part before `/api/v1/query`: e.g.
+    /// `http://vm:8428`, `http://prometheus:9090`, `http://mimir/prometheus`.
+    pub url: Secret,
+    /// Every rule evaluates this far in the past, so samples still on their
+    /// way to the store are not missed (Prometheus's `rule_query_offset`;
+    /// VictoriaMetrics hides its last 30 s unless `-search.latencyOffset`
+    /// says otherwise). A group's own `query_offset` wins.
+    #[serde(default)]
+    pub query_offset: PromDuration,
+    /// Per request.
+    #[serde(default = "default_timeout")]
+    pub timeout: PromDuration,
+    /// How far back `ALERTS_FOR_STATE` is read at start to restore the
+    /// `for` state of alerts this replica has no saved state for.
+    #[serde(default = "default_restore_lookback")]
+    pub restore_lookback: PromDuration,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    pub basic_auth: Option<BasicAuth>,
+    pub authorization: Option<Authorization>,
+    pub tls_config: Option<TlsConfig>,
+}
+
+fn default_timeout() -> PromDuration {
+    PromDuration(std::time::Duration::from_secs(30))
+}
+
+fn default_restore_lookback() -> PromDuration {
+    PromDuration(std::time::Duration::from_secs(3600))
+}
+
+impl DatasourceConfig {
+    /// A config for `url` with every other key at its default.
+    pub fn new(url: &str) -> Self {
+        DatasourceConfig {
+            url: Secret::new(url),
+            query_offset: PromDuration::default(),
+            timeout: default_timeout(),
+            restore_lookback: default_restore_lookback(),
+            headers: BTreeMap::new(),
+            basic_auth: None,
+            authorization: None,
+            tls_config: None,
+        }
+    }
+
+    /// The URL as shown in logs and errors (no credentials, no query).
+    pub fn url_label(&self) -> String {
+        reqwest::Url::parse(self.url.expose())
+            .map(|u| crate::notify::webhook::redact_url(&u))
+            .unwrap_or_else(|_| "<invalid url>".into())
+    }
+
+    /// What serde cannot check; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let u = reqwest::Url::parse(self.url.expose().trim()).map_err(|e| format!("url: not a URL ({e})"))?;
+        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+            return Err("url: needs http:// or https:// and a host, e.g. http://victoria-metrics:8428".into());
+        }
+        if u.path().contains("/api/v1/") {
+            return Err(format!("url: give the base URL, without {:?}: forewarn adds /api/v1/query itself", u.path()));
+        }
+        if self.timeout.is_zero() {
+            return Err("timeout: must be greater than 0s".into());
+        }
+        for h in self.headers.keys() {
+            if h.eq_ignore_ascii_case("authorization") {
+                return Err("headers: set Authorization with `authorization` or `basic_auth`".into());
+            }
+        }
+        crate::scrape::client::auth(self.basic_auth.as_ref(), self.authorization.as_ref())?;
+        if let Some(tls) = &self.tls_config {
+            crate::scrape::client::build(tls).map_err(|e| format!("tls_config: {e}"))?;
+        }
+        Ok(())
+    }
+}
