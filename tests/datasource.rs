@@ -270,3 +270,167 @@ async fn every_rule_kind_gives_the_same_alerts_on_the_local_store_victoriametric
     }
     assert!(differences.is_empty(), "{} differences:\n{}", differences.len(), differences.join("\n"));
 }
+
+/// Pushes `hot{instance="a"} 100` to `url` every second, forever.
+fn spawn_pusher(url: String) {
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        loop {
+            let req = proto::WriteRequest {
+                timeseries: vec![proto::TimeSeries {
+                    labels: vec![
+                        proto::Label { name: "__name__".into(), value: "hot".into() },
+                        proto::Label { name: "instance".into(), value: "a".into() },
+                    ],
+                    samples: vec![proto::Sample { value: 100.0, timestamp: now_ms() }],
+                }],
+            };
+            // Refused while the store is down: the test restarts it.
+            let _ = client
+                .post(format!("{url}/api/v1/write"))
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                .body(proto::encode(&req).expect("encode"))
+                .send()
+                .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+type Received = Arc<std::sync::Mutex<Vec<Value>>>;
+
+async fn start_hook(got: Received) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(|axum::extract::State(got): axum::extract::State<Received>, body: String| async move {
+                got.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                "ok"
+            }),
+        )
+        .with_state(got);
+    support::serve(app).await
+}
+
+/// A replica with no scrape_configs: rules read `vm`, results go back to it.
+fn start_replica(dir: &Path, replica: &str, vm: &str, hook: &str) -> (support::Proc, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Hot\n        expr: hot > 50\n        for: 5s\n",
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cfg = format!(
+        r#"global: {{ evaluation_interval: 1s, external_labels: {{ replica: {replica} }} }}
+datasource: {{ url: "{vm}", timeout: 2s }}
+rule_files: [ rules.yml ]
+storage: {{ path: "{state}", wal_fsync_interval: 500ms }}
+remote_write:
+  - url: "{vm}/api/v1/write"
+    queue_config: {{ batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s }}
+route: {{ receiver: team, group_by: [alertname], group_wait: 0s, group_interval: 1s, repeat_interval: 1h }}
+receivers:
+  - name: team
+    webhook_configs: [ {{ url: "http://{hook}/hook" }} ]
+http: {{ listen: "{listen}" }}
+"#,
+        state = dir.join("state").display()
+    );
+    let path = dir.join("forewarn.yml");
+    std::fs::write(&path, cfg).unwrap();
+    let p = support::Proc(
+        std::process::Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&path)
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    (p, format!("http://{listen}"))
+}
+
+async fn get_json(url: &str) -> Option<Value> {
+    reqwest::get(url).await.ok()?.json().await.ok()
+}
+
+/// `(state, activeAt)` of the alert `Hot` on `base`'s `/api/v1/alerts`.
+async fn hot_alert(base: &str) -> Option<(String, String)> {
+    let v = get_json(&format!("{base}/api/v1/alerts")).await?;
+    let a = v["data"]["alerts"].as_array()?.iter().find(|a| a["labels"]["alertname"] == "Hot")?.clone();
+    Some((a["state"].as_str()?.to_string(), a["activeAt"].as_str()?.to_string()))
+}
+
+async fn until<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(x) = f().await {
+            return x;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pure_rule_engine_alerts_and_a_fresh_replica_restores_for_state_from_the_store() {
+    if !peer_installed(VICTORIA_METRICS, "victoria-metrics") {
+        return;
+    }
+    let dir = temp_dir("ds-engine");
+    let vm_port = free_port();
+    let (vm, vm_url) = support::start_victoria_metrics(&dir.join("vm"), vm_port).await;
+    spawn_pusher(vm_url.clone());
+    let got: Received = Default::default();
+    let hook = start_hook(got.clone()).await;
+
+    // Replica a: no scrape_configs, reads the store, pages through the webhook.
+    let (mut a, a_url) = start_replica(&dir.join("a"), "a", &vm_url, &hook);
+    until("replica a's page", 60, async || {
+        got.lock().unwrap().iter().any(|v| v["alerts"][0]["labels"]["alertname"] == "Hot").then_some(())
+    })
+    .await;
+    let (state, active_at) = until("Hot firing on replica a", 10, async || hot_alert(&a_url).await).await;
+    assert_eq!(state, "firing");
+    // Its ALERTS_FOR_STATE reached the store through remote_write.
+    until("ALERTS_FOR_STATE in VictoriaMetrics", 30, async || {
+        query_scalar(&vm_url, "ALERTS_FOR_STATE{alertname=\"Hot\",replica=\"a\"}", now_ms()).await
+    })
+    .await;
+    // Let VictoriaMetrics write it to disk, then stop both.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = a.0.kill();
+    let _ = a.0.wait();
+    stop_gently(vm);
+
+    // Replica b starts fresh while the store is down: it retries the
+    // restore (and says so) instead of starting `for` over.
+    let (_b, b_url) = start_replica(&dir.join("b"), "b", &vm_url, &hook);
+    until("replica b reporting the failed restore", 60, async || {
+        let v = get_json(&format!("{b_url}/api/v1/rules")).await?;
+        let err = v["data"]["groups"][0]["rules"][0]["lastError"].as_str()?.to_string();
+        err.contains("restoring alert state").then_some(())
+    })
+    .await;
+    assert!(hot_alert(&b_url).await.is_none(), "no alert before the store answers");
+    let (_vm2, _) = support::start_victoria_metrics(&dir.join("vm"), vm_port).await;
+    let (state_b, active_b) =
+        until("Hot on replica b", 60, async || hot_alert(&b_url).await.filter(|(s, _)| s == "firing")).await;
+    assert_eq!(state_b, "firing");
+    assert_eq!(active_b, active_at, "replica b restored replica a's activeAt from ALERTS_FOR_STATE");
+}
+
+/// SIGTERM, then wait: VictoriaMetrics flushes what it holds.
+fn stop_gently(p: support::Proc) {
+    let mut p = p;
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(p.0.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = p.0.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -199,8 +199,15 @@ async fn run(r: Request, url: String, query: String, timeout: Duration) -> Resul
         if e.is_timeout() {
             return FetchError::Timeout { url: url.clone(), query: query.clone(), timeout };
         }
+        // The whole chain: "client error (Connect): tcp connect error: Connection refused".
         let e = e.without_url();
-        unreachable(format!("{e}{}", std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default()))
+        let mut msg = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            msg.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        unreachable(msg)
     })?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| unreachable(e.without_url().to_string()))?;

@@ -43,11 +43,14 @@ use mirror::{Mirror, Plan};
 /// Mirrors not read for this long are dropped (a rule that was removed).
 const UNUSED_FOR: Duration = Duration::from_secs(600);
 
+/// One selector's mirror and when it was last read.
+type Slot = Arc<Mutex<(Mirror, Instant)>>;
+
 /// A remote query API and what has been read from it.
 pub struct RemoteSource {
     cfg: DatasourceConfig,
     client: fetch::Client,
-    mirrors: Mutex<HashMap<String, Arc<Mutex<(Mirror, Instant)>>>>,
+    mirrors: Mutex<HashMap<String, Slot>>,
     last_sweep: Mutex<Instant>,
 }
 
@@ -118,7 +121,7 @@ impl RemoteSource {
     }
 
     /// Drops mirrors nobody read lately; updates the held-samples gauge.
-    fn sweep(&self, all: &mut HashMap<String, Arc<Mutex<(Mirror, Instant)>>>) {
+    fn sweep(&self, all: &mut HashMap<String, Slot>) {
         let mut last = self.last_sweep.lock().unwrap_or_else(|e| e.into_inner());
         if last.elapsed() < Duration::from_secs(30) {
             return;
