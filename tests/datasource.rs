@@ -394,6 +394,19 @@ async fn a_pure_rule_engine_alerts_and_a_fresh_replica_restores_for_state_from_t
     .await;
     let (state, active_at) = until("Hot firing on replica a", 10, async || hot_alert(&a_url).await).await;
     assert_eq!(state, "firing");
+    // Queries and charts read the store too: `hot` is in no local store.
+    let q = get_json(&format!("{a_url}/api/v1/query?query=hot")).await.expect("query answer");
+    assert_eq!(q["data"]["result"][0]["value"][1], "100", "{q}");
+    let alerts = get_json(&format!("{a_url}/api/v1/alerts")).await.unwrap();
+    let fp = alerts["data"]["alerts"][0]["fingerprint"].as_str().unwrap().to_string();
+    let svg = reqwest::get(format!("{a_url}/api/v1/alerts/{fp}/chart.svg")).await.unwrap();
+    assert_eq!(svg.status(), 200);
+    let svg = svg.text().await.unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("<polyline"),
+        "a chart with the series: {}",
+        &svg[..svg.len().min(300)]
+    );
     // Its ALERTS_FOR_STATE reached the store through remote_write.
     until("ALERTS_FOR_STATE in VictoriaMetrics", 30, async || {
         query_scalar(&vm_url, "ALERTS_FOR_STATE{alertname=\"Hot\",replica=\"a\"}", now_ms()).await
