@@ -527,3 +527,43 @@ async fn connections_beyond_max_connections_wait_their_turn() {
     assert_eq!(status.unwrap().unwrap(), 200);
     drop(slow);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
+    let dir = temp_dir("sec-idle");
+    let port = free_port();
+    std::fs::write(
+        dir.join("forewarn.yml"),
+        format!(
+            "storage: {{ path: \"{}\" }}\nhttp: {{ listen: \"127.0.0.1:{port}\", idle_timeout: 1s }}\n",
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let _d = start(&dir.join("forewarn.yml"), port);
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // One request on a keep-alive connection is answered...
+        s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "served on the connection");
+        // ...then, with nothing sent, the server closes it.
+        let started = Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Some(started.elapsed()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                    return None
+                }
+                Err(_) => return Some(started.elapsed()),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let closed_after = outcome.expect("the idle connection was still open after 10 s (idle_timeout: 1s)");
+    assert!(closed_after >= Duration::from_millis(500), "closed too early: {closed_after:?}");
+}

@@ -584,6 +584,25 @@ fn intersect(a: &[SlotId], b: &[SlotId]) -> Vec<SlotId> {
     out
 }
 
+impl Store {
+    /// Label sets of series matching `matchers` that may hold a sample in
+    /// `[start, end]`, sorted; no sample is decoded, so listing every
+    /// series over all time costs memory for the labels only.
+    pub fn series_labels(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
+        let mut out: Vec<Labels> = self
+            .matching(matchers)
+            .into_iter()
+            .filter(|e| e.lock().overlaps(start, end))
+            .map(|e| e.labels.to_labels())
+            .collect();
+        // Native histograms are few; reading them is fine.
+        out.extend(self.histograms.select(matchers, start, end).into_iter().map(|h| h.labels));
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 impl Queryable for Store {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series> {
         let mut out: Vec<Series> = self

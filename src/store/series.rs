@@ -81,6 +81,22 @@ impl SeriesData {
         }
     }
 
+    /// Whether the series may hold a sample in `[start, end]`, judged from
+    /// chunk bounds alone (nothing decoded): what listing series by time
+    /// needs, as Prometheus answers `/api/v1/series` from block bounds.
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
+        let first = self
+            .chunks
+            .first()
+            .map(|c| c.min_t)
+            .or((self.head.count() > 0).then(|| self.head.min_t()))
+            .or(self.pending.map(|p| p.t));
+        match (first, self.last_t()) {
+            (Some(first), Some(last)) => first.max(self.floor) <= end && last >= start,
+            _ => false,
+        }
+    }
+
     pub fn samples(&self) -> usize {
         self.chunks.iter().map(|c| c.count as usize).sum::<usize>()
             + self.head.count() as usize

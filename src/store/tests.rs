@@ -275,3 +275,23 @@ fn a_corrupt_wal_frame_in_the_middle_loses_only_itself() {
     assert_eq!(got, vec![0.0, 2.0], "the frames after the bad one are read");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn series_labels_lists_series_by_time_without_reading_samples() {
+    let s = Store::new(i64::MAX / 4);
+    let a = Labels::from_pairs([("__name__", "m"), ("i", "a")]);
+    let b = Labels::from_pairs([("__name__", "m"), ("i", "b")]);
+    // a: 0..=1000 s (sealed chunks, head and pending), b: 2000..=2010 s.
+    for t in 0..=1000 {
+        s.append(&a, t * 1000, t as f64);
+    }
+    for t in 2000..=2010 {
+        s.append(&b, t * 1000, 1.0);
+    }
+    let m = [crate::labels::Matcher::equal("__name__", "m")];
+    assert_eq!(s.series_labels(&m, i64::MIN / 4, i64::MAX / 4), vec![a.clone(), b.clone()]);
+    assert_eq!(s.series_labels(&m, 500_000, 600_000), vec![a.clone()]);
+    assert_eq!(s.series_labels(&m, 1_000_000, 2_000_000), vec![a, b.clone()]);
+    assert_eq!(s.series_labels(&m, 1_500_000, 1_999_999), Vec::<Labels>::new());
+    assert_eq!(s.series_labels(&m, 2_010_000, 3_000_000), vec![b]);
+}

@@ -16,7 +16,7 @@ use super::{bad, internal, ok, parse_time};
 use crate::daemon::Daemon;
 use crate::labels::{Labels, Matcher, METRIC_NAME};
 use crate::promql::{self, Expr};
-use crate::store::Queryable;
+use crate::store::{Queryable, Store};
 
 /// Request parameters: a POST's `application/x-www-form-urlencoded` body
 /// first, then the URL's query string (Go's `Request.FormValue` order).
@@ -108,9 +108,11 @@ fn matcher_sets(matches: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
         .collect()
 }
 
-/// Label sets of series matching any of `sets` with a sample in `[start, end]`.
-fn series_in(store: &dyn Queryable, sets: &[Vec<Matcher>], start: i64, end: i64) -> BTreeSet<Labels> {
-    sets.iter().flat_map(|m| store.select(m, start, end)).map(|s| s.labels).collect()
+/// Label sets of series matching any of `sets` with a sample in `[start, end]`
+/// (from chunk bounds: no sample is read, so `match[]={__name__=~".+"}`
+/// over all time costs the label sets only).
+fn series_in(store: &Store, sets: &[Vec<Matcher>], start: i64, end: i64) -> BTreeSet<Labels> {
+    sets.iter().flat_map(|m| store.series_labels(m, start, end)).collect()
 }
 
 /// Every series, as one matcher set (for time-bounded metadata without `match[]`).
@@ -125,6 +127,21 @@ fn truncate<T>(mut v: Vec<T>, limit: usize) -> Vec<T> {
     v
 }
 
+/// A slot of `query.max_concurrency`, waited for at most `query.timeout`:
+/// metadata lookups count against the same limit as queries.
+async fn slot(d: &Daemon) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let timeout = d.query_options().limits.timeout;
+    tokio::time::timeout(timeout, d.query_slots().acquire_owned()).await.ok()?.ok()
+}
+
+fn busy() -> Response {
+    super::error(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "every query slot stayed busy for query.timeout (query.max_concurrency are running); try again",
+    )
+}
+
 /// `GET|POST /api/v1/series?match[]=...&start=&end=&limit=`
 pub async fn series(State(d): State<Arc<Daemon>>, p: Params) -> Response {
     let matches = p.all("match[]");
@@ -136,8 +153,9 @@ pub async fn series(State(d): State<Arc<Daemon>>, p: Params) -> Response {
         Ok(x) => x,
         Err(e) => return bad("bad_data", e),
     };
+    let Some(_slot) = slot(&d).await else { return busy() };
     let store = d.store.clone();
-    match tokio::task::spawn_blocking(move || series_in(&*store, &sets, start, end)).await {
+    match tokio::task::spawn_blocking(move || series_in(&store, &sets, start, end)).await {
         Ok(found) => ok(json!(truncate(found.into_iter().collect(), limit))),
         Err(e) => internal("series lookup", e),
     }
@@ -145,12 +163,7 @@ pub async fn series(State(d): State<Arc<Daemon>>, p: Params) -> Response {
 
 /// Label names (or values of label `name`) over series matching `match[]`
 /// (all series without it), restricted to `[start, end]` when either is given.
-fn names_or_values(
-    store: &dyn Queryable,
-    name: Option<&str>,
-    sets: Vec<Vec<Matcher>>,
-    range: (i64, i64, bool),
-) -> Vec<String> {
+fn names_or_values(store: &Store, name: Option<&str>, sets: Vec<Vec<Matcher>>, range: (i64, i64, bool)) -> Vec<String> {
     let (start, end, bounded) = range;
     if bounded {
         let sets = if sets.is_empty() { all_series() } else { sets };
@@ -183,8 +196,9 @@ async fn metadata(d: Arc<Daemon>, name: Option<String>, p: Params) -> Response {
         Ok(x) => x,
         Err(e) => return bad("bad_data", e),
     };
+    let Some(_slot) = slot(&d).await else { return busy() };
     let store = d.store.clone();
-    match tokio::task::spawn_blocking(move || names_or_values(&*store, name.as_deref(), sets, range)).await {
+    match tokio::task::spawn_blocking(move || names_or_values(&store, name.as_deref(), sets, range)).await {
         Ok(list) => ok(json!(truncate(list, limit))),
         Err(e) => internal("label lookup", e),
     }
