@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# RSS per series of forewarn and Debian's Prometheus scraping the same
-# synthetic targets in the same run (bench/README.md, "store: side by side").
+# CPU per scraped sample and RSS per series of forewarn, Debian's Prometheus
+# and Debian's VictoriaMetrics scraping the same synthetic targets in the
+# same run (bench/README.md, "store: side by side").
 #
-#   bench/store/prometheus_side_by_side.sh [SERIES_PER_TARGET] [TARGETS] [SECONDS]
+#   bench/store/prometheus_side_by_side.sh [SERIES_PER_TARGET] [TARGETS] [SECONDS] [INTERVAL_S]
 #
 # Serves TARGETS copies of a generated /metrics body (python3 -m http.server,
 # values change between scrapes by rewriting the file) on 127.0.0.1, runs
-# forewarn and prometheus (each with a temp storage dir, 1s scrape interval),
-# waits SECONDS, then prints each one's RSS, series count and RSS per series.
-# Installs prometheus with apt-get when it is missing (needs root).
+# the three engines (each with a temp storage dir, INTERVAL_S scrape
+# interval, default 1), waits SECONDS, then prints each one's CPU seconds
+# (utime + stime from /proc/PID/stat, counted from 10 s after the start so
+# start-up is left out), CPU microseconds per scraped sample, RSS, series
+# count and RSS per series. Installs prometheus and victoria-metrics with
+# apt-get when missing (needs root); without victoria-metrics it runs two.
 set -euo pipefail
 
 SERIES=${1:-10000}
 TARGETS=${2:-5}
 SECS=${3:-120}
+INTERVAL=${4:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/forewarn-side-by-side.XXXXXX)
 PIDS=()
@@ -24,8 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v prometheus >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+if ! command -v prometheus >/dev/null || ! command -v victoria-metrics >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus victoria-metrics >/dev/null || true
 fi
 (cd "$ROOT" && cargo build --release -q)
 FW="$ROOT/target/release/forewarn"
@@ -61,7 +66,7 @@ sleep 2
 
 FW_PORT=$(free_port)
 cat > "$WORK/forewarn.yml" <<EOF
-global: { scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 15s }
+global: { scrape_interval: ${INTERVAL}s, scrape_timeout: 1s, evaluation_interval: 15s }
 scrape_configs:
   - job_name: bench
     static_configs: [ { targets: $TARGET_LIST } ]
@@ -70,7 +75,7 @@ http: { listen: "127.0.0.1:$FW_PORT" }
 EOF
 PROM_PORT=$(free_port)
 cat > "$WORK/prometheus.yml" <<EOF
-global: { scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 15s }
+global: { scrape_interval: ${INTERVAL}s, scrape_timeout: 1s, evaluation_interval: 15s }
 scrape_configs:
   - job_name: bench
     static_configs: [ { targets: $TARGET_LIST } ]
@@ -79,9 +84,23 @@ EOF
 "$FW" run --config "$WORK/forewarn.yml" 2>"$WORK/fw.log" & FW_PID=$!; PIDS+=($FW_PID)
 prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom-data" \
   --web.listen-address="127.0.0.1:$PROM_PORT" 2>"$WORK/prom.log" & PROM_PID=$!; PIDS+=($PROM_PID)
+VM_PID=""
+if command -v victoria-metrics >/dev/null; then
+  VM_PORT=$(free_port)
+  victoria-metrics -promscrape.config="$WORK/prometheus.yml" -storageDataPath="$WORK/vm-data" \
+    -httpListenAddr="127.0.0.1:$VM_PORT" -search.latencyOffset=0s -loggerLevel=ERROR 2>"$WORK/vm.log" & VM_PID=$!; PIDS+=($VM_PID)
+fi
 
-echo "scraping $TARGETS targets x $SERIES series every 1s for ${SECS}s ..."
+# CPU time of a process in seconds (utime + stime).
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+echo "scraping $TARGETS targets x $SERIES series every ${INTERVAL}s for ${SECS}s (CPU counted after the first 10 s) ..."
+sleep 10
+FW_CPU0=$(cpu_s $FW_PID); PROM_CPU0=$(cpu_s $PROM_PID); VM_CPU0=${VM_PID:+$(cpu_s $VM_PID)}
 sleep "$SECS"
+FW_CPU=$(echo "$(cpu_s $FW_PID) - $FW_CPU0" | bc -l); PROM_CPU=$(echo "$(cpu_s $PROM_PID) - $PROM_CPU0" | bc -l)
+[ -n "$VM_PID" ] && VM_CPU=$(echo "$(cpu_s $VM_PID) - $VM_CPU0" | bc -l)
+# Samples each engine scraped meanwhile (nominal: every target answered every interval).
+SAMPLES=$(echo "$TARGETS * $SERIES * $SECS / $INTERVAL" | bc -l)
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 count() { # series count from an instant query of count({job="bench"})
@@ -91,8 +110,16 @@ count() { # series count from an instant query of count({job="bench"})
 FW_RSS=$(rss_kb $FW_PID); PROM_RSS=$(rss_kb $PROM_PID)
 FW_N=$(count "$FW_PORT"); PROM_N=$(count "$PROM_PORT")
 PROM_VERSION=$(prometheus --version 2>&1 | head -1)
-printf "%-12s %10s %9s %14s\n" "" "RSS MiB" "series" "RSS B/series"
-printf "%-12s %10.1f %9d %14.0f\n" forewarn "$(echo "$FW_RSS/1024" | bc -l)" "$FW_N" "$(echo "$FW_RSS*1024/$FW_N" | bc -l)"
-printf "%-12s %10.1f %9d %14.0f\n" prometheus "$(echo "$PROM_RSS/1024" | bc -l)" "$PROM_N" "$(echo "$PROM_RSS*1024/$PROM_N" | bc -l)"
-echo "ratio forewarn/prometheus (RSS per series): $(echo "($FW_RSS/$FW_N)/($PROM_RSS/$PROM_N)" | bc -l | cut -c1-5)"
-echo "($PROM_VERSION; ${SECS}s of 1s scrapes = $SECS samples per series)"
+row() { # name cpu_s rss_kb series
+  printf "%-16s %8.2f %14.3f %10.1f %9d %14.0f\n" "$1" "$2" "$(echo "$2 * 1000000 / $SAMPLES" | bc -l)" \
+    "$(echo "$3/1024" | bc -l)" "$4" "$(echo "$3*1024/$4" | bc -l)"
+}
+printf "%-16s %8s %14s %10s %9s %14s\n" "" "CPU s" "CPU us/sample" "RSS MiB" "series" "RSS B/series"
+row forewarn "$FW_CPU" "$FW_RSS" "$FW_N"
+row prometheus "$PROM_CPU" "$PROM_RSS" "$PROM_N"
+if [ -n "$VM_PID" ]; then
+  VM_RSS=$(rss_kb $VM_PID); VM_N=$(count "$VM_PORT")
+  row victoria-metrics "$VM_CPU" "$VM_RSS" "$VM_N"
+fi
+echo "ratio forewarn/prometheus: CPU per sample $(echo "$FW_CPU/$PROM_CPU" | bc -l | cut -c1-5), RSS per series $(echo "($FW_RSS/$FW_N)/($PROM_RSS/$PROM_N)" | bc -l | cut -c1-5)"
+echo "($PROM_VERSION; ${SECS}s of ${INTERVAL}s scrapes; $(printf %.0f "$SAMPLES") samples per engine)"

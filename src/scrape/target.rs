@@ -70,17 +70,54 @@ pub struct TargetHealth {
     pub samples: usize,
 }
 
-/// The state a target keeps between scrapes.
+/// The state a target keeps between scrapes: Prometheus's scrape cache.
+///
+/// Each series the target wrote is remembered by a hash of its raw form on
+/// the wire (name and labels as written), with its store handle. A series
+/// seen in the previous scrape costs one hash, one lookup and an append: no
+/// label set is built, hashed, relabeled or compared, and nothing is
+/// allocated. Only a new or changed series takes the slow path (labels,
+/// target labels, `metric_relabel_configs`, limits, the store's index); a
+/// series that relabeling drops is remembered as dropped. Entries not seen
+/// in a scrape get their staleness marker and go.
 #[derive(Default)]
 pub struct ScrapeState {
-    /// The series of the last good scrape by label fingerprint: store
-    /// handles, not label copies, so a target costs ~16 bytes per series.
-    last_series: HashMap<u64, SeriesRef>,
+    /// The series of the last good scrape.
+    cached: Vec<Cached>,
+    /// Raw series key -> index in `cached`.
+    index: HashMap<(u64, u64), u32, parse::hash::IdBuild>,
+    /// Scrapes so far; an entry's `epoch` says when it was last seen.
+    epoch: u32,
+    /// This scrape's samples, checked against the limits before any is
+    /// written (a scrape is all-or-nothing); kept for its capacity.
+    pending: Vec<Pending>,
+    /// The WAL batch buffer, kept for its capacity.
+    batch: Option<crate::store::wal::SampleBatch>,
+    /// `up`, `scrape_duration_seconds`, ... of this target.
+    synthetic: Vec<SeriesRef>,
     /// Sees every good scrape's samples to record deploys and restarts.
     pub detector: Option<std::sync::Arc<crate::deploys::Detector>>,
-    /// Whether `last_series` was seeded from the store (first scrape of
-    /// this process): see [`Store::last_scrape_series`].
+    /// After a restart: the series the target had in the store, by label
+    /// fingerprint, until the first scrape says which still exist (see
+    /// [`Store::last_scrape_series`]).
+    seeded_series: HashMap<u64, SeriesRef>,
     seeded: bool,
+}
+
+struct Cached {
+    key: (u64, u64),
+    /// `None`: dropped by relabeling, or new in this scrape (not written yet).
+    series: Option<SeriesRef>,
+    epoch: u32,
+    /// The labels, kept only for the few series the deploy detector reads
+    /// (`*_build_info`, `process_start_time_seconds`).
+    watched: Option<Labels>,
+}
+
+/// A sample of this scrape: to a cached series, or to a new one.
+enum Pending {
+    Known { slot: u32, t: i64, v: f64 },
+    New { slot: u32, labels: Labels, t: i64, v: f64 },
 }
 
 /// Series older than this are invisible to queries anyway (the lookback
@@ -179,76 +216,149 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     msg
 }
 
-/// A labelled sample: labels, timestamp (ms), value.
-type Sample = (Labels, i64, f64);
+/// Whether the deploy detector reads series named `name`.
+fn watched(name: &str) -> bool {
+    name.ends_with("_build_info") || name == "process_start_time_seconds"
+}
 
-/// Turns a parsed body into labelled samples, applying target labels and limits.
-/// Also returns how many samples the body held before metric relabeling.
-fn to_samples(t: &Target, body: &[u8], format: Format, now: i64) -> Result<(Vec<Sample>, usize), ScrapeError> {
-    let mut out = Vec::new();
-    let mut scraped = 0usize;
-    let mut limit_err: Option<String> = None;
-    // Lenient OpenMetrics, as Prometheus scrapes: real client libraries emit
-    // bodies the strict spec rejects (`forewarn check metrics` stays strict).
-    let opts = parse::ParseOptions { strict_openmetrics: false };
-    let res = parse::parse_with(body, format, opts, |s| {
-        if limit_err.is_some() {
-            return;
+/// The labels of a new series: the body's, the target's (by
+/// `honor_labels`), then `metric_relabel_configs`; `None` when dropped.
+fn series_labels(t: &Target, s: &parse::ParsedSample<'_>) -> Option<Labels> {
+    let mut labels = Labels::from_pairs(s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    labels.set(METRIC_NAME.into(), s.name.to_string());
+    for (k, v) in t.labels.iter() {
+        match labels.get(k) {
+            Some(_) if t.honor_labels => {}
+            Some(existing) => {
+                let existing = existing.to_string();
+                labels.set(format!("exported_{k}"), existing);
+                labels.set(k.to_string(), v.to_string());
+            }
+            None => labels.set(k.to_string(), v.to_string()),
         }
-        scraped += 1;
-        let mut labels = Labels::from_pairs(s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        labels.set(METRIC_NAME.into(), s.name.to_string());
-        for (k, v) in t.labels.iter() {
-            match labels.get(k) {
-                Some(_) if t.honor_labels => {}
-                Some(existing) => {
-                    let existing = existing.to_string();
-                    labels.set(format!("exported_{k}"), existing);
-                    labels.set(k.to_string(), v.to_string());
+    }
+    if t.metric_relabel.is_empty() {
+        return Some(labels);
+    }
+    relabel::process(labels, &t.metric_relabel).filter(|l| l.name().is_some())
+}
+
+/// Why `labels` breaks the target's label limits, if they do.
+fn over_label_limits(t: &Target, labels: &Labels) -> Option<String> {
+    if t.label_limit > 0 && labels.len() - 1 > t.label_limit {
+        return Some(format!("series {labels} has {} labels, over label_limit {}", labels.len() - 1, t.label_limit));
+    }
+    for (k, v) in labels.iter() {
+        if t.label_name_length_limit > 0 && k.len() > t.label_name_length_limit {
+            return Some(format!(
+                "label name {k:?} is longer than label_name_length_limit {}",
+                t.label_name_length_limit
+            ));
+        }
+        if t.label_value_length_limit > 0 && v.len() > t.label_value_length_limit {
+            return Some(format!(
+                "label {k} value is longer than label_value_length_limit {}",
+                t.label_value_length_limit
+            ));
+        }
+    }
+    None
+}
+
+impl ScrapeState {
+    /// Parses `body` into `pending`, through the cache. Returns how many
+    /// samples the body held (before relabeling).
+    fn parse(&mut self, t: &Target, body: &[u8], format: Format, now: i64) -> Result<usize, ScrapeError> {
+        let mut scraped = 0usize;
+        let mut limit_err: Option<String> = None;
+        let epoch = self.epoch;
+        let (cached, index, pending) = (&mut self.cached, &mut self.index, &mut self.pending);
+        // Lenient OpenMetrics, as Prometheus scrapes: real client libraries emit
+        // bodies the strict spec rejects (`forewarn check metrics` stays strict).
+        let opts = parse::ParseOptions { strict_openmetrics: false };
+        let res = parse::parse_with(body, format, opts, |s| {
+            if limit_err.is_some() {
+                return;
+            }
+            scraped += 1;
+            let ts = match s.timestamp_ms {
+                Some(ts) if t.honor_timestamps => ts,
+                _ => now,
+            };
+            let key = parse::hash::raw_series_key(s.name, &s.labels);
+            if let Some(&slot) = index.get(&key) {
+                let c = &mut cached[slot as usize];
+                if c.epoch == epoch {
+                    return; // the same series twice in one body: the first one wins
                 }
-                None => labels.set(k.to_string(), v.to_string()),
+                c.epoch = epoch;
+                if c.series.is_some() {
+                    pending.push(Pending::Known { slot, t: ts, v: s.value });
+                }
+                return;
             }
+            // New or changed: the slow path, once.
+            let slot = cached.len() as u32;
+            index.insert(key, slot);
+            let Some(labels) = series_labels(t, &s) else {
+                cached.push(Cached { key, series: None, epoch, watched: None });
+                return;
+            };
+            if let Some(e) = over_label_limits(t, &labels) {
+                limit_err = Some(e);
+            }
+            let watch = watched(s.name).then(|| labels.clone());
+            cached.push(Cached { key, series: None, epoch, watched: watch });
+            pending.push(Pending::New { slot, labels, t: ts, v: s.value });
+        });
+        res.map_err(|e| ScrapeError::Parse { url: t.url.clone(), source: e })?;
+        if let Some(message) = limit_err {
+            return Err(ScrapeError::LabelLimit { url: t.url.clone(), message });
         }
-        let labels = if t.metric_relabel.is_empty() {
-            labels
-        } else {
-            match relabel::process(labels, &t.metric_relabel) {
-                Some(l) if l.name().is_some() => l,
-                _ => return,
-            }
-        };
-        if t.label_limit > 0 && labels.len() - 1 > t.label_limit {
-            limit_err =
-                Some(format!("series {labels} has {} labels, over label_limit {}", labels.len() - 1, t.label_limit));
+        if t.sample_limit > 0 && self.pending.len() > t.sample_limit {
+            return Err(ScrapeError::SampleLimit {
+                url: t.url.clone(),
+                count: self.pending.len(),
+                limit: t.sample_limit,
+            });
         }
-        for (k, v) in labels.iter() {
-            if t.label_name_length_limit > 0 && k.len() > t.label_name_length_limit {
-                limit_err = Some(format!(
-                    "label name {k:?} is longer than label_name_length_limit {}",
-                    t.label_name_length_limit
-                ));
-            }
-            if t.label_value_length_limit > 0 && v.len() > t.label_value_length_limit {
-                limit_err = Some(format!(
-                    "label {k} value is longer than label_value_length_limit {}",
-                    t.label_value_length_limit
-                ));
-            }
-        }
-        let ts = match s.timestamp_ms {
-            Some(ts) if t.honor_timestamps => ts,
-            _ => now,
-        };
-        out.push((labels, ts, s.value));
-    });
-    res.map_err(|e| ScrapeError::Parse { url: t.url.clone(), source: e })?;
-    if let Some(message) = limit_err {
-        return Err(ScrapeError::LabelLimit { url: t.url.clone(), message });
+        Ok(scraped)
     }
-    if t.sample_limit > 0 && out.len() > t.sample_limit {
-        return Err(ScrapeError::SampleLimit { url: t.url.clone(), count: out.len(), limit: t.sample_limit });
+
+    /// Ends every remembered series (a failed scrape) and forgets them.
+    fn end_all(&mut self, app: &mut crate::store::Appender<'_>, now: i64) {
+        for c in self.cached.drain(..) {
+            if let Some(r) = &c.series {
+                app.append_to(r, now, stale_nan());
+            }
+        }
+        self.index.clear();
+        for (_, gone) in self.seeded_series.drain() {
+            app.append_to(&gone, now, stale_nan());
+        }
     }
-    Ok((out, scraped))
+
+    /// Ends the series this scrape did not have and forgets them.
+    fn end_unseen(&mut self, app: &mut crate::store::Appender<'_>, now: i64) {
+        let mut i = 0;
+        while i < self.cached.len() {
+            if self.cached[i].epoch == self.epoch {
+                i += 1;
+                continue;
+            }
+            let gone = self.cached.swap_remove(i);
+            self.index.remove(&gone.key);
+            if let Some(r) = gone.series.as_ref().filter(|r| !r.shared()) {
+                app.append_to(r, now, stale_nan());
+            }
+            if let Some(moved) = self.cached.get(i) {
+                self.index.insert(moved.key, i as u32);
+            }
+        }
+        for (_, gone) in self.seeded_series.drain() {
+            app.append_to(&gone, now, stale_nan());
+        }
+    }
 }
 
 /// Scrapes the target once at `now` (ms), writes samples and the synthetic
@@ -260,65 +370,99 @@ pub async fn scrape_once(
     state: &mut ScrapeState,
     now: i64,
 ) -> TargetHealth {
+    let started = Instant::now();
+    let fetched = fetch(client, t).await;
+    let duration = started.elapsed().as_secs_f64();
+    ingest(t, fetched.as_ref().map(|(b, f)| (b.as_slice(), *f)).map_err(|e| e.to_string()), store, state, now, duration)
+}
+
+/// Writes one scrape's outcome into the store: the body's samples (or
+/// staleness markers when `body` is the scrape's error) and the synthetic
+/// series. The part of a scrape that costs CPU per sample, without the
+/// network (what `bench/scrape` measures).
+pub fn ingest(
+    t: &Target,
+    body: Result<(&[u8], Format), String>,
+    store: &Store,
+    state: &mut ScrapeState,
+    now: i64,
+    duration: f64,
+) -> TargetHealth {
     if !state.seeded {
         // After a restart: a series the target dropped while the daemon was
         // down must end now, as it would have had the daemon been running.
         state.seeded = true;
-        if state.last_series.is_empty() {
-            state.last_series = store.last_scrape_series(&t.labels, now - SEED_LOOKBACK_MS).into_iter().collect();
+        if state.cached.is_empty() {
+            state.seeded_series = store.last_scrape_series(&t.labels, now - SEED_LOOKBACK_MS).into_iter().collect();
         }
     }
-    let started = Instant::now();
-    let result = match fetch(client, t).await {
-        Ok((body, format)) => to_samples(t, &body, format, now),
+    state.epoch = state.epoch.wrapping_add(1);
+    state.pending.clear();
+    let result = match body {
+        Ok((body, format)) => state.parse(t, body, format, now).map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
-    let duration = started.elapsed().as_secs_f64();
-    let synthetic = |name: &str| {
-        let mut l = t.labels.clone();
-        l.set(METRIC_NAME.into(), name.into());
-        l
-    };
     // One batch per scrape: a single WAL record for all its samples.
-    let mut store = store.appender();
+    let mut app = store.appender_reusing(state.batch.take().unwrap_or_default());
     let (up, scraped, kept, added, error) = match result {
-        Ok((samples, scraped)) => {
-            if let Some(d) = &state.detector {
-                d.observe(&samples, now);
-            }
-            let mut series = HashMap::with_capacity(samples.len());
+        Ok(scraped) => {
+            let mut pending = std::mem::take(&mut state.pending);
             let mut added = 0;
-            for (labels, ts, v) in samples {
-                let fp = labels.fingerprint();
-                if series.contains_key(&fp) {
-                    continue; // duplicate series in one body: first one wins
+            // What the deploy detector reads (a few series per target).
+            let mut watched: Vec<(Labels, i64, f64)> = Vec::new();
+            for p in pending.drain(..) {
+                let (slot, t, v) = match p {
+                    Pending::Known { slot, t, v } => {
+                        if let Some(r) = &mut state.cached[slot as usize].series {
+                            app.append_live(r, t, v);
+                        }
+                        (slot, t, v)
+                    }
+                    Pending::New { slot, labels, t, v } => {
+                        if state.seeded_series.remove(&labels.fingerprint()).is_none() {
+                            added += 1;
+                        }
+                        state.cached[slot as usize].series = Some(app.append_ref(&labels, t, v));
+                        (slot, t, v)
+                    }
+                };
+                if let (Some(l), Some(_)) = (&state.cached[slot as usize].watched, &state.detector) {
+                    watched.push((l.clone(), t, v));
                 }
-                if state.last_series.remove(&fp).is_none() {
-                    added += 1;
-                }
-                series.insert(fp, store.append_ref(&labels, ts, v));
             }
+            state.pending = pending;
             // What is left of the last scrape is gone from this one.
-            for gone in state.last_series.values() {
-                store.append_to(gone, now, stale_nan());
+            state.end_unseen(&mut app, now);
+            if let (Some(d), false) = (&state.detector, watched.is_empty()) {
+                d.observe(&watched, now);
             }
-            let n = series.len();
-            state.last_series = series;
-            (1.0, scraped, n, added, None)
+            let kept = state.cached.iter().filter(|c| c.series.is_some()).count();
+            (1.0, scraped, kept, added, None)
         }
         Err(e) => {
-            for (_, gone) in state.last_series.drain() {
-                store.append_to(&gone, now, stale_nan());
-            }
-            (0.0, 0, 0, 0, Some(e.to_string()))
+            state.pending.clear();
+            state.end_all(&mut app, now);
+            (0.0, 0, 0, 0, Some(e))
         }
     };
-    store.append(&synthetic("up"), now, up);
-    store.append(&synthetic("scrape_duration_seconds"), now, duration);
-    store.append(&synthetic("scrape_samples_scraped"), now, scraped as f64);
-    store.append(&synthetic("scrape_samples_post_metric_relabeling"), now, kept as f64);
-    store.append(&synthetic("scrape_series_added"), now, added as f64);
-    store.commit();
+    if state.synthetic.is_empty() {
+        for name in [
+            "up",
+            "scrape_duration_seconds",
+            "scrape_samples_scraped",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_series_added",
+        ] {
+            let mut l = t.labels.clone();
+            l.set(METRIC_NAME.into(), name.into());
+            state.synthetic.push(app.series_ref(&l));
+        }
+    }
+    let values = [up, duration, scraped as f64, kept as f64, added as f64];
+    for (r, v) in state.synthetic.iter_mut().zip(values) {
+        app.append_live(r, now, v);
+    }
+    state.batch = Some(app.into_batch());
     metrics::counter!("forewarn_scrapes_total", "job" => t.job.clone()).increment(1);
     metrics::histogram!("forewarn_scrape_duration_seconds", "job" => t.job.clone()).record(duration);
     if let Some(e) = &error {
@@ -342,6 +486,67 @@ mod tests {
     use axum::response::IntoResponse;
 
     use super::*;
+
+    fn cached_target(relabel: &str) -> Target {
+        let yaml =
+            format!("scrape_configs:\n  - job_name: j\n    static_configs: [ {{ targets: ['h:1'] }} ]\n{relabel}");
+        let cfg = crate::config::Config::parse("t.yml", &yaml, None).unwrap();
+        Target::from_config(&cfg.scrape_configs[0], &cfg.global).remove(0)
+    }
+
+    /// `name{labels}` -> the values in the store at `t`, stale markers as "stale".
+    fn at(store: &Store, name: &str, t: i64) -> Vec<(String, String)> {
+        use crate::store::Queryable;
+        let m = [crate::labels::Matcher::equal(METRIC_NAME, name)];
+        let mut out: Vec<(String, String)> = store
+            .select(&m, t, t)
+            .into_iter()
+            .map(|s| {
+                let v = s.samples[0].v;
+                let v = if crate::store::is_stale(v) { "stale".into() } else { v.to_string() };
+                (s.labels.get("k").unwrap_or("").to_string(), v)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The scrape cache keeps Prometheus's semantics: a series that leaves
+    /// the body ends, one relabeling drops stays dropped, the first of two
+    /// copies in a body wins, a failed scrape ends everything and the next
+    /// good one starts over, and `scrape_series_added` counts new series.
+    #[test]
+    fn the_scrape_cache_keeps_staleness_relabeling_and_limits() {
+        let t = cached_target(
+            "    metric_relabel_configs: [ { source_labels: [k], regex: drop, action: drop } ]\n    sample_limit: 3\n",
+        );
+        let store = Store::new(i64::MAX / 4);
+        let mut st = ScrapeState::default();
+        let mut scrape =
+            |body: &str, now: i64| ingest(&t, Ok((body.as_bytes(), Format::Prometheus)), &store, &mut st, now, 0.0);
+        let h = scrape("m{k=\"a\"} 1\nm{k=\"b\"} 2\nm{k=\"drop\"} 3\n", 1000);
+        assert_eq!((h.health, h.samples), ("up", 2));
+        // Same series, new values; `a` twice: the first copy wins.
+        scrape("m{k=\"a\"} 10\nm{k=\"a\"} 99\nm{k=\"b\"} 20\nm{k=\"drop\"} 30\n", 2000);
+        assert_eq!(at(&store, "m", 2000), vec![("a".into(), "10".into()), ("b".into(), "20".into())]);
+        assert_eq!(at(&store, "scrape_series_added", 2000), vec![("".into(), "0".into())]);
+        // `b` left the body: it ends; `c` is new.
+        scrape("m{k=\"a\"} 11\nm{k=\"c\"} 5\n", 3000);
+        assert_eq!(
+            at(&store, "m", 3000),
+            vec![("a".into(), "11".into()), ("b".into(), "stale".into()), ("c".into(), "5".into())]
+        );
+        assert_eq!(at(&store, "scrape_series_added", 3000), vec![("".into(), "1".into())]);
+        // Over sample_limit: the whole scrape fails and every series ends.
+        let h = scrape("m{k=\"a\"} 1\nm{k=\"c\"} 1\nm{k=\"d\"} 1\nm{k=\"e\"} 1\n", 4000);
+        assert_eq!(h.health, "down");
+        assert_eq!(at(&store, "m", 4000), vec![("a".into(), "stale".into()), ("c".into(), "stale".into())]);
+        assert_eq!(at(&store, "up", 4000), vec![("".into(), "0".into())]);
+        // The next good scrape writes again.
+        scrape("m{k=\"a\"} 7\n", 5000);
+        assert_eq!(at(&store, "m", 5000), vec![("a".into(), "7".into())]);
+        assert_eq!(at(&store, "up", 5000), vec![("".into(), "1".into())]);
+    }
 
     /// A rotated credentials file is used at the very next scrape, and a
     /// missing one fails the scrape naming the file — against a real server

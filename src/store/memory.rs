@@ -278,6 +278,13 @@ impl Store {
         Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: true }
     }
 
+    /// Like [`Store::appender`], encoding into `batch`'s buffer (taken back
+    /// with [`Appender::into_batch`]): a scraper reuses one buffer for every
+    /// scrape instead of growing a new one each time.
+    pub fn appender_reusing(&self, batch: SampleBatch) -> Appender<'_> {
+        Appender { store: self, batch, appended: 0, signal: true }
+    }
+
     /// Like [`Store::appender`], but a commit does not wake the rule groups
     /// (samples written by rules themselves, such as `ALERTS`).
     pub fn appender_quiet(&self) -> Appender<'_> {
@@ -513,6 +520,14 @@ pub struct Appender<'a> {
 #[derive(Clone)]
 pub struct SeriesRef(Arc<Entry>);
 
+impl SeriesRef {
+    /// Whether another handle besides this one and the store's is held
+    /// (two raw series a scraper's relabeling turned into one).
+    pub fn shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 2
+    }
+}
+
 impl Appender<'_> {
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) {
         let e = self.store.get_or_create(labels, None);
@@ -524,6 +539,27 @@ impl Appender<'_> {
         let e = self.store.get_or_create(labels, None);
         self.push(&e, t, v);
         SeriesRef(e)
+    }
+
+    /// Appends to a live series by handle: no label is looked at. A series
+    /// that the store removed meanwhile (it had ended and come back) is put
+    /// back from the handle's labels first, so nothing is lost.
+    pub fn append_live(&mut self, series: &mut SeriesRef, t: i64, v: f64) {
+        if Arc::strong_count(&series.0) == 1 {
+            *series = SeriesRef(self.store.get_or_create(&series.0.labels.to_labels(), None));
+        }
+        self.push(&series.0, t, v);
+    }
+
+    /// The handle of the series `labels` (created if new), without a sample.
+    pub fn series_ref(&self, labels: &Labels) -> SeriesRef {
+        SeriesRef(self.store.get_or_create(labels, None))
+    }
+
+    /// Commits and hands back the batch buffer for the next appender.
+    pub fn into_batch(mut self) -> SampleBatch {
+        self.commit();
+        std::mem::take(&mut self.batch)
     }
 
     /// Appends to a series by handle. A series that retention has removed

@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-mod hash;
+pub(crate) mod hash;
 mod lex;
 mod om;
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! What one scrape costs per sample once the target's series are known:
+//! `cargo bench --bench scrape` feeds the same 10,000-series body (shaped
+//! like node_exporter's: counters, gauges, histograms, 3-6 labels) to the
+//! scraper's ingest step (parse, label handling, store append, WAL batch,
+//! staleness) again and again at advancing timestamps, and reports, for the
+//! steady state after two warm-up scrapes:
+//! - allocations per scraped sample, counted by a global allocator wrapper
+//!   (the design's goal: none; what is left is per scrape, not per sample);
+//! - CPU time per sample (this thread's, from /proc/thread-self/schedstat);
+//! - the same for a target with `metric_relabel_configs` and one whose
+//!   values change every scrape (as real counters do).
+//! The network fetch is not in it (its body buffer is one allocation per
+//! scrape); `bench/store/prometheus_side_by_side.sh` measures the whole
+//! daemon beside Prometheus and VictoriaMetrics.
+//! A measurement, not a test: nothing asserts on time.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use forewarn::scrape::parse::Format;
+use forewarn::scrape::target::{ingest, ScrapeState, Target};
+use forewarn::Store;
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// This thread's CPU time in ns (wall time if the kernel does not say).
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or_else(|| std::time::UNIX_EPOCH.elapsed().map(|d| d.as_nanos() as u64).unwrap_or(0))
+}
+
+/// A node_exporter-like body of about `n` series; `round` changes values.
+fn body(n: usize, round: u64) -> Vec<u8> {
+    let mut out = String::new();
+    let mut i = 0;
+    let mut metric = 0;
+    while i < n {
+        let name = format!("node_metric_{metric}_total");
+        out.push_str(&format!("# HELP {name} A counter.\n# TYPE {name} counter\n"));
+        for cpu in 0..16 {
+            for mode in ["user", "system", "idle", "iowait", "irq"] {
+                if i >= n {
+                    break;
+                }
+                out.push_str(&format!(
+                    "{name}{{cpu=\"{cpu}\",mode=\"{mode}\",device=\"sd{}\"}} {}\n",
+                    (b'a' + (i % 8) as u8) as char,
+                    (i as u64 * 17 + round * 3) as f64 * 0.5
+                ));
+                i += 1;
+            }
+        }
+        metric += 1;
+    }
+    out.into_bytes()
+}
+
+fn target(relabel: bool) -> Target {
+    let relabel_cfg = if relabel {
+        "    metric_relabel_configs:\n      - { source_labels: [mode], regex: irq, action: drop }\n      - { source_labels: [device], target_label: disk }\n"
+    } else {
+        ""
+    };
+    let yaml = format!(
+        "scrape_configs:\n  - job_name: node\n    static_configs: [ {{ targets: ['10.0.0.1:9100'], labels: {{ env: prod }} }} ]\n{relabel_cfg}"
+    );
+    let cfg = forewarn::config::Config::parse("bench.yml", &yaml, None).expect("bench config");
+    Target::from_config(&cfg.scrape_configs[0], &cfg.global).remove(0)
+}
+
+struct Run {
+    allocs_per_sample: f64,
+    ns_per_sample: f64,
+}
+
+fn run(relabel: bool, changing: bool, n: usize, scrapes: u64) -> Run {
+    let store = Store::new(3_600_000);
+    let t = target(relabel);
+    let mut state = ScrapeState::default();
+    let bodies: Vec<Vec<u8>> = (0..if changing { 4 } else { 1 }).map(|r| body(n, r)).collect();
+    let mut now = 1_700_000_000_000i64;
+    let scrape = |k: u64, now: i64, state: &mut ScrapeState| {
+        let b = &bodies[(k as usize) % bodies.len()];
+        ingest(&t, Ok((b.as_slice(), Format::Prometheus)), &store, state, now, 0.01)
+    };
+    for k in 0..2 {
+        scrape(k, now, &mut state);
+        now += 15_000;
+    }
+    let (a0, c0) = (ALLOCS.load(Ordering::Relaxed), cpu_ns());
+    let mut samples = 0;
+    for k in 2..2 + scrapes {
+        samples += scrape(k, now, &mut state).samples;
+        now += 15_000;
+    }
+    let (a1, c1) = (ALLOCS.load(Ordering::Relaxed), cpu_ns());
+    Run { allocs_per_sample: (a1 - a0) as f64 / samples as f64, ns_per_sample: (c1 - c0) as f64 / samples as f64 }
+}
+
+fn main() {
+    let n = 10_000;
+    let scrapes = 60;
+    println!("ingest of a {n}-series body, {scrapes} scrapes after 2 warm-up scrapes:");
+    println!("{:<44} {:>18} {:>16}", "case", "allocs / sample", "CPU ns / sample");
+    for (name, relabel, changing) in [
+        ("same values every scrape", false, false),
+        ("values change every scrape", false, true),
+        ("values change, metric_relabel_configs", true, true),
+    ] {
+        let r = run(relabel, changing, n, scrapes);
+        println!("{name:<44} {:>18.4} {:>16.0}", r.allocs_per_sample, r.ns_per_sample);
+    }
+}
