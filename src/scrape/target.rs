@@ -300,7 +300,7 @@ impl ScrapeState {
             // New or changed: the slow path, once.
             let slot = cached.len() as u32;
             index.insert(key, slot);
-            let Some(labels) = series_labels(t, &s) else {
+            let Some(labels) = series_labels(t, s) else {
                 cached.push(Cached { key, series: None, epoch, watched: None });
                 return;
             };
