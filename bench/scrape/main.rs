@@ -9,9 +9,11 @@
 //! - CPU time per sample (this thread's, from /proc/thread-self/schedstat);
 //! - the same for a target with `metric_relabel_configs` and one whose
 //!   values change every scrape (as real counters do).
+//!
 //! The network fetch is not in it (its body buffer is one allocation per
 //! scrape); `bench/store/prometheus_side_by_side.sh` measures the whole
 //! daemon beside Prometheus and VictoriaMetrics.
+//!
 //! A measurement, not a test: nothing asserts on time.
 
 use std::alloc::{GlobalAlloc, Layout, System};

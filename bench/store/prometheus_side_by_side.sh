@@ -87,7 +87,7 @@ prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom-
 VM_PID=""
 if command -v victoria-metrics >/dev/null; then
   VM_PORT=$(free_port)
-  victoria-metrics -promscrape.config="$WORK/prometheus.yml" -storageDataPath="$WORK/vm-data" \
+  victoria-metrics -promscrape.config="$WORK/prometheus.yml" -promscrape.config.strictParse=false -storageDataPath="$WORK/vm-data" \
     -httpListenAddr="127.0.0.1:$VM_PORT" -search.latencyOffset=0s -loggerLevel=ERROR 2>"$WORK/vm.log" & VM_PID=$!; PIDS+=($VM_PID)
 fi
 
