@@ -281,7 +281,8 @@ fn prometheus_textparse_error_cases() {
             // Prometheus' tests use "EOF" (io.EOF) to mean "parsed to the end".
             let should_parse = expected.is_empty() || expected == "EOF";
             for strict in [true, false] {
-                let res = parse_with(&input, fmt, ParseOptions { strict_openmetrics: strict }, |_| {});
+                let res =
+                    parse_with(&input, fmt, ParseOptions { strict_openmetrics: strict, ..Default::default() }, |_| {});
                 assert_eq!(
                     res.is_ok(),
                     should_parse,
@@ -324,7 +325,7 @@ fn prometheus_textparse_good_inputs() {
     // on _count, an interleaved family, info without _info, a stateset sample
     // without its state label, repeated series), so they parse only with
     // `strict_openmetrics: false` and must be rejected in strict mode.
-    let lenient = ParseOptions { strict_openmetrics: false };
+    let lenient = ParseOptions { strict_openmetrics: false, ..Default::default() };
     for (file, samples) in [("openmetrics_parse_good_input.txt", 61), ("openmetrics_parse_utf8_good_input.txt", 11)] {
         let body = read(&format!("{base}/{file}"));
         let sum =
@@ -467,8 +468,13 @@ fn client_golang_openmetrics_body_strict_vs_lenient() {
     assert!(e.message.contains("_sum"), "{e}");
     let (_, errs) = check(&body, Format::OpenMetrics);
     assert!(errs.iter().any(|e| e.message.contains("quantile value")), "{errs:?}");
-    let sum = parse_with(&body, Format::OpenMetrics, ParseOptions { strict_openmetrics: false }, |_| {})
-        .expect("lenient parses");
+    let sum = parse_with(
+        &body,
+        Format::OpenMetrics,
+        ParseOptions { strict_openmetrics: false, ..Default::default() },
+        |_| {},
+    )
+    .expect("lenient parses");
     assert_eq!((sum.samples, sum.series, sum.metric_families), (53, 53, 5));
 }
 

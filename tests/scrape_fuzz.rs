@@ -59,7 +59,7 @@ const DICT: &[&[u8]] = &[
 
 fn check_one(input: &[u8]) {
     for (format, strict) in [(Format::Prometheus, true), (Format::OpenMetrics, true), (Format::OpenMetrics, false)] {
-        let opts = ParseOptions { strict_openmetrics: strict };
+        let opts = ParseOptions { strict_openmetrics: strict, ..Default::default() };
         let started = Instant::now();
         let mut seen = 0usize;
         let parsed = parse_with(input, format, opts, |_| seen += 1);

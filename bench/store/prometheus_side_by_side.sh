@@ -10,7 +10,7 @@
 # the three engines (each with a temp storage dir, INTERVAL_S scrape
 # interval, default 1), waits SECONDS, then prints each one's CPU seconds
 # (utime + stime from /proc/PID/stat, counted from 10 s after the start so
-# start-up is left out), CPU microseconds per scraped sample, RSS, series
+# start-up is left out; PERF_OUT=file records forewarn's profile too), CPU microseconds per scraped sample, RSS, series
 # count and RSS per series. Installs prometheus and victoria-metrics with
 # apt-get when missing (needs root); without victoria-metrics it runs two.
 set -euo pipefail
@@ -96,6 +96,10 @@ cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/
 echo "scraping $TARGETS targets x $SERIES series every ${INTERVAL}s for ${SECS}s (CPU counted after the first 10 s) ..."
 sleep 10
 FW_CPU0=$(cpu_s $FW_PID); PROM_CPU0=$(cpu_s $PROM_PID); VM_CPU0=${VM_PID:+$(cpu_s $VM_PID)}
+# PERF_OUT=file: also record forewarn's profile for 30 s (perf report -i file).
+if [ -n "${PERF_OUT:-}" ]; then
+  perf record -F 999 -g -p "$FW_PID" -o "$PERF_OUT" -- sleep 30 >/dev/null 2>&1 &
+fi
 sleep "$SECS"
 FW_CPU=$(echo "$(cpu_s $FW_PID) - $FW_CPU0" | bc -l); PROM_CPU=$(echo "$(cpu_s $PROM_PID) - $PROM_CPU0" | bc -l)
 [ -n "$VM_PID" ] && VM_CPU=$(echo "$(cpu_s $VM_PID) - $VM_CPU0" | bc -l)

@@ -56,7 +56,7 @@ pub fn load_openmetrics(file: &str, body: &[u8]) -> Result<History, ReplayError>
     let store = Store::new(i64::MAX / 4);
     let (mut start, mut end, mut n) = (i64::MAX, i64::MIN, 0usize);
     let mut missing: Option<String> = None;
-    let opts = ParseOptions { strict_openmetrics: false };
+    let opts = ParseOptions { strict_openmetrics: false, ..Default::default() };
     parse::parse_with(body, Format::OpenMetrics, opts, |s| {
         let Some(ts) = s.timestamp_ms else {
             if missing.is_none() {

@@ -275,7 +275,7 @@ impl ScrapeState {
         let (cached, index, pending) = (&mut self.cached, &mut self.index, &mut self.pending);
         // Lenient OpenMetrics, as Prometheus scrapes: real client libraries emit
         // bodies the strict spec rejects (`forewarn check metrics` stays strict).
-        let opts = parse::ParseOptions { strict_openmetrics: false };
+        let opts = parse::ParseOptions::scrape();
         let res = parse::parse_with(body, format, opts, |s| {
             if limit_err.is_some() {
                 return;

@@ -49,12 +49,15 @@ impl BitWriter {
         self.write_bits(bit as u64, 1);
     }
 
-    /// Writes the low `n` bits of `v` (0 <= n <= 64).
+    /// Writes the low `n` bits of `v` (0 <= n <= 64): tops up the partial
+    /// last byte, then whole bytes, then the rest into a new byte. (A loop
+    /// over bits or bytes was a sixth of a scrape's CPU.)
+    #[inline]
     fn write_bits(&mut self, v: u64, mut n: u8) {
-        while n > 0 {
-            if self.used == 0 {
-                self.buf.push(0);
-            }
+        if n == 0 {
+            return;
+        }
+        if self.used > 0 {
             let free = 8 - self.used;
             let take = free.min(n);
             let bits = (v >> (n - take)) & ((1u64 << take) - 1);
@@ -63,6 +66,14 @@ impl BitWriter {
             }
             self.used = (self.used + take) % 8;
             n -= take;
+        }
+        while n >= 8 {
+            n -= 8;
+            self.buf.push((v >> n) as u8);
+        }
+        if n > 0 {
+            self.buf.push((v << (8 - n)) as u8);
+            self.used = n;
         }
     }
 }

@@ -179,11 +179,23 @@ pub struct ParseOptions {
     /// value and label rules, timestamps order, exemplar placement). The
     /// syntax, `# EOF` included, is always strict. Default: true.
     pub strict_openmetrics: bool,
+    /// Count distinct series into [`ParseSummary::series`] (a hash and a set
+    /// insert per sample). The scraper does not need it. Default: true.
+    pub count_series: bool,
 }
 
 impl Default for ParseOptions {
     fn default() -> Self {
-        ParseOptions { strict_openmetrics: true }
+        ParseOptions { strict_openmetrics: true, count_series: true }
+    }
+}
+
+impl ParseOptions {
+    /// What a scrape needs: lenient OpenMetrics, as Prometheus scrapes
+    /// (real client libraries emit bodies the strict spec rejects), and no
+    /// series count.
+    pub fn scrape() -> Self {
+        ParseOptions { strict_openmetrics: false, count_series: false }
     }
 }
 
@@ -405,6 +417,7 @@ struct Parser<'b> {
     labels: Vec<RawLabel<'b>>,
     ex_labels: Vec<RawLabel<'b>>,
     series: HashSet<u64, IdBuild>,
+    count_series: bool,
     summary: ParseSummary,
     fams: Families,
     om: Option<om::Validator>,
@@ -428,7 +441,12 @@ impl<'b> Parser<'b> {
             ex_labels: Vec::new(),
             // Roughly one series per 80 bytes of body; capped so a huge body
             // doesn't reserve more than a few MB up front.
-            series: HashSet::with_capacity_and_hasher((body.len() / 80).min(1 << 18), IdBuild::default()),
+            series: if opts.count_series {
+                HashSet::with_capacity_and_hasher((body.len() / 80).min(1 << 18), IdBuild::default())
+            } else {
+                HashSet::default()
+            },
+            count_series: opts.count_series,
             summary: ParseSummary::default(),
             fams: Families::new(fmt),
             om: strict_om.then(om::Validator::default),
@@ -654,8 +672,8 @@ impl<'b> Parser<'b> {
         ln: usize,
         on_sample: &mut F,
     ) -> Result<(), LineError> {
-        let set_hash = label_set_hash(&s.labels);
         if let Some(v) = self.om.as_mut() {
+            let set_hash = label_set_hash(&s.labels);
             let secs = match ts {
                 Ts::Seconds(t) => Some(t),
                 _ => None,
@@ -670,7 +688,9 @@ impl<'b> Parser<'b> {
                 prom_checks(typ, suf, s)?;
             }
         }
-        self.series.insert(series_hash(s.name, set_hash));
+        if self.count_series {
+            self.series.insert(series_hash(s.name, label_set_hash(&s.labels)));
+        }
         self.summary.samples += 1;
         on_sample(s);
         Ok(())

@@ -362,7 +362,7 @@ fn openmetrics_semantic_rules() {
         let body = format!("{b}# EOF\n");
         err(body.as_bytes(), OM);
         // ...and fine without the semantic rules.
-        let lenient = ParseOptions { strict_openmetrics: false };
+        let lenient = ParseOptions { strict_openmetrics: false, ..Default::default() };
         parse_with(body.as_bytes(), OM, lenient, |_| {}).unwrap_or_else(|e| panic!("{b:?}: {e}"));
     }
     // Deferred errors point at the start of the offending metric point.
