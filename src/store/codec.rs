@@ -49,32 +49,30 @@ impl BitWriter {
         self.write_bits(bit as u64, 1);
     }
 
-    /// Writes the low `n` bits of `v` (0 <= n <= 64): tops up the partial
-    /// last byte, then whole bytes, then the rest into a new byte. (A loop
-    /// over bits or bytes was a sixth of a scrape's CPU.)
+    /// Writes the low `n` bits of `v` (0 <= n <= 64): the bits are
+    /// top-aligned in a word, the first ones OR-ed into the partial last
+    /// byte and the rest appended as whole big-endian bytes in one copy. (A
+    /// loop over bits, then over bytes, was a sixth of a scrape's CPU.)
     #[inline]
-    fn write_bits(&mut self, v: u64, mut n: u8) {
+    fn write_bits(&mut self, v: u64, n: u8) {
         if n == 0 {
             return;
         }
-        if self.used > 0 {
-            let free = 8 - self.used;
-            let take = free.min(n);
-            let bits = (v >> (n - take)) & ((1u64 << take) - 1);
+        let (n, used) = (u32::from(n.min(64)), u32::from(self.used));
+        let top = if n == 64 { v } else { v << (64 - n) };
+        let rest = if used == 0 {
+            Some((top, n))
+        } else {
+            let free = 8 - used;
             if let Some(last) = self.buf.last_mut() {
-                *last |= (bits << (free - take)) as u8;
+                *last |= (top >> (56 + used)) as u8;
             }
-            self.used = (self.used + take) % 8;
-            n -= take;
+            (n > free).then(|| (top << free, n - free))
+        };
+        if let Some((word, bits)) = rest {
+            self.buf.extend_from_slice(&word.to_be_bytes()[..bits.div_ceil(8) as usize]);
         }
-        while n >= 8 {
-            n -= 8;
-            self.buf.push((v >> n) as u8);
-        }
-        if n > 0 {
-            self.buf.push((v << (8 - n)) as u8);
-            self.used = n;
-        }
+        self.used = ((used + n) % 8) as u8;
     }
 }
 
