@@ -135,16 +135,24 @@ async fn push(url: &str, data: &[(Labels, Vec<(i64, f64)>)]) {
             })
             .collect(),
     };
-    let r = reqwest::Client::new()
+    let r = remote_write(&reqwest::Client::new(), url, &req).await.expect("remote write");
+    assert!(r.status().is_success(), "{url} refused the scenario: {}", r.status());
+}
+
+/// POSTs `req` to `url`'s `/api/v1/write` as remote write 1.0.
+async fn remote_write(
+    client: &reqwest::Client,
+    url: &str,
+    req: &proto::WriteRequest,
+) -> reqwest::Result<reqwest::Response> {
+    client
         .post(format!("{url}/api/v1/write"))
         .header("Content-Encoding", "snappy")
         .header("Content-Type", "application/x-protobuf")
         .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(proto::encode(&req).expect("encode"))
+        .body(proto::encode(req).expect("encode"))
         .send()
         .await
-        .expect("remote write");
-    assert!(r.status().is_success(), "{url} refused the scenario: {}", r.status());
 }
 
 /// Waits until `base` answers `count_over_time(...)` with every sample.
@@ -286,14 +294,7 @@ fn spawn_pusher(url: String) {
                 }],
             };
             // Refused while the store is down: the test restarts it.
-            let _ = client
-                .post(format!("{url}/api/v1/write"))
-                .header("Content-Encoding", "snappy")
-                .header("Content-Type", "application/x-protobuf")
-                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                .body(proto::encode(&req).expect("encode"))
-                .send()
-                .await;
+            let _ = remote_write(&client, &url, &req).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });

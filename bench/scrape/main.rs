@@ -1,9 +1,10 @@
 //! What one scrape costs per sample once the target's series are known:
 //! `cargo bench --bench scrape` feeds the same 10,000-series body (shaped
 //! like node_exporter's: counters, gauges, histograms, 3-6 labels) to the
-//! scraper's ingest step (parse, label handling, store append, WAL batch,
-//! staleness) again and again at advancing timestamps, and reports, for the
-//! steady state after two warm-up scrapes:
+//! scraper's ingest step (parse, label handling, store append into an
+//! in-memory store, staleness; the WAL is in the side-by-side run) again
+//! and again at advancing timestamps, and reports, for the steady state
+//! after two warm-up scrapes:
 //! - allocations per scraped sample, counted by a global allocator wrapper
 //!   (the design's goal: none; what is left is per scrape, not per sample);
 //! - CPU time per sample (this thread's, from /proc/thread-self/schedstat);

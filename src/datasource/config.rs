@@ -62,17 +62,12 @@ impl DatasourceConfig {
 
     /// The URL as shown in logs and errors (no credentials, no query).
     pub fn url_label(&self) -> String {
-        reqwest::Url::parse(self.url.expose())
-            .map(|u| crate::notify::webhook::redact_url(&u))
-            .unwrap_or_else(|_| "<invalid url>".into())
+        crate::notify::webhook::config::url_label(self.url.expose())
     }
 
     /// What serde cannot check; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        let u = reqwest::Url::parse(self.url.expose().trim()).map_err(|e| format!("url: not a URL ({e})"))?;
-        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
-            return Err("url: needs http:// or https:// and a host, e.g. http://victoria-metrics:8428".into());
-        }
+        let u = crate::notify::webhook::config::parse_http_url(self.url.expose())?;
         if u.path().contains("/api/v1/") {
             return Err(format!("url: give the base URL, without {:?}: forewarn adds /api/v1/query itself", u.path()));
         }

@@ -332,6 +332,16 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// A slot of `query.max_concurrency`, waited for at most `timeout`: every
+/// query and metadata lookup takes one (503 `timeout` or `canceled` else).
+async fn query_slot(d: &Daemon, timeout: std::time::Duration) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    match tokio::time::timeout(timeout, d.query_slots().acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(_)) => Err(eval_error(&promql::EvalError::Canceled)),
+        Err(_) => Err(eval_error(&promql::EvalError::Timeout(timeout))),
+    }
+}
+
 /// Runs one evaluation under the query limits: waits for a slot
 /// (`query.max_concurrency`; the wait counts against the timeout), then
 /// evaluates on the blocking pool, stopped if the client goes away.
@@ -345,11 +355,7 @@ async fn run_query<T: Send + 'static>(
     opts.limits.cancel = Some(cancel);
     let timeout = opts.limits.timeout;
     let waited = std::time::Instant::now();
-    let permit = match tokio::time::timeout(timeout, d.query_slots().acquire_owned()).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(_)) => return Err(eval_error(&promql::EvalError::Canceled)),
-        Err(_) => return Err(eval_error(&promql::EvalError::Timeout(timeout))),
-    };
+    let permit = query_slot(d, timeout).await?;
     opts.limits.timeout = timeout.saturating_sub(waited.elapsed());
     match tokio::task::spawn_blocking(move || {
         let _slot = permit;

@@ -52,10 +52,8 @@ pub struct RuleManager {
     alerts_tx: mpsc::UnboundedSender<AlertBatch>,
     running: Mutex<Vec<RunningGroup>>,
     persist: Option<(Arc<AlertStateStore>, RestoreOptions)>,
-    /// Whether saved state was already loaded (only the first rule set gets it).
-    restored: std::sync::atomic::AtomicBool,
-    /// Whether a rule set was put in place yet (only the first one restores
-    /// from the datasource).
+    /// Whether a rule set was put in place yet: only the first one gets
+    /// the saved state (or, without it, the datasource's).
     started: std::sync::atomic::AtomicBool,
     /// Where rules read from when not from `store` (`datasource:`).
     datasource: Mutex<Option<Arc<RemoteSource>>>,
@@ -69,7 +67,6 @@ impl RuleManager {
             alerts_tx,
             running: Mutex::new(Vec::new()),
             persist: None,
-            restored: std::sync::atomic::AtomicBool::new(false),
             started: std::sync::atomic::AtomicBool::new(false),
             datasource: Mutex::new(None),
         }
@@ -98,12 +95,9 @@ impl RuleManager {
         self.ctx.lock().unwrap_or_else(|e| e.into_inner()).options = options;
     }
 
-    /// The saved state, the first time it is asked for.
+    /// The alert state saved by the previous run (read for the first rule set).
     fn take_saved(&self) -> std::collections::HashMap<String, crate::alerts::persist::SavedGroup> {
         let Some((p, _)) = &self.persist else { return Default::default() };
-        if self.restored.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Default::default();
-        }
         match p.load() {
             Ok(saved) => saved,
             Err(e) => {
@@ -116,8 +110,8 @@ impl RuleManager {
     /// Replaces the running groups with `groups`, carrying alert state over
     /// from groups with the same file and name.
     pub fn replace(&self, groups: Vec<RuleGroup>) {
-        let mut saved = self.take_saved();
         let first = !self.started.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let mut saved = if first { self.take_saved() } else { Default::default() };
         let now = chrono::Utc::now().timestamp_millis();
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut old: Vec<RunningGroup> = std::mem::take(&mut *running);
@@ -158,6 +152,8 @@ impl RuleManager {
         let interval = g.interval.0.max(Duration::from_millis(100));
         let n_rules = g.rules.len();
         let name = g.name.clone();
+        let source = self.datasource.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let restore_from = source.clone().filter(|_| restore_from_datasource && has_for(&g));
         let group = Arc::new(Mutex::new(g));
         let health = Arc::new(Mutex::new(vec![RuleHealth::default(); n_rules]));
         let ctx = self.ctx.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -166,9 +162,7 @@ impl RuleManager {
         let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
         let persist = self.persist.as_ref().map(|(p, _)| p.clone());
         let mut ingested = store.subscribe_ingest();
-        let source = self.datasource.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let restore = self.persist.as_ref().map(|(_, o)| *o).unwrap_or_default();
-        let restore_from = source.clone().filter(|_| restore_from_datasource && has_for(&group));
         let task = tokio::spawn(async move {
             if let Some(src) = restore_from {
                 restore_until_answered(&src, &g2, &h2, &ctx.external_labels, &restore).await;
@@ -253,8 +247,7 @@ impl RuleManager {
 }
 
 /// Whether any alerting rule of the group has a `for` to restore.
-fn has_for(group: &Mutex<RuleGroup>) -> bool {
-    let g = group.lock().unwrap_or_else(|e| e.into_inner());
+fn has_for(g: &RuleGroup) -> bool {
     g.rules.iter().any(|r| matches!(r, super::Rule::Alert(a) if a.hold.as_millis() > 0))
 }
 

@@ -273,8 +273,7 @@ impl ScrapeState {
         let mut limit_err: Option<String> = None;
         let epoch = self.epoch;
         let (cached, index, pending) = (&mut self.cached, &mut self.index, &mut self.pending);
-        // Lenient OpenMetrics, as Prometheus scrapes: real client libraries emit
-        // bodies the strict spec rejects (`forewarn check metrics` stays strict).
+        // (`forewarn check metrics` stays strict.)
         let opts = parse::ParseOptions::scrape();
         let res = parse::parse_with(body, format, opts, |s| {
             if limit_err.is_some() {
@@ -407,7 +406,7 @@ pub fn ingest(
     let (up, scraped, kept, added, error) = match result {
         Ok(scraped) => {
             let mut pending = std::mem::take(&mut state.pending);
-            let mut added = 0;
+            let (mut added, mut kept) = (0, 0);
             // What the deploy detector reads (a few series per target).
             let mut watched: Vec<(Labels, i64, f64)> = Vec::new();
             for p in pending.drain(..) {
@@ -415,6 +414,7 @@ pub fn ingest(
                     Pending::Known { slot, t, v } => {
                         if let Some(r) = &mut state.cached[slot as usize].series {
                             app.append_live(r, t, v);
+                            kept += 1;
                         }
                         (slot, t, v)
                     }
@@ -423,6 +423,7 @@ pub fn ingest(
                             added += 1;
                         }
                         state.cached[slot as usize].series = Some(app.append_ref(&labels, t, v));
+                        kept += 1;
                         (slot, t, v)
                     }
                 };
@@ -436,7 +437,6 @@ pub fn ingest(
             if let (Some(d), false) = (&state.detector, watched.is_empty()) {
                 d.observe(&watched, now);
             }
-            let kept = state.cached.iter().filter(|c| c.series.is_some()).count();
             (1.0, scraped, kept, added, None)
         }
         Err(e) => {

@@ -127,21 +127,6 @@ fn truncate<T>(mut v: Vec<T>, limit: usize) -> Vec<T> {
     v
 }
 
-/// A slot of `query.max_concurrency`, waited for at most `query.timeout`:
-/// metadata lookups count against the same limit as queries.
-async fn slot(d: &Daemon) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let timeout = d.query_options().limits.timeout;
-    tokio::time::timeout(timeout, d.query_slots().acquire_owned()).await.ok()?.ok()
-}
-
-fn busy() -> Response {
-    super::error(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        "every query slot stayed busy for query.timeout (query.max_concurrency are running); try again",
-    )
-}
-
 /// `GET|POST /api/v1/series?match[]=...&start=&end=&limit=`
 pub async fn series(State(d): State<Arc<Daemon>>, p: Params) -> Response {
     let matches = p.all("match[]");
@@ -153,7 +138,10 @@ pub async fn series(State(d): State<Arc<Daemon>>, p: Params) -> Response {
         Ok(x) => x,
         Err(e) => return bad("bad_data", e),
     };
-    let Some(_slot) = slot(&d).await else { return busy() };
+    let _slot = match super::query_slot(&d, d.query_options().limits.timeout).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let store = d.store.clone();
     match tokio::task::spawn_blocking(move || series_in(&store, &sets, start, end)).await {
         Ok(found) => ok(json!(truncate(found.into_iter().collect(), limit))),
@@ -196,7 +184,10 @@ async fn metadata(d: Arc<Daemon>, name: Option<String>, p: Params) -> Response {
         Ok(x) => x,
         Err(e) => return bad("bad_data", e),
     };
-    let Some(_slot) = slot(&d).await else { return busy() };
+    let _slot = match super::query_slot(&d, d.query_options().limits.timeout).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let store = d.store.clone();
     match tokio::task::spawn_blocking(move || names_or_values(&store, name.as_deref(), sets, range)).await {
         Ok(list) => ok(json!(truncate(list, limit))),
