@@ -506,7 +506,7 @@ async fn connections_beyond_max_connections_wait_their_turn() {
         ),
     )
     .unwrap();
-    let _d = start(&dir.join("forewarn.yml"), port);
+    let mut d = start(&dir.join("forewarn.yml"), port);
     // `start` probed the port with a connection that is closed at once; let it go.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let slow: Vec<std::net::TcpStream> = (0..2)
@@ -526,6 +526,18 @@ async fn connections_beyond_max_connections_wait_their_turn() {
     let status = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("served after the header timeout");
     assert_eq!(status.unwrap().unwrap(), 200);
     drop(slow);
+
+    // SIGTERM ends the process promptly even with connections stuck in their headers.
+    let _stuck: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    Command::new("kill").args(["-TERM", &d.0.id().to_string()]).status().unwrap();
+    let exited = wait_for("exit after SIGTERM", Duration::from_secs(10), || d.0.try_wait().unwrap()).await;
+    assert!(exited.success(), "{exited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

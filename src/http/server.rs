@@ -65,6 +65,8 @@ pub async fn run(
     let mut max_connections = first.max_connections;
     let tls = Mutex::new(TlsState { config: None, acceptor: None });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Tells connections waiting for a request to close at once on shutdown.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
@@ -101,6 +103,7 @@ pub async fn run(
         let idle_timeout = duration(&cfg.idle_timeout);
         let router = router.clone();
         let watcher = graceful.watcher();
+        let stop = stop_rx.clone();
         let open = open.clone();
         open.fetch_add(1, Ordering::Relaxed);
         ::metrics::gauge!("forewarn_http_open_connections").set(open.load(Ordering::Relaxed) as f64);
@@ -108,9 +111,9 @@ pub async fn run(
             let _permit = permit;
             let _ = tcp.set_nodelay(true);
             match acceptor {
-                None => serve_conn(tcp, false, router, header_timeout, idle_timeout, watcher).await,
+                None => serve_conn(tcp, false, router, header_timeout, idle_timeout, watcher, stop).await,
                 Some(a) => match tokio::time::timeout(header_timeout, a.accept(tcp)).await {
-                    Ok(Ok(s)) => serve_conn(s, true, router, header_timeout, idle_timeout, watcher).await,
+                    Ok(Ok(s)) => serve_conn(s, true, router, header_timeout, idle_timeout, watcher, stop).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
@@ -120,8 +123,9 @@ pub async fn run(
         });
     }
     drop(listener);
-    // Let requests in flight finish, but not for long: shutdown must not hang.
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    // Requests in flight may finish, but not for long: shutdown must not hang.
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(3), graceful.shutdown()).await;
 }
 
 fn duration(d: &crate::duration::PromDuration) -> Duration {
@@ -135,6 +139,7 @@ async fn serve_conn<IO>(
     header_timeout: Duration,
     idle_timeout: Duration,
     watcher: hyper_util::server::graceful::Watcher,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -157,15 +162,24 @@ async fn serve_conn<IO>(
     let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
     tokio::pin!(conn);
     let tick = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut stopping = false;
     loop {
+        let idle_now = activity.running.load(Ordering::Relaxed) == 0;
+        if stopping && idle_now {
+            // Shutting down and no handler runs: nothing to wait for.
+            return;
+        }
         tokio::select! {
+            r = stop.changed(), if !stopping => {
+                stopping = r.is_err() || *stop.borrow();
+            }
             r = &mut conn => {
                 if let Err(e) = r {
                     tracing::debug!(error = %e, "HTTP connection ended with an error");
                 }
                 return;
             }
-            _ = tokio::time::sleep(tick) => {
+            _ = tokio::time::sleep(if stopping { Duration::from_millis(50) } else { tick }) => {
                 if activity.running.load(Ordering::Relaxed) == 0 && activity.idle() >= idle_timeout {
                     tracing::debug!("closing an idle HTTP connection");
                     ::metrics::counter!("forewarn_http_idle_connections_closed_total").increment(1);
