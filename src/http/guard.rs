@@ -282,3 +282,46 @@ fn deploys_token(d: &Daemon, req: &Request) -> bool {
         .unwrap_or("");
     same(&sha256(&[given.as_bytes()]), &sha256(&[token.as_bytes()]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_state_changing_methods_except_query_posts() {
+        assert!(is_write(&Method::POST, "/api/v1/silences"));
+        assert!(is_write(&Method::DELETE, "/api/v1/silences/x"));
+        assert!(is_write(&Method::POST, "/-/reload"));
+        assert!(is_write(&Method::PUT, "/-/reload"));
+        assert!(!is_write(&Method::POST, "/api/v1/query"));
+        assert!(!is_write(&Method::POST, "/api/v1/query_range"));
+        assert!(!is_write(&Method::GET, "/api/v1/silences"));
+        assert!(is_write(&Method::POST, "/api/v1/query/../silences"), "no prefix tricks");
+    }
+
+    #[test]
+    fn own_origins_are_the_host_called_and_external_url() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:9099"));
+        let cfg = HttpConfig { external_url: Some("https://Forewarn.example.com/sub/".into()), ..Default::default() };
+        assert_eq!(
+            own_origins(&h, false, &cfg),
+            vec!["http://127.0.0.1:9099".to_string(), "https://forewarn.example.com".to_string()]
+        );
+        assert_eq!(own_origins(&h, true, &HttpConfig::default()), vec!["https://127.0.0.1:9099".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn passwords_are_checked_once_and_unknown_users_fail() {
+        let g = Guard::default();
+        let mut cfg = HttpConfig::default();
+        cfg.basic_auth_users.insert("ana".into(), bcrypt::hash("pw", 4).unwrap());
+        let creds = g.credentials(&cfg);
+        assert!(g.password_ok(&creds, "ana", "pw").await);
+        assert!(!g.password_ok(&creds, "ana", "nope").await);
+        assert!(!g.password_ok(&creds, "bob", "pw").await);
+        assert_eq!(g.cache.lock().unwrap().len(), 3);
+        assert!(g.password_ok(&creds, "ana", "pw").await, "from the cache");
+        assert_eq!(g.cache.lock().unwrap().len(), 3);
+    }
+}
