@@ -33,7 +33,7 @@ mod tests;
 pub use eval::selector_matchers;
 pub(crate) use series_notation::parse_number;
 pub use series_notation::{parse_series, parse_series_values, SeriesValue};
-pub use support::check_supported;
+pub use support::{check_supported, selector_names};
 
 use crate::labels::Labels;
 use crate::native_histogram::FloatHistogram;

@@ -53,3 +53,56 @@ fn selector(m: &promql_parser::label::Matchers) -> Result<(), EvalError> {
         Err(EvalError::Unsupported("`or` inside label matchers".into()))
     }
 }
+
+/// The metric name of every selector under `expr`, `None` for a selector
+/// without a literal one (`{job="x"}`, `{__name__=~"a|b"}`): what a rule
+/// reads, for waking it when those names get fresh samples.
+pub fn selector_names(expr: &Expr) -> Vec<Option<String>> {
+    fn name(vs: &promql_parser::parser::VectorSelector) -> Option<String> {
+        vs.name.clone().or_else(|| {
+            vs.matchers
+                .matchers
+                .iter()
+                .find(|m| m.name == "__name__" && matches!(m.op, promql_parser::label::MatchOp::Equal))
+                .map(|m| m.value.clone())
+        })
+    }
+    fn walk(e: &Expr, out: &mut Vec<Option<String>>) {
+        match e {
+            Expr::VectorSelector(vs) => out.push(name(vs)),
+            Expr::MatrixSelector(ms) => out.push(name(&ms.vs)),
+            Expr::Paren(p) => walk(&p.expr, out),
+            Expr::Unary(u) => walk(&u.expr, out),
+            Expr::Subquery(s) => walk(&s.expr, out),
+            Expr::Binary(b) => {
+                walk(&b.lhs, out);
+                walk(&b.rhs, out);
+            }
+            Expr::Aggregate(a) => {
+                walk(&a.expr, out);
+                if let Some(p) = &a.param {
+                    walk(p, out);
+                }
+            }
+            Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, out)),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(expr, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod selector_names_tests {
+    #[test]
+    fn names_of_every_selector_and_none_for_nameless_ones() {
+        let e = crate::promql::parse(
+            r#"sum(rate(a_total[5m])) / on() group_left count({__name__="b"}) > max_over_time(({job="x"})[1h:1m])"#,
+        )
+        .unwrap();
+        let got = super::selector_names(&e);
+        assert_eq!(got, vec![Some("a_total".to_string()), Some("b".to_string()), None]);
+        assert!(super::selector_names(&crate::promql::parse("vector(1)").unwrap()).is_empty());
+    }
+}

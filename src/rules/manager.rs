@@ -161,7 +161,11 @@ impl RuleManager {
         let (g2, h2) = (group.clone(), health.clone());
         let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
         let persist = self.persist.as_ref().map(|(p, _)| p.clone());
-        let mut ingested = store.subscribe_ingest();
+        // The group's own names: a scrape of other metrics does not wake it.
+        let (watch, writes_mask) = {
+            let g = group.lock().unwrap_or_else(|e| e.into_inner());
+            (store.watch_ingest(g.reads_mask()), g.writes_mask())
+        };
         let restore = self.persist.as_ref().map(|(_, o)| *o).unwrap_or_default();
         let task = tokio::spawn(async move {
             if let Some(src) = restore_from {
@@ -173,18 +177,17 @@ impl RuleManager {
             loop {
                 let boundary = next;
                 tokio::time::sleep_until(boundary).await;
-                // Evaluate on fresh data: if no scrape landed since the last
-                // evaluation, wait for the next one (at most half an
-                // interval). Evaluations then lock on just after the scrapes,
-                // which takes up to an interval off the time from a crossing
-                // to a notification. Without scrapes the schedule keeps its
-                // period, shifted by half an interval.
+                // Evaluate on fresh data: if none of the group's names came
+                // in since the last evaluation, wait for them (at most three
+                // quarters of an interval, so a slow scrape is waited for
+                // too), then evaluate right after the batch that brings
+                // them. The period stays the interval either way: the next
+                // point is set from this one, not from when the wait ended.
                 // (Data from a datasource arrives on no local signal.)
-                let fresh = source.is_none()
-                    && (ingested.has_changed().unwrap_or(false)
-                        || tokio::time::timeout(interval / 2, ingested.changed()).await.is_ok_and(|r| r.is_ok()));
-                ingested.borrow_and_update();
-                next = if fresh { tokio::time::Instant::now() + interval } else { boundary + interval };
+                let fresh = source.is_none() && watch.wait(interval * 3 / 4).await;
+                let arrivals = watch.take();
+                let now = tokio::time::Instant::now();
+                next = next_evaluation(boundary, now, interval, fresh.then(|| (arrivals, watch.last_arrival().into())));
                 let t = chrono::Utc::now().timestamp_millis();
                 let started = std::time::Instant::now();
                 let outcome = {
@@ -207,6 +210,9 @@ impl RuleManager {
                     })
                 };
                 let took = started.elapsed();
+                if writes_mask != 0 {
+                    store.announce(writes_mask, &watch);
+                }
                 {
                     let mut h = h2.lock().unwrap_or_else(|e| e.into_inner());
                     for (slot, err) in h.iter_mut().zip(&outcome.errors) {
@@ -243,6 +249,36 @@ impl RuleManager {
                 f(&g, &h)
             })
             .collect()
+    }
+}
+
+/// When a group evaluates next, after evaluating `now` for the schedule
+/// point `boundary`. `data`: how many batches of the group's names arrived
+/// since its last evaluation and when the latest did, if any did.
+///
+/// With one batch per interval (one scrape loop feeding the group at its
+/// own interval) the next evaluation is anchored on the next batch's
+/// expected arrival, a margin before it: the group then waits for that
+/// batch and evaluates right after it, so it stays locked just behind the
+/// scrapes instead of drifting against them. With data more often than the
+/// group evaluates, or none, the group keeps its period. A missed schedule
+/// point (an evaluation longer than the interval) is skipped, not caught up.
+fn next_evaluation(
+    boundary: tokio::time::Instant,
+    now: tokio::time::Instant,
+    interval: Duration,
+    data: Option<(u64, tokio::time::Instant)>,
+) -> tokio::time::Instant {
+    let margin = (interval / 4).min(Duration::from_millis(100));
+    match data {
+        Some((1, arrived)) => (arrived + interval - margin).max(now + interval / 2),
+        _ => {
+            let mut next = boundary + interval;
+            while next <= now {
+                next += interval;
+            }
+            next
+        }
     }
 }
 
@@ -311,4 +347,135 @@ fn write_alert_series(
     }
     app.commit();
     *prev = seen;
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::next_evaluation;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    const S: Duration = Duration::from_secs(1);
+
+    /// One batch per interval: the next evaluation comes a margin before
+    /// the next batch, whatever the phase the group started in, so the
+    /// group waits for it and evaluates right after it.
+    #[test]
+    fn locks_on_just_before_the_next_batch() {
+        let t0 = Instant::now();
+        // Data arrived 700 ms into the interval; evaluated at once after it.
+        let arrived = t0 + Duration::from_millis(700);
+        let next = next_evaluation(t0, arrived + Duration::from_millis(2), S, Some((1, arrived)));
+        assert_eq!(next, arrived + S - Duration::from_millis(100));
+        // Data that arrived just after the last evaluation, found at the
+        // boundary: not sooner than half an interval, then the wait for the
+        // batch after it lands right on it.
+        let arrived = t0 - Duration::from_millis(950);
+        let next = next_evaluation(t0, t0, S, Some((1, arrived)));
+        assert_eq!(next, t0 + S / 2);
+    }
+
+    /// Data more often than the group evaluates, or none at all: the
+    /// period is kept, and a missed point is skipped rather than caught up.
+    #[test]
+    fn keeps_the_period_otherwise() {
+        let t0 = Instant::now();
+        assert_eq!(next_evaluation(t0, t0 + S / 2, S, None), t0 + S);
+        assert_eq!(next_evaluation(t0, t0, S * 15, Some((15, t0))), t0 + S * 15);
+        assert_eq!(next_evaluation(t0, t0 + S * 3 + S / 2, S, None), t0 + S * 4);
+    }
+}
+
+#[cfg(test)]
+mod lock_on_tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::RuleManager;
+    use crate::labels::Labels;
+    use crate::store::Store;
+
+    fn sample(name: &str) -> Labels {
+        let mut l = Labels::new();
+        l.set(crate::labels::METRIC_NAME.into(), name.into());
+        l
+    }
+
+    /// A group evaluates right after each batch of its data (not up to an
+    /// interval later, wherever its schedule started), while a batch of
+    /// other metrics does not wake it, and a group with no data keeps its
+    /// period.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn groups_evaluate_right_after_their_data_and_keep_their_period_otherwise() {
+        let store = Arc::new(Store::new(3_600_000));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let rules = RuleManager::new(store.clone(), Default::default(), tx);
+        let text = "groups:\n  - name: fed\n    interval: 400ms\n    rules:\n      - alert: Fed\n        expr: fed > 1000\n  - name: starved\n    interval: 400ms\n    rules:\n      - alert: Starved\n        expr: starved > 1 or vector(1)\n";
+        let groups = crate::rules::file::parse_rules("t.yml", text, Default::default()).unwrap();
+        let start = Instant::now();
+        rules.replace(groups);
+        // Batches of `fed` every 400 ms at a phase the group did not start
+        // on, each followed 60 ms later by a batch of another metric; every
+        // fourth one 120 ms late (a slow scrape), which must not leave the
+        // group evaluating late on the batches after it.
+        let s2 = store.clone();
+        let commits = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+        let c2 = commits.clone();
+        let feeder = tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_millis(170),
+                Duration::from_millis(400),
+            );
+            for i in 0..16 {
+                tick.tick().await;
+                if i % 4 == 1 {
+                    tokio::time::sleep(Duration::from_millis(120)).await;
+                }
+                let t = chrono::Utc::now().timestamp_millis();
+                let mut app = s2.appender();
+                app.append(&sample("fed"), t, i as f64);
+                app.commit();
+                c2.lock().unwrap().push(Instant::now());
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                let mut app = s2.appender();
+                app.append(&sample("other"), t, 1.0);
+                app.commit();
+            }
+        });
+        feeder.await.unwrap();
+        drop(rules);
+        // Which group an evaluation came from: only the starved group's
+        // alert fires.
+        let (mut evals, mut starved) = (Vec::new(), Vec::new());
+        while let Ok(b) = rx.try_recv() {
+            if b.alerts.is_empty() {
+                evals.push(b.at);
+            } else {
+                starved.push(b.at);
+            }
+        }
+        let commits = commits.lock().unwrap().clone();
+        let wall = |i: &Instant| chrono::Utc::now().timestamp_millis() - i.elapsed().as_millis() as i64;
+        let commit_ms: Vec<i64> = commits.iter().map(wall).collect();
+        // Every commit after the first two (the lock-on) is followed within
+        // 60 ms by an evaluation; before the change evaluations drifted
+        // anywhere in the interval after it.
+        let mut late = Vec::new();
+        for c in &commit_ms[2..] {
+            if !evals.iter().any(|e| *e >= *c - 5 && *e <= *c + 60) {
+                late.push(c);
+            }
+        }
+        assert!(late.len() <= 3, "evaluations not right after the data: commits {commit_ms:?}, evaluations {evals:?}");
+        // The starved group kept evaluating every 400 ms meanwhile.
+        let span = start.elapsed().as_millis() as f64;
+        let expected = span / 400.0;
+        assert!(
+            (starved.len() as f64) > expected * 0.8 && (starved.len() as f64) < expected * 1.2,
+            "{} evaluations in {span} ms (expected about {expected})",
+            starved.len()
+        );
+        let gaps: Vec<i64> = starved.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| (250..=550).contains(g)), "starved group's periods: {gaps:?}");
+    }
 }

@@ -119,6 +119,33 @@ pub struct GroupOutcome {
 }
 
 impl RuleGroup {
+    /// The ingest mask ([`crate::store::names_mask`]) of the metric names
+    /// this group's rules read: a committed batch of one of them wakes it.
+    pub fn reads_mask(&self) -> u64 {
+        let mut names = Vec::new();
+        for r in &self.rules {
+            match r {
+                Rule::Record(r) => names.extend(crate::promql::selector_names(&r.expr)),
+                Rule::Alert(a) => {
+                    names.extend(crate::promql::selector_names(&a.expr));
+                    for e in a.kind.iter().flat_map(|k| k.reads()) {
+                        names.extend(crate::promql::selector_names(e));
+                    }
+                }
+            }
+        }
+        crate::store::names_mask(names.iter().map(Option::as_deref))
+    }
+
+    /// The ingest mask of the series its recording rules write.
+    pub fn writes_mask(&self) -> u64 {
+        let names = self.rules.iter().filter_map(|r| match r {
+            Rule::Record(r) => Some(Some(r.name.as_str())),
+            Rule::Alert(_) => None,
+        });
+        crate::store::names_mask(names)
+    }
+
     /// Evaluates every rule at `t` (ms). Recording rules write into `store`
     /// before the next rule runs, so later rules see their output.
     pub fn eval(&mut self, store: &Store, t: i64, ctx: &EvalContext) -> GroupOutcome {

@@ -29,6 +29,8 @@ pub(crate) struct Entry {
     pub labels: PackedLabels,
     /// The id that names this series in the WAL and snapshots.
     pub r: u64,
+    /// The metric name's bit in an ingest mask ([`super::ingest`]).
+    pub name_bit: u8,
     pub data: Mutex<SeriesData>,
 }
 
@@ -232,9 +234,9 @@ pub struct Store {
     pub(crate) next_ref: AtomicU64,
     /// Set for a store opened on a directory ([`Store::open`]).
     pub(crate) durable: Option<super::durable::Durable>,
-    /// Bumped after every committed scrape batch, so rule groups can
-    /// evaluate on fresh data instead of up to an interval later.
-    ingested: tokio::sync::watch::Sender<u64>,
+    /// Told of every committed scrape batch, so rule groups can evaluate
+    /// on fresh data instead of up to an interval later.
+    ingest: super::ingest::IngestBus,
     histograms: super::histograms::Histograms,
 }
 
@@ -249,15 +251,23 @@ impl Store {
             options,
             next_ref: AtomicU64::new(1),
             durable: None,
-            ingested: tokio::sync::watch::Sender::new(0),
+            ingest: Default::default(),
             histograms: Default::default(),
         }
     }
 
-    /// Changes after each committed batch from [`Store::appender`] (one per
-    /// scrape); single appends (recording rules, replay) do not signal.
-    pub fn subscribe_ingest(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.ingested.subscribe()
+    /// Hears each committed batch from [`Store::appender`] (one per scrape)
+    /// with a series whose metric name is in `mask`
+    /// ([`super::ingest::names_mask`]); single appends do not signal.
+    pub fn watch_ingest(&self, mask: u64) -> Arc<super::ingest::IngestWatch> {
+        self.ingest.watch(mask)
+    }
+
+    /// Tells the watchers of `mask` (but `from`, the writer's own) that
+    /// samples of those names were written: a rule group after writing its
+    /// recordings, so groups that read them evaluate next.
+    pub fn announce(&self, mask: u64, from: &super::ingest::IngestWatch) {
+        self.ingest.publish(mask, Some(from));
     }
 
     pub fn retention_ms(&self) -> i64 {
@@ -275,26 +285,27 @@ impl Store {
     /// A batch appender: appends go to memory at once and to the WAL (if
     /// any) in one piece on [`Appender::commit`] or drop. One per scrape.
     pub fn appender(&self) -> Appender<'_> {
-        Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: true }
+        Appender { store: self, batch: SampleBatch::default(), appended: 0, names: 0, signal: true }
     }
 
     /// Like [`Store::appender`], encoding into `batch`'s buffer (taken back
     /// with [`Appender::into_batch`]): a scraper reuses one buffer for every
     /// scrape instead of growing a new one each time.
     pub fn appender_reusing(&self, batch: SampleBatch) -> Appender<'_> {
-        Appender { store: self, batch, appended: 0, signal: true }
+        Appender { store: self, batch, appended: 0, names: 0, signal: true }
     }
 
     /// Like [`Store::appender`], but a commit does not wake the rule groups
     /// (samples written by rules themselves, such as `ALERTS`).
     pub fn appender_quiet(&self) -> Appender<'_> {
-        Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: false }
+        Appender { store: self, batch: SampleBatch::default(), appended: 0, names: 0, signal: false }
     }
 
     /// Appends one sample. Samples older than the series' newest one are
     /// dropped (out-of-order), a sample at the same timestamp replaces it.
     pub fn append(&self, labels: &Labels, t: i64, v: f64) {
-        Appender { store: self, batch: SampleBatch::default(), appended: 0, signal: false }.append(labels, t, v);
+        Appender { store: self, batch: SampleBatch::default(), appended: 0, names: 0, signal: false }
+            .append(labels, t, v);
     }
 
     /// Appends a native histogram sample (kept in memory only, see
@@ -327,7 +338,8 @@ impl Store {
         }
         let r = r.unwrap_or_else(|| self.next_ref.fetch_add(1, Ordering::Relaxed));
         let data = SeriesData::new(self.options.downsample_retention_ms.is_some());
-        let entry = Arc::new(Entry { labels: PackedLabels::new(labels), r, data: Mutex::new(data) });
+        let name_bit = super::ingest::name_bit(labels.value(crate::labels::METRIC_NAME));
+        let entry = Arc::new(Entry { labels: PackedLabels::new(labels), r, name_bit, data: Mutex::new(data) });
         metrics::counter!("forewarn_store_series_created_total").increment(1);
         // Logged under the shard lock: no other task can log a sample of
         // this series before the series record.
@@ -508,6 +520,8 @@ pub struct Appender<'a> {
     store: &'a Store,
     batch: SampleBatch,
     appended: u64,
+    /// The ingest mask of the series appended since the last commit.
+    names: u64,
     /// Whether a commit tells subscribers that fresh data arrived.
     signal: bool,
 }
@@ -578,6 +592,7 @@ impl Appender<'_> {
             return;
         }
         self.appended += 1;
+        self.names |= 1u64 << e.name_bit;
         if self.store.durable.is_some() {
             self.batch.add(e.r, t, v);
         }
@@ -592,8 +607,9 @@ impl Appender<'_> {
             metrics::counter!("forewarn_store_samples_appended_total").increment(self.appended);
             self.appended = 0;
             if self.signal {
-                self.store.ingested.send_modify(|n| *n = n.wrapping_add(1));
+                self.store.ingest.publish(self.names, None);
             }
+            self.names = 0;
         }
     }
 }

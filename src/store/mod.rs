@@ -14,6 +14,8 @@
 //!   it too).
 //! - `histograms`: native histogram samples (from tests and recording rules
 //!   over them; never scraped), beside the float series.
+//! - `ingest`: who hears that a batch of which metric names was committed
+//!   (rule groups evaluating right after their data arrives).
 //! - `downsample`: optional 5-minute min/max/sum/count aggregates kept past
 //!   the raw retention ([`Store::select_downsampled`]).
 //! - `wal`, `snapshot`, `frame`, `durable`: the write-ahead log, snapshots,
@@ -24,6 +26,7 @@ mod downsample;
 mod durable;
 mod frame;
 mod histograms;
+mod ingest;
 mod memory;
 mod packed;
 mod series;
@@ -35,6 +38,7 @@ pub mod wal;
 pub use downsample::{Aggregate, DOWNSAMPLE_MS};
 pub use durable::{open_configured, spawn_persistence, RecoveryReport, StoreError};
 pub use histograms::{HistogramSample, HistogramSeries};
+pub use ingest::{name_bit, names_mask, IngestWatch};
 pub use memory::{Appender, DownsampledSeries, SeriesRef, Store, StoreOptions, StoreStats};
 
 use crate::labels::{Labels, Matcher};

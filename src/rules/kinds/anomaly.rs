@@ -27,7 +27,7 @@ pub const DEFAULT_SEASONAL_SENSITIVITY: f64 = 0.8;
 
 #[derive(Debug)]
 pub struct Anomaly {
-    series: Expr,
+    pub(super) series: Expr,
     learned: Learned,
 }
 

@@ -80,6 +80,16 @@ impl RuleKind {
         }
     }
 
+    /// The expressions this kind reads (besides its rule's `expr`).
+    pub fn reads(&self) -> Vec<&Expr> {
+        match self {
+            RuleKind::Trend(k) => vec![&k.series],
+            RuleKind::Ratio(k) => vec![&k.of, &k.to],
+            RuleKind::Anomaly(k) => vec![&k.series],
+            RuleKind::Threshold(k) => vec![&k.series],
+        }
+    }
+
     /// A note for the API, e.g. "learning: 3h of 2d history".
     pub fn status(&self) -> Option<String> {
         match self {

@@ -28,8 +28,8 @@ pub enum BandSpec {
 
 #[derive(Debug)]
 pub struct Ratio {
-    of: Expr,
-    to: Expr,
+    pub(super) of: Expr,
+    pub(super) to: Expr,
     /// `(of) / (to)`, for learning the band from history.
     ratio: Expr,
     band: BandSpec,

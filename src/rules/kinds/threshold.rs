@@ -34,7 +34,7 @@ pub enum OnMissing {
 
 #[derive(Debug)]
 pub struct Threshold {
-    series: Expr,
+    pub(super) series: Expr,
     mode: Mode,
     clear: f64,
     on_missing: OnMissing,

@@ -43,7 +43,7 @@ pub enum Limit {
 
 #[derive(Debug)]
 pub struct Trend {
-    series: Expr,
+    pub(super) series: Expr,
     over_ms: i64,
     rising_per_s: Option<f64>,
     limit: Option<Limit>,
