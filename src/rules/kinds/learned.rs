@@ -84,6 +84,10 @@ impl Learned {
     pub fn begin(&mut self, ctx: &KindContext, expr: &Expr) -> Result<(), EvalError> {
         if self.refreshed_at.is_none_or(|at| ctx.t - at >= REFRESH_MS || at > ctx.t) {
             let step = ctx.interval_ms.max(self.spec.baseline_ms / 4000).max(1000);
+            // At most ~4,000 raw samples per series: a week at a 15 s scrape
+            // would be 40,320 (10x the memory and the work per evaluation
+            // for the same quantiles).
+            self.history.thin_ms = (self.spec.baseline_ms / 4000).max(1000);
             self.history.refresh(ctx, expr, self.spec.baseline_ms, step)?;
             self.refreshed_at = Some(ctx.t);
             // Series gone from the history take their memory with them.

@@ -156,6 +156,11 @@ pub(crate) struct RollingHistory {
     /// so nothing between two refreshes is skipped and nothing is read twice.
     pub fetched_to: Option<i64>,
     next_from: i64,
+    /// Raw samples are kept one per slot of this many ms (the first in
+    /// each): a 7 d baseline of a series scraped every 15 s is 40,320
+    /// samples, and a learned range gets nothing from more than a few
+    /// thousand (0 keeps every sample).
+    pub thin_ms: i64,
 }
 
 impl RollingHistory {
@@ -176,8 +181,18 @@ impl RollingHistory {
                     .series
                     .entry(s.labels.fingerprint())
                     .or_insert_with(|| Series { labels: s.labels.clone(), samples: Vec::new() });
-                let last = entry.samples.last().map(|x| x.t).unwrap_or(i64::MIN);
-                entry.samples.extend(s.samples.into_iter().filter(|x| x.t > last));
+                let mut last = entry.samples.last().map(|x| x.t);
+                let slot = |t: i64| if self.thin_ms > 0 { t.div_euclid(self.thin_ms) } else { t };
+                for x in s.samples {
+                    let keep = match last {
+                        None => true,
+                        Some(l) => x.t > l && slot(x.t) != slot(l),
+                    };
+                    if keep {
+                        entry.samples.push(x);
+                        last = Some(x.t);
+                    }
+                }
             }
             self.next_from = if is_raw_selector(expr) { ctx.t + 1 } else { from + ((ctx.t - from) / step + 1) * step };
         }

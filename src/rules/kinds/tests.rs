@@ -351,6 +351,33 @@ fn rolling_history_keeps_every_sample_between_refreshes() {
     assert_eq!(rolled.samples, straight[0].samples, "refreshes lose nothing and read nothing twice");
 }
 
+#[test]
+fn rolling_history_thins_raw_samples_to_its_step_across_refreshes() {
+    use super::{KindContext, RollingHistory};
+    let store = Store::new(i64::MAX / 4);
+    let l = Labels::from_pairs([("__name__", "x")]);
+    // Every 15 s for 2 h.
+    let mut t = 0;
+    while t <= 2 * HOUR {
+        store.append(&l, t, t as f64);
+        t += 15_000;
+    }
+    let options = crate::promql::EvalOptions::default();
+    let expr = crate::promql::parse("x").expect("parses");
+    let mut h = RollingHistory { thin_ms: MIN, ..Default::default() };
+    let mut now = HOUR;
+    while now <= 2 * HOUR {
+        let ctx = KindContext { store: &store, t: now, interval_ms: MIN, for_ms: 0, options: &options, restarts: None };
+        h.refresh(&ctx, &expr, HOUR, MIN).expect("refresh");
+        now += 5 * MIN + 3_000;
+    }
+    let rolled = &h.series.values().next().expect("one series").samples;
+    // One sample a minute (every 4th), none lost at the refresh seams.
+    let gaps: Vec<i64> = rolled.windows(2).map(|w| w[1].t - w[0].t).collect();
+    assert!(gaps.iter().all(|g| *g == MIN), "{gaps:?}");
+    assert!((59..=61).contains(&rolled.len()), "{}", rolled.len());
+}
+
 /// Evaluates every minute over [from, to) and returns the firing episodes
 /// (start, end, explanation at the last evaluation).
 fn episodes(g: &mut RuleGroup, store: &Store, from: i64, to: i64) -> Vec<(i64, Option<i64>, String)> {
