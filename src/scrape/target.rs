@@ -93,6 +93,8 @@ pub struct ScrapeState {
     pending: Vec<Pending>,
     /// The WAL batch buffer, kept for its capacity.
     batch: Option<crate::store::wal::SampleBatch>,
+    /// The body buffer, kept for its capacity.
+    body: Vec<u8>,
     /// `up`, `scrape_duration_seconds`, ... of this target.
     synthetic: Vec<SeriesRef>,
     /// Sees every good scrape's samples to record deploys and restarts.
@@ -116,9 +118,23 @@ struct Cached {
 
 /// A sample of this scrape: to a cached series, or to a new one.
 enum Pending {
-    Known { slot: u32, t: i64, v: f64 },
-    New { slot: u32, labels: Labels, t: i64, v: f64 },
+    Known {
+        slot: u32,
+        t: i64,
+        v: f64,
+    },
+    New {
+        slot: u32,
+        labels: Labels,
+        t: i64,
+        v: f64,
+    },
+    /// Already appended (taken out of the list).
+    Done,
 }
+
+/// How many samples ahead the ingest loop touches a series' memory.
+const PREFETCH_AHEAD: usize = 8;
 
 /// Series older than this are invisible to queries anyway (the lookback
 /// delta), so a restart longer than it needs no staleness markers.
@@ -140,7 +156,9 @@ pub enum ScrapeError {
 }
 
 /// Fetches the body, honouring timeout and size limit.
-async fn fetch(client: &reqwest::Client, t: &Target) -> Result<(Vec<u8>, Format), ScrapeError> {
+/// Fetches the target's body into `body` (cleared first; a scraper reuses
+/// one buffer, so a steady-size body costs no allocation or regrowth).
+async fn fetch(client: &reqwest::Client, t: &Target, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
     let http = |message: String| ScrapeError::Http { url: t.url.clone(), message };
     if let Some(e) = &t.client.setup_error {
         return Err(http(e.clone()));
@@ -174,14 +192,16 @@ async fn fetch(client: &reqwest::Client, t: &Target) -> Result<(Vec<u8>, Format)
         if resp.content_length().is_some_and(|l| l > t.body_size_limit) {
             return Err(ScrapeError::BodyTooLarge { url: t.url.clone(), limit: t.body_size_limit });
         }
-        let mut body = Vec::new();
+        let expected = resp.content_length().map_or(body.len(), |l| l as usize);
+        body.clear();
+        body.reserve(expected);
         while let Some(chunk) = resp.chunk().await.map_err(|e| http(describe_reqwest(&e)))? {
             if body.len() as u64 + chunk.len() as u64 > t.body_size_limit {
                 return Err(ScrapeError::BodyTooLarge { url: t.url.clone(), limit: t.body_size_limit });
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((body, format))
+        Ok(format)
     };
     // The whole exchange, trickling bodies included, must fit in the timeout.
     match tokio::time::timeout(t.timeout, fut).await {
@@ -273,6 +293,7 @@ impl ScrapeState {
         let mut limit_err: Option<String> = None;
         let epoch = self.epoch;
         let (cached, index, pending) = (&mut self.cached, &mut self.index, &mut self.pending);
+        let mut next_slot = 0u32;
         // (`forewarn check metrics` stays strict.)
         let opts = parse::ParseOptions::scrape();
         let res = parse::parse_with(body, format, opts, |s| {
@@ -285,7 +306,13 @@ impl ScrapeState {
                 _ => now,
             };
             let key = parse::hash::raw_series_key(s.name, &s.labels);
-            if let Some(&slot) = index.get(&key) {
+            // A body lists its series in the same order scrape after
+            // scrape, and the cache holds them in the order first seen: the
+            // entry after the last one matched is nearly always this one,
+            // found without the index (whose lookup is a cache miss).
+            let predicted = cached.get(next_slot as usize).filter(|c| c.key == key).map(|_| next_slot);
+            if let Some(slot) = predicted.or_else(|| index.get(&key).copied()) {
+                next_slot = slot + 1;
                 let c = &mut cached[slot as usize];
                 if c.epoch == epoch {
                     return; // the same series twice in one body: the first one wins
@@ -298,6 +325,7 @@ impl ScrapeState {
             }
             // New or changed: the slow path, once.
             let slot = cached.len() as u32;
+            next_slot = slot + 1;
             index.insert(key, slot);
             let Some(labels) = series_labels(t, s) else {
                 cached.push(Cached { key, series: None, epoch, watched: None });
@@ -370,9 +398,19 @@ pub async fn scrape_once(
     now: i64,
 ) -> TargetHealth {
     let started = Instant::now();
-    let fetched = fetch(client, t).await;
+    let mut body = std::mem::take(&mut state.body);
+    let fetched = fetch(client, t, &mut body).await;
     let duration = started.elapsed().as_secs_f64();
-    ingest(t, fetched.as_ref().map(|(b, f)| (b.as_slice(), *f)).map_err(|e| e.to_string()), store, state, now, duration)
+    let health = ingest(
+        t,
+        fetched.as_ref().map(|f| (body.as_slice(), *f)).map_err(|e| e.to_string()),
+        store,
+        state,
+        now,
+        duration,
+    );
+    state.body = body;
+    health
 }
 
 /// Writes one scrape's outcome into the store: the body's samples (or
@@ -409,8 +447,18 @@ pub fn ingest(
             let (mut added, mut kept) = (0, 0);
             // What the deploy detector reads (a few series per target).
             let mut watched: Vec<(Labels, i64, f64)> = Vec::new();
-            for p in pending.drain(..) {
+            for i in 0..pending.len() {
+                // Each series' memory is touched for the first time in this
+                // scrape here (a cache miss on its lock): start the load a
+                // few samples ahead so the misses overlap instead of queueing.
+                if let Some(Pending::Known { slot, .. }) = pending.get(i + PREFETCH_AHEAD) {
+                    if let Some(r) = &state.cached[*slot as usize].series {
+                        r.touch();
+                    }
+                }
+                let p = std::mem::replace(&mut pending[i], Pending::Done);
                 let (slot, t, v) = match p {
+                    Pending::Done => continue,
                     Pending::Known { slot, t, v } => {
                         if let Some(r) = &mut state.cached[slot as usize].series {
                             app.append_live(r, t, v);
@@ -431,6 +479,7 @@ pub fn ingest(
                     watched.push((l.clone(), t, v));
                 }
             }
+            pending.clear();
             state.pending = pending;
             // What is left of the last scrape is gone from this one.
             state.end_unseen(&mut app, now);
@@ -589,16 +638,17 @@ mod tests {
         let t = Target::from_config(&sc, &crate::config::GlobalConfig::default()).remove(0);
         let client = reqwest::Client::new();
 
-        let (body, _) = fetch(&client, &t).await.expect("first scrape with tok-1");
+        let mut body = Vec::new();
+        fetch(&client, &t, &mut body).await.expect("first scrape with tok-1");
         assert_eq!(body, b"up_metric 1\n");
         // Rotate the secret on both sides; no reload of the target.
         std::fs::write(&token_file, "tok-2\n").expect("rotate token");
         *current.lock().expect("token") = "Bearer tok-2".into();
-        fetch(&client, &t).await.expect("second scrape uses the rotated tok-2");
+        fetch(&client, &t, &mut body).await.expect("second scrape uses the rotated tok-2");
         assert_eq!(*seen.lock().expect("log"), ["Bearer tok-1", "Bearer tok-2"]);
 
         std::fs::remove_file(&token_file).expect("remove token");
-        let err = fetch(&client, &t).await.expect_err("missing file fails the scrape").to_string();
+        let err = fetch(&client, &t, &mut body).await.expect_err("missing file fails the scrape").to_string();
         assert!(err.contains(&token_file.display().to_string()) && err.contains("credentials_file"), "{err}");
         assert_eq!(seen.lock().expect("log").len(), 2, "no request is sent without the secret");
         let _ = std::fs::remove_dir_all(&dir);

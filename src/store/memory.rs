@@ -535,6 +535,16 @@ pub struct Appender<'a> {
 pub struct SeriesRef(Arc<Entry>);
 
 impl SeriesRef {
+    /// Loads the series' handle count and lock into the cache so a later
+    /// append finds them there: the scraper calls it a few series ahead,
+    /// and the misses overlap instead of stalling one by one. (Safe loads
+    /// of what the append reads first: the count and the lock's flag.)
+    #[inline]
+    pub fn touch(&self) {
+        std::hint::black_box(Arc::strong_count(&self.0));
+        std::hint::black_box(self.0.data.is_poisoned());
+    }
+
     /// Whether another handle besides this one and the store's is held
     /// (two raw series a scraper's relabeling turned into one).
     pub fn shared(&self) -> bool {
