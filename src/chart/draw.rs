@@ -91,22 +91,57 @@ fn y_range(spec: &ChartSpec) -> (f64, f64) {
     (lo, hi)
 }
 
-/// Tick times on round minutes/hours (UTC), at most about eight of them.
+/// Tick times on round seconds/minutes/hours (UTC), at most about eight.
 fn time_ticks(from: i64, to: i64) -> Vec<i64> {
-    const STEPS: [i64; 14] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+    const STEPS_S: [i64; 20] =
+        [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
     let span = (to - from).max(1);
-    let step = STEPS.iter().map(|m| m * 60_000).find(|s| span / s <= 8).unwrap_or(span / 8 + 1);
+    let step = STEPS_S.iter().map(|s| s * 1000).find(|s| span / s <= 8).unwrap_or(span / 8 + 1);
     let first = from.div_euclid(step) * step + if from.rem_euclid(step) == 0 { 0 } else { step };
     (0..).map(|i| first + i * step).take_while(|t| *t <= to).collect()
 }
 
 fn time_label(span_ms: i64) -> impl Fn(&i64) -> String {
-    let fmt = if span_ms > 2 * 86_400_000 { "%m-%d %H:%M" } else { "%H:%M" };
+    let fmt = if span_ms > 2 * 86_400_000 {
+        "%m-%d %H:%M"
+    } else if span_ms < 10 * 60_000 {
+        "%H:%M:%S"
+    } else {
+        "%H:%M"
+    };
     move |t: &i64| Utc.timestamp_millis_opt(*t).single().map(|d| d.format(fmt).to_string()).unwrap_or_default()
 }
 
+/// Where the plot landed on the canvas: pixel ranges of the plotting area
+/// and the times at its edges, so overlays can be placed on top.
+pub struct Frame {
+    pub x_px: std::ops::Range<i32>,
+    pub y_px: std::ops::Range<i32>,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Transparent strips over the markers that have a `detail`, each with a
+/// `<title>` (the hover text), as SVG elements to append to the document.
+pub fn marker_hits(spec: &ChartSpec, f: &Frame) -> String {
+    let span = (f.to - f.from).max(1) as f64;
+    let w = f64::from(f.x_px.end - f.x_px.start);
+    let mut out = String::new();
+    for m in spec.markers.iter().filter(|m| !m.detail.is_empty() && m.at_ms >= f.from && m.at_ms <= f.to) {
+        let x = f64::from(f.x_px.start) + (m.at_ms - f.from) as f64 / span * w;
+        out.push_str(&format!(
+            "<rect class=\"marker-hit\" x=\"{:.1}\" y=\"{}\" width=\"10\" height=\"{}\" fill=\"transparent\"><title>{}</title></rect>\n",
+            x - 5.0,
+            f.y_px.start,
+            f.y_px.end - f.y_px.start,
+            super::escape(&m.detail)
+        ));
+    }
+    out
+}
+
 /// Draws the whole chart on `root`.
-pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec) -> Result<(), ChartError> {
+pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec) -> Result<Frame, ChartError> {
     root.fill(&WHITE).map_err(err)?;
     let (from, to) = (spec.from_ms, spec.to_ms.max(spec.from_ms + 1000));
     let (ymin, ymax) = y_range(spec);
@@ -233,12 +268,22 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec)
             ))
             .map_err(err)?;
     }
-    Ok(())
+    let (x_px, y_px) = chart.plotting_area().get_pixel_range();
+    Ok(Frame { x_px, y_px, from, to })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_fit_short_and_long_spans() {
+        let t = time_ticks(1_000, 61_000);
+        assert!((4..=9).contains(&t.len()) && t.iter().all(|x| x % 10_000 == 0), "{t:?}");
+        let t = time_ticks(0, 30 * 86_400_000);
+        assert!((2..=9).contains(&t.len()), "{t:?}");
+        assert_eq!(time_label(60_000)(&61_000), "00:01:01");
+    }
 
     #[test]
     fn short_numbers() {
