@@ -112,6 +112,35 @@ fn time_label(span_ms: i64) -> impl Fn(&i64) -> String {
     move |t: &i64| Utc.timestamp_millis_opt(*t).single().map(|d| d.format(fmt).to_string()).unwrap_or_default()
 }
 
+/// The corner for the legend where it hides the fewest points; the upper
+/// corners also avoid the marker labels that hang from the top.
+fn legend_corner(spec: &ChartSpec, (from, to): (i64, i64), (ymin, ymax): (f64, f64)) -> SeriesLabelPosition {
+    let (w, h) = ((to - from).max(1) as f64, (ymax - ymin).max(f64::MIN_POSITIVE));
+    // (position, left?, upper?) in the order preferred on a tie.
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, true, true),
+        (SeriesLabelPosition::UpperRight, false, true),
+        (SeriesLabelPosition::LowerLeft, true, false),
+        (SeriesLabelPosition::LowerRight, false, false),
+    ];
+    let inside = |x: f64, y: f64, left: bool, upper: bool| {
+        (if left { x < 0.45 } else { x > 0.55 }) && (if upper { y > 0.7 } else { y < 0.3 })
+    };
+    let cost = |left: bool, upper: bool| {
+        let points = spec
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.1.is_finite())
+            .filter(|p| inside((p.0 - from) as f64 / w, (p.1 - ymin) / h, left, upper))
+            .count();
+        let labels =
+            spec.markers.iter().filter(|m| upper && inside((m.at_ms - from) as f64 / w, 1.0, left, true)).count();
+        points + 1000 * labels
+    };
+    corners.iter().min_by_key(|(_, l, u)| cost(*l, *u)).map_or(SeriesLabelPosition::UpperLeft, |c| c.0.clone())
+}
+
 /// Where the plot landed on the canvas: pixel ranges of the plotting area
 /// and the times at its edges, so overlays can be placed on top.
 pub struct Frame {
@@ -239,7 +268,7 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec)
     if spec.series.len() > 1 {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(legend_corner(spec, (from, to), (ymin, ymax)))
             .background_style(WHITE.mix(0.85))
             .border_style(GRID)
             .label_font(font(11.0))

@@ -61,10 +61,10 @@ fn changes(v: &AlertView, now: i64) -> String {
         for n in &c.changes {
             let m = &n.marker;
             let mut extra = String::new();
-            if let Some(commit) = &m.commit {
+            if let Some(commit) = m.commit.as_deref().filter(|c| !n.text.contains(*c)) {
                 extra.push_str(&format!(" · commit <code>{}</code>", esc(commit)));
             }
-            if let Some(by) = &m.by {
+            if let Some(by) = m.by.as_deref().filter(|b| !n.text.contains(*b)) {
                 extra.push_str(&format!(" · by {}", esc(by)));
             }
             if let Some(u) = m.url.as_deref().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {

@@ -15,9 +15,16 @@ use crate::daemon::Daemon;
 use crate::deploys::log::MarkerQuery;
 use crate::deploys::{Kind, Marker};
 
-/// The ranges offered, as (parameter, ms).
-const RANGES: [(&str, i64); 5] =
-    [("1h", 3_600_000), ("6h", 21_600_000), ("24h", 86_400_000), ("7d", 604_800_000), ("30d", 2_592_000_000)];
+/// The ranges offered, as (parameter, ms); `auto` looks back 30 days and
+/// frames the timeline on the markers found.
+const RANGES: [(&str, i64); 6] = [
+    ("auto", 2_592_000_000),
+    ("1h", 3_600_000),
+    ("6h", 21_600_000),
+    ("24h", 86_400_000),
+    ("7d", 604_800_000),
+    ("30d", 2_592_000_000),
+];
 
 /// Whether forewarn recorded the marker itself (seen while scraping).
 fn auto_detected(m: &Marker) -> bool {
@@ -46,12 +53,12 @@ fn describe(m: &Marker) -> String {
 /// `GET /deploys?service=&kind=&source=ci|auto&range=24h`.
 pub async fn show(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let now = now_ms();
-    let range = q.get("range").map(String::as_str).unwrap_or("24h");
+    let range = q.get("range").map(String::as_str).filter(|r| !r.is_empty()).unwrap_or("auto");
     let Some(&(_, range_ms)) = RANGES.iter().find(|(r, _)| *r == range) else {
         return layout::error_page(
             StatusCode::BAD_REQUEST,
             "Bad range",
-            &format!("range {range:?}: expected one of 1h, 6h, 24h, 7d, 30d"),
+            &format!("range {range:?}: expected one of auto, 1h, 6h, 24h, 7d, 30d"),
             "/deploys",
         );
     };
@@ -119,7 +126,13 @@ pub async fn show(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, 
     for m in &shown {
         by_service.entry(m.service.as_str()).or_default().push(m);
     }
-    let span = (now - from).max(1) as f64;
+    // The timeline's left edge: the range, or (auto) a little before the
+    // oldest marker shown, so markers are not crowded at the right.
+    let left_edge = match shown.iter().map(|m| m.at).min() {
+        Some(oldest) if range == "auto" => oldest - ((now - oldest) / 10).max(60_000),
+        _ => from,
+    };
+    let span = (now - left_edge).max(1) as f64;
     for (svc, mut ms) in by_service {
         ms.sort_by_key(|m| m.at);
         body.push_str(&format!(
@@ -127,7 +140,7 @@ pub async fn show(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, 
             esc(svc)
         ));
         for m in &ms {
-            let left = ((m.at - from) as f64 / span * 100.0).clamp(0.0, 100.0);
+            let left = ((m.at - left_edge) as f64 / span * 100.0).clamp(0.0, 100.0);
             let mut detail = format!("{} at {}", describe(m), layout::rfc(m.at));
             if let Some(c) = &m.commit {
                 detail.push_str(&format!(", commit {c}"));
@@ -144,8 +157,9 @@ pub async fn show(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, 
             ));
         }
         body.push_str(&format!(
-            "</div><div class=\"axis\" aria-hidden=\"true\"><span>{}</span><span>now</span></div>",
-            esc(&crate::deploys::words::duration(now - from)) + " ago"
+            "</div><div class=\"axis\" aria-hidden=\"true\"><span>{}</span><span>{}</span><span>now</span></div>",
+            esc(&ago(left_edge, now)),
+            esc(&ago((left_edge + now) / 2, now))
         ));
         body.push_str(
             "<div class=\"table-wrap\"><table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Change</th>\
