@@ -134,6 +134,19 @@ impl Browser {
         self.cmd(reqwest::Method::GET, "/source", json!({})).await.as_str().unwrap_or_default().to_string()
     }
 
+    /// The page once it shows `text` (a form post's redirect may still be
+    /// loading when a click returns); the page as it is after 10 s.
+    async fn source_with(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.source().await;
+            if s.contains(text) || Instant::now() > deadline {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn eval(&self, script: &str) -> Value {
         self.cmd(reqwest::Method::POST, "/execute/sync", json!({ "script": script, "args": [] })).await
     }
@@ -160,8 +173,14 @@ impl Browser {
         self.cmd(reqwest::Method::POST, "/actions", actions).await;
     }
 
-    async fn resize(&self, width: u32, height: u32) {
-        self.cmd(reqwest::Method::POST, "/window/rect", json!({ "width": width, "height": height })).await;
+    /// Sets the viewport (not the window) to `width`x`height` CSS pixels,
+    /// as a phone (`mobile`) or a desktop, and the colour scheme asked for.
+    async fn viewport(&self, width: u32, height: u32, mobile: bool, scheme: &str) {
+        let cdp = |cmd: &str, params: Value| json!({ "cmd": cmd, "params": params });
+        let metrics = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
+        self.cmd(reqwest::Method::POST, "/goog/cdp/execute", cdp("Emulation.setDeviceMetricsOverride", metrics)).await;
+        let media = json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]});
+        self.cmd(reqwest::Method::POST, "/goog/cdp/execute", cdp("Emulation.setEmulatedMedia", media)).await;
     }
 
     async fn screenshot(&self, dir: &Path, name: &str) {
@@ -230,6 +249,7 @@ async fn pages_show_what_a_person_looks_for_in_a_real_browser() {
         .unwrap();
     assert!(r.status().is_success(), "{:?}", r.text().await);
     let browser = Browser::start().await;
+    browser.viewport(1280, 800, false, "light").await;
 
     let ratio = wait_for("the ratio alert", Duration::from_secs(40), async || {
         firing(&http, &base, "DemoFilterPassesEverything").await
@@ -265,12 +285,19 @@ async fn pages_show_what_a_person_looks_for_in_a_real_browser() {
     // One alert: the trend's fitted line and its deploy; the threshold's levels.
     let page = browser.open(&format!("{base}/alerts/{leak}")).await;
     assert!(page.contains("fitted trend") && page.contains("class=\"trend\""), "the fitted trend:\n{page}");
+    assert!(page.contains("class=\"eta\"") && page.contains("limit 629.1M reached "), "the limit and its ETA:\n{page}");
     assert!(page.contains("demo-checkout v2.4.0 deployed"), "the auto-detected deploy line:\n{page}");
     assert!(
         page.contains("href=\"/rules#rule-") && page.contains("href=\"/targets#target-"),
         "links to rule and target"
     );
     browser.screenshot(&shots, "alert-trend").await;
+    browser.viewport(1280, 800, false, "dark").await;
+    browser.open(&format!("{base}/alerts/{leak}")).await;
+    let bg = browser.eval("return getComputedStyle(document.body).backgroundColor").await;
+    assert_eq!(bg, json!("rgb(21, 23, 27)"), "the dark theme follows prefers-color-scheme");
+    browser.screenshot(&shots, "alert-trend-dark").await;
+    browser.viewport(1280, 800, false, "light").await;
     let page = browser.open(&format!("{base}/alerts/{ratio}")).await;
     assert!(page.contains("Verdict:") && page.contains("filter v1.8.0"), "{page}");
     browser.screenshot(&shots, "alert-ratio").await;
@@ -297,13 +324,13 @@ async fn pages_show_what_a_person_looks_for_in_a_real_browser() {
     // A silence through the form: the preview lists the alert, creating it mutes it.
     browser.open(&format!("{base}/alerts/{backlog}")).await;
     browser.click("a.button[href^='/silences/new']").await;
-    let page = browser.source().await;
+    let page = browser.source_with("would be muted now").await;
     assert!(page.contains("1 alert would be muted now") && page.contains("DemoBacklogHigh"), "the preview:\n{page}");
     browser.type_into("#createdBy", "ana").await;
     browser.type_into("#comment", "draining the queue").await;
     browser.screenshot(&shots, "silence-new").await;
     browser.click("#create").await;
-    let page = browser.source().await;
+    let page = browser.source_with("created.").await;
     assert!(page.contains("created.") && page.contains("1 alert muted now"), "{page}");
     let v: Value = http.get(format!("{base}/api/v1/silences")).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["data"][0]["createdBy"], "ana");
@@ -312,10 +339,11 @@ async fn pages_show_what_a_person_looks_for_in_a_real_browser() {
     // Expire it from the list.
     browser.open(&format!("{base}/silences")).await;
     browser.click("form[action='/silences/expire'] button").await;
-    assert!(browser.source().await.contains("expired."));
+    let page = browser.source_with("expired.").await;
+    assert!(page.contains("expired.") && page.contains("<span class=\"state\">expired</span>"), "{page}");
 
     // A phone: nothing wider than the screen.
-    browser.resize(390, 844).await;
+    browser.viewport(390, 844, true, "light").await;
     for path in ["/alerts", "/rules", "/targets"] {
         browser.open(&format!("{base}{path}")).await;
         let wide = browser.eval("return document.documentElement.scrollWidth <= window.innerWidth + 1").await;

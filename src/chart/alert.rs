@@ -213,17 +213,18 @@ pub fn spec_for(
             }
         }
         Some(Overlay::Trend { since, at, value, slope_per_s, limit }) => {
-            // The fit from its start, projected to the limit when that is
-            // no further ahead than the chart already spans.
+            // The fit from its start, projected towards the limit.
             let mut until = to;
             if let Some(l) = limit {
                 let mut label = format!("limit {}", super::draw::short_number(*l));
                 if let Some(eta) = crate::analysis::time_to_limit(*slope_per_s, *value, *l) {
                     let reach = at + (eta * 1000.0) as i64;
                     label.push_str(&format!(" reached {}", eta_words(reach, now)));
-                    if reach > to && reach - to <= to - from {
-                        until = reach;
-                        chart_to = reach + (reach - from) / 20;
+                    if reach > to {
+                        // Towards the limit, but the data keeps at least a
+                        // third of the width.
+                        until = reach.min(to + 2 * (to - from));
+                        chart_to = until + (until - from) / 20;
                     }
                 }
                 lines.push(HLine { label, value: *l });

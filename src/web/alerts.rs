@@ -119,7 +119,7 @@ fn card(d: &Daemon, v: &AlertView, now: i64) -> String {
         m = url_arg(&silence_matchers(v))
     ));
     s.push_str("</div><div>");
-    s.push_str(&chart(d, a.fingerprint(), (720, 280), now));
+    s.push_str(&chart(d, a.fingerprint(), (620, 260), now));
     s.push_str("</div></div></article>");
     s
 }

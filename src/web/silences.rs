@@ -131,13 +131,14 @@ fn form_page(d: &Daemon, f: &FormData, error: Option<&str>, status: StatusCode) 
     body.push_str(&format!(
         "<form method=\"post\" action=\"/silences\">\
          <label for=\"matchers\">Matchers, one a line (<code>name=\"value\"</code>, <code>!=</code>, <code>=~</code>, <code>!~</code>)</label>\
-         <textarea id=\"matchers\" name=\"matchers\" rows=\"5\" required>{m}</textarea>\
+         <textarea id=\"matchers\" name=\"matchers\" rows=\"{rows}\" required>{m}</textarea>\
          <label for=\"duration\">Duration (e.g. 30m, 2h, 1d)</label><input type=\"text\" id=\"duration\" name=\"duration\" value=\"{du}\" required>\
          <label for=\"createdBy\">Created by</label><input type=\"text\" id=\"createdBy\" name=\"createdBy\" value=\"{by}\" required autocomplete=\"name\">\
          <label for=\"comment\">Comment (why: a ticket, an incident)</label><input type=\"text\" id=\"comment\" name=\"comment\" value=\"{c}\" required>\
          <p class=\"row\"><button type=\"submit\" formmethod=\"get\" formaction=\"/silences/new\" formnovalidate class=\"secondary\">Preview</button>\
          <button type=\"submit\" id=\"create\">Create silence</button></p></form>",
         m = esc(&f.matchers),
+        rows = f.lines().len().clamp(3, 10),
         du = esc(&f.duration),
         by = esc(&f.created_by),
         c = esc(&f.comment),
