@@ -38,7 +38,7 @@ fn require_browser() {
 }
 
 /// The daemon's config: the demo's rules and targets, a `<script>` label
-/// on the backlog's target, state in `dir`.
+/// on the backlog's target, a target nothing listens on, state in `dir`.
 fn write_config(dir: &Path, targets: &str, listen: &str, extra_http: &str) -> PathBuf {
     let rules = dir.join("demo.yml");
     std::fs::write(&rules, forewarn::demo::DEMO_RULES).unwrap();
@@ -55,6 +55,8 @@ scrape_configs:
   - job_name: demo-queue
     metrics_path: /queue/metrics
     static_configs: [ {{ targets: ["{targets}"], labels: {{ note: {evil:?} }} }} ]
+  - job_name: demo-gone
+    static_configs: [ {{ targets: ["127.0.0.1:1"] }} ]
 rule_files: [ "{rules}" ]
 route: {{ receiver: nowhere, group_by: [alertname] }}
 receivers:
@@ -314,6 +316,8 @@ async fn pages_show_what_a_person_looks_for_in_a_real_browser() {
     browser.screenshot(&shots, "rules").await;
     let page = browser.open(&format!("{base}/targets")).await;
     assert_eq!(page.matches("data-health=\"\">up<").count(), 3, "three healthy targets:\n{page}");
+    assert_eq!(page.matches("data-health=\"\">down<").count(), 1, "one down:\n{page}");
+    assert!(page.contains("127.0.0.1:1/metrics") && page.contains("refused"), "its error:\n{page}");
     browser.screenshot(&shots, "targets").await;
     let page = browser.open(&format!("{base}/deploys")).await;
     assert!(page.contains("filter v1.8.0 deployed") && page.contains("seen while scraping"), "{page}");

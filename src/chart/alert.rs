@@ -111,7 +111,8 @@ fn belongs(series: &Labels, alert: &Labels) -> bool {
     series.iter().filter(|(k, _)| *k != METRIC_NAME).all(|(k, v)| alert.get(k).is_none_or(|a| a == v))
 }
 
-fn marker_label(m: &Marker) -> String {
+/// A marker's label on a chart: "checkout v2.3 deployed".
+pub fn marker_label(m: &Marker) -> String {
     match m.kind {
         Kind::Deploy => format!("{} deployed", m.service_version()),
         Kind::Rollback => format!("{} rollback to {}", m.service, words::version(&m.version)),
@@ -120,7 +121,8 @@ fn marker_label(m: &Marker) -> String {
     }
 }
 
-fn marker_detail(m: &Marker) -> String {
+/// A marker's hover text: label, time, commit, who.
+pub fn marker_detail(m: &Marker) -> String {
     let mut d = format!("{} {}", marker_label(m), crate::deploys::rfc3339(m.at));
     if let Some(c) = &m.commit {
         d.push_str(&format!(", commit {c}"));

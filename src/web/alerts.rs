@@ -128,7 +128,8 @@ fn card(d: &Daemon, v: &AlertView, now: i64) -> String {
 pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
     super::blocking(d, |d| {
         let now = now_ms();
-        let views = alert_views(d, false, now);
+        let (views, resolved): (Vec<AlertView>, Vec<AlertView>) =
+            alert_views(d, true, now).into_iter().partition(|v| v.alert.state != AlertState::Inactive);
         let firing = views.iter().filter(|v| v.alert.state == AlertState::Firing).count();
         let mut body = format!(
             "<h1>Alerts</h1><p class=\"muted\">{firing} firing, {} pending. Updated {}; reload for the latest.</p>",
@@ -158,6 +159,23 @@ pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
                 }
                 body.push_str("</section>");
             }
+        }
+        if !resolved.is_empty() {
+            body.push_str(&format!(
+                "<section><h2>Resolved recently ({})</h2><div class=\"table-wrap\"><table><thead><tr>\
+                 <th scope=\"col\">Alert</th><th scope=\"col\">Labels</th><th scope=\"col\">When</th></tr></thead><tbody>",
+                resolved.len()
+            ));
+            for v in &resolved {
+                body.push_str(&format!(
+                    "<tr><td><a href=\"/alerts/{id}\">{n}</a></td><td>{c}</td><td>{w}</td></tr>",
+                    id = v.id(),
+                    n = esc(v.alert.labels.value("alertname")),
+                    c = chips(&v.alert.labels, &["alertname"]),
+                    w = since(v, now),
+                ));
+            }
+            body.push_str("</tbody></table></div></section>");
         }
         page("Alerts", "/alerts", &body)
     })

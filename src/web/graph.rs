@@ -120,16 +120,9 @@ pub async fn show(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, 
             .iter()
             .map(|m| VLine {
                 at_ms: m.at,
-                label: format!("{} {}", m.service_version(), m.kind.as_str()),
+                label: crate::chart::alert::marker_label(m),
                 kind: m.kind,
-                detail: format!(
-                    "{} {} at {}{}{}",
-                    m.service_version(),
-                    m.kind.as_str(),
-                    crate::deploys::rfc3339(m.at),
-                    m.commit.as_deref().map(|c| format!(", commit {c}")).unwrap_or_default(),
-                    m.by.as_deref().map(|b| format!(", by {b}")).unwrap_or_default()
-                ),
+                detail: crate::chart::alert::marker_detail(m),
             })
             .collect(),
         width: 1200,

@@ -179,3 +179,30 @@ pub(crate) fn overlay_words(o: &Overlay, clear: Option<f64>, now: i64) -> String
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlays_read_as_words_with_values_escaped() {
+        let band = Overlay::Band { label: "<b>usual</b>".into(), lower: 0.35, upper: 0.65 };
+        let w = overlay_words(&band, None, 0);
+        assert!(w.contains("class=\"band\"") && w.contains("&lt;b&gt;usual&lt;/b&gt;: 350m to 650m"), "{w}");
+        let one = Overlay::Band { label: "above 100".into(), lower: f64::NEG_INFINITY, upper: 100.0 };
+        assert!(overlay_words(&one, Some(50.0), 0).ends_with("level: above 100</span>, clears at 50"));
+        let trend = Overlay::Trend { since: 0, at: 3_600_000, value: 100.0, slope_per_s: 0.01, limit: Some(136.0) };
+        let w = overlay_words(&trend, None, 3_600_000);
+        assert!(w.contains("slope 36/h") && w.contains("limit 136") && w.contains("(in 1 h)"), "{w}");
+        let away = Overlay::Trend { since: 0, at: 0, value: 100.0, slope_per_s: -1.0, limit: Some(136.0) };
+        assert!(overlay_words(&away, None, 0).ends_with("not approaching it"));
+    }
+
+    #[test]
+    fn rule_anchors_differ_by_file_group_and_name() {
+        let a = rule_anchor("a.yml", "g", "R");
+        assert_ne!(a, rule_anchor("b.yml", "g", "R"));
+        assert_ne!(a, rule_anchor("a.yml", "g", "S"));
+        assert!(a.starts_with("rule-") && !a.contains(' '));
+    }
+}

@@ -228,3 +228,25 @@ pub async fn expire(State(d): State<Arc<Daemon>>, Form(m): Form<HashMap<String, 
         Err(e) => layout::error_page(StatusCode::NOT_FOUND, "Expire silence", &e.to_string(), "/silences"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> FormData {
+        FormData::from_map(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn matchers_are_one_a_line_and_errors_name_the_line() {
+        let f = form(&[("matchers", "alertname=\"A\"\n\n  severity=~\"page|critical\"  \n")]);
+        assert_eq!(f.duration, "2h", "the default duration");
+        let ms = f.parsed().unwrap();
+        assert_eq!(ms.len(), 2);
+        let l = crate::labels::Labels::from_pairs([("alertname", "A"), ("severity", "page")]);
+        assert!(ms.iter().all(|m| m.matches(&l)));
+        let bad = form(&[("matchers", "alertname=\"A\"\nnot a matcher")]);
+        let e = bad.parsed().unwrap_err();
+        assert!(e.starts_with("matchers line 2: \"not a matcher\""), "{e}");
+    }
+}
