@@ -112,6 +112,28 @@ fn time_label(span_ms: i64) -> impl Fn(&i64) -> String {
     move |t: &i64| Utc.timestamp_millis_opt(*t).single().map(|d| d.format(fmt).to_string()).unwrap_or_default()
 }
 
+/// `title`, cut with an ellipsis to fit `max_px` (a long label set would
+/// otherwise run off both sides of the canvas).
+fn fit_title<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, style: &TextStyle, max_px: u32) -> String {
+    let fits = |t: &str| root.estimate_text_size(t, style).map_or(true, |(w, _)| w <= max_px);
+    if fits(title) {
+        return title.to_string();
+    }
+    let chars: Vec<char> = title.chars().collect();
+    let (mut lo, mut hi) = (0, chars.len());
+    // The longest prefix that fits with the ellipsis.
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let t: String = chars[..mid].iter().collect::<String>() + "…";
+        if fits(&t) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    chars[..lo].iter().collect::<String>() + "…"
+}
+
 /// The corner for the legend where it hides the fewest points; the upper
 /// corners also avoid the marker labels that hang from the top.
 fn legend_corner(spec: &ChartSpec, (from, to): (i64, i64), (ymin, ymax): (f64, f64)) -> SeriesLabelPosition {
@@ -176,8 +198,9 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec)
     let (ymin, ymax) = y_range(spec);
     let font = |size: f64| (FONT_FAMILY, size).into_font().color(&TEXT);
     let rows = spec.markers.len().clamp(1, 3) as u32;
+    let title = fit_title(root, &spec.title, &font(16.0), spec.width.saturating_sub(24));
     let mut chart = ChartBuilder::on(root)
-        .caption(&spec.title, font(16.0))
+        .caption(&title, font(16.0))
         .margin(12)
         .margin_top(8)
         .x_label_area_size(28)
@@ -210,10 +233,13 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec)
         chart
             .draw_series(std::iter::once(Rectangle::new([(a, ymin), (b, ymax)], c.mix(0.13).filled())))
             .map_err(err)?;
-        let name = if s.kind == SpanKind::Pending { "pending" } else { "firing" };
-        let style = font(11.0).color(&c).pos(Pos::new(HPos::Left, VPos::Bottom));
+        // "pending" at its span's start, "firing" at its end: a short
+        // pending span does not put the two words on top of each other.
+        let (name, at, h, dx) =
+            if s.kind == SpanKind::Pending { ("pending", a, HPos::Left, 4) } else { ("firing", b, HPos::Right, -4) };
+        let style = font(11.0).color(&c).pos(Pos::new(h, VPos::Bottom));
         chart
-            .draw_series(std::iter::once(EmptyElement::at((a, ymin)) + Text::new(name, (4, -4), style)))
+            .draw_series(std::iter::once(EmptyElement::at((at, ymin)) + Text::new(name, (dx, -4), style)))
             .map_err(err)?;
     }
     for band in &spec.bands {

@@ -267,6 +267,16 @@ mod tests {
     }
 
     #[test]
+    fn long_titles_are_cut_to_fit() {
+        let mut spec = sample_spec();
+        spec.title = format!("Alert {{{}}}", "label=\"value\", ".repeat(40));
+        spec.width = 400;
+        let svg = render_svg(&spec).unwrap();
+        assert!(svg.contains("Alert {label=") && svg.contains('…'), "the title is cut with an ellipsis");
+        assert!(!svg.contains(&spec.title));
+    }
+
+    #[test]
     fn empty_and_flat_series_still_render() {
         let mut spec = ChartSpec { from_ms: 0, to_ms: 60_000, ..Default::default() };
         assert!(render_svg(&spec).is_ok());
