@@ -4,9 +4,10 @@
 //! and `/alerts/{id}`, one alert with a large chart, what its rule judged
 //! against, the changes before it and links to its rule and target.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -87,7 +88,11 @@ fn since(v: &AlertView, now: i64) -> String {
     }
 }
 
-fn card(d: &Daemon, v: &AlertView, now: i64) -> String {
+/// Cards with their chart drawn inline; the rest link to it (each chart
+/// is a range query, and a storm of alerts must not make the page slow).
+const INLINE_CHARTS: usize = 20;
+
+fn card(d: &Daemon, v: &AlertView, now: i64, with_chart: bool) -> String {
     let a = &v.alert;
     let id = v.id();
     let mut s = format!(
@@ -119,14 +124,22 @@ fn card(d: &Daemon, v: &AlertView, now: i64) -> String {
         m = url_arg(&silence_matchers(v))
     ));
     s.push_str("</div><div>");
-    s.push_str(&chart(d, a.fingerprint(), (620, 260), now));
+    if with_chart {
+        s.push_str(&chart(d, a.fingerprint(), (620, 260), now));
+    } else {
+        s.push_str(&format!("<p><a href=\"/alerts/{id}\">Chart</a></p>"));
+    }
     s.push_str("</div></div></article>");
     s
 }
 
 /// `GET /alerts` and `GET /`.
-pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
-    super::blocking(d, |d| {
+/// `GET /alerts?refresh=30`: `refresh` (5 to 3600 s) reloads the page on
+/// its own, for a wall screen.
+pub async fn list(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let refresh = q.get("refresh").and_then(|r| r.parse::<u32>().ok()).filter(|r| (5..=3600).contains(r));
+    super::blocking(d, move |d| {
+        let mut charts = 0;
         let now = now_ms();
         let (views, resolved): (Vec<AlertView>, Vec<AlertView>) =
             alert_views(d, true, now).into_iter().partition(|v| v.alert.state != AlertState::Inactive);
@@ -155,7 +168,8 @@ pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
                     st = state.as_str()
                 ));
                 for v in group {
-                    body.push_str(&card(d, v, now));
+                    charts += 1;
+                    body.push_str(&card(d, v, now, charts <= INLINE_CHARTS));
                 }
                 body.push_str("</section>");
             }
@@ -177,7 +191,10 @@ pub async fn list(State(d): State<Arc<Daemon>>) -> Response {
             }
             body.push_str("</tbody></table></div></section>");
         }
-        page("Alerts", "/alerts", &body)
+        match refresh {
+            Some(r) => layout::page_with_head("Alerts", "/alerts", &format!("<meta http-equiv=\"refresh\" content=\"{r}\">"), &body),
+            None => page("Alerts", "/alerts", &body),
+        }
     })
     .await
 }

@@ -44,6 +44,11 @@ const NAV: [(&str, &str); 7] = [
 /// A whole page: `title` (already plain text, escaped here), the nav entry
 /// marked current, and `body` (HTML the page built, values escaped).
 pub fn page(title: &str, current: &str, body: &str) -> Response {
+    page_with_head(title, current, "", body)
+}
+
+/// [`page`] with extra `<head>` elements (trusted HTML built by the caller).
+pub fn page_with_head(title: &str, current: &str, head: &str, body: &str) -> Response {
     let mut nav = String::new();
     for (href, name) in NAV {
         let cur = if href == current { " aria-current=\"page\"" } else { "" };
@@ -52,7 +57,7 @@ pub fn page(title: &str, current: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · forewarn</title><link rel=\"stylesheet\" href=\"/ui/style.css\"></head>\
+         <title>{t} · forewarn</title><link rel=\"stylesheet\" href=\"/ui/style.css\">{head}</head>\
          <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
          <header><a class=\"brand\" href=\"/\">forewarn</a><nav aria-label=\"Pages\"><ul>{nav}</ul></nav></header>\
          <main id=\"main\" tabindex=\"-1\">{body}</main></body></html>\n",

@@ -210,6 +210,7 @@ pub async fn create(State(d): State<Arc<Daemon>>, Form(m): Form<HashMap<String, 
     match d.silences.upsert(&input, now) {
         Ok(id) => {
             tracing::info!(silence = %id, by = %input.created_by, "silence created from the web UI");
+            ::metrics::counter!("forewarn_web_silences_created_total").increment(1);
             see_other(format!("/silences?created={}", layout::url_arg(&id)))
         }
         Err(e @ silence::SilenceError::Invalid { .. }) => bad(e.to_string()),
@@ -224,7 +225,11 @@ pub async fn create(State(d): State<Arc<Daemon>>, Form(m): Form<HashMap<String, 
 pub async fn expire(State(d): State<Arc<Daemon>>, Form(m): Form<HashMap<String, String>>) -> Response {
     let id = m.get("id").cloned().unwrap_or_default();
     match d.silences.expire(&id, Utc::now()) {
-        Ok(()) => see_other(format!("/silences?expired={}", layout::url_arg(&id))),
+        Ok(()) => {
+            tracing::info!(silence = %id, "silence expired from the web UI");
+            ::metrics::counter!("forewarn_web_silences_expired_total").increment(1);
+            see_other(format!("/silences?expired={}", layout::url_arg(&id)))
+        }
         Err(e) => layout::error_page(StatusCode::NOT_FOUND, "Expire silence", &e.to_string(), "/silences"),
     }
 }
