@@ -386,6 +386,10 @@ async fn silence_forms_need_credentials_and_the_same_origin() {
         r.send()
     };
     assert_eq!(http.get(format!("{base}/alerts")).send().await.unwrap().status(), 401, "pages need credentials");
+    let r = http.get(format!("{base}/alerts")).bearer_auth("s3cret-token-for-tests").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(post(Some(&base), false).await.unwrap().status(), 401);
     assert_eq!(post(Some("http://evil.example"), true).await.unwrap().status(), 403);
     assert_eq!(post(None, true).await.unwrap().status(), 403, "no Origin: not from a page");

@@ -139,7 +139,9 @@ pub async fn show(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, 
             "<section class=\"card\"><h2>{}</h2><div class=\"timeline\" role=\"list\" aria-label=\"Timeline of {0}\">",
             esc(svc)
         ));
-        for m in &ms {
+        // Short labels beside the lines while they are few enough to read.
+        let labelled = ms.len() <= 12;
+        for (i, m) in ms.iter().enumerate() {
             let left = ((m.at - left_edge) as f64 / span * 100.0).clamp(0.0, 100.0);
             let mut detail = format!("{} at {}", describe(m), layout::rfc(m.at));
             if let Some(c) = &m.commit {
@@ -148,11 +150,25 @@ pub async fn show(State(d): State<Arc<Daemon>>, Query(q): Query<HashMap<String, 
             if let Some(by) = &m.by {
                 detail.push_str(&format!(", by {by}"));
             }
+            let short = match m.kind {
+                Kind::Deploy | Kind::Rollback => crate::deploys::words::version(&m.version),
+                k => k.as_str().to_string(),
+            };
+            let label = if labelled {
+                format!(
+                    "<span class=\"{}\" aria-hidden=\"true\">{}</span>",
+                    if left > 80.0 { "left" } else { "right" },
+                    esc(&short)
+                )
+            } else {
+                String::new()
+            };
             body.push_str(&format!(
-                "<a role=\"listitem\" href=\"#deploy-{id}\" class=\"{k}{auto}\" style=\"left:{left:.2}%\" title=\"{t}\" aria-label=\"{t}\"></a>",
+                "<a role=\"listitem\" href=\"#deploy-{id}\" class=\"{k}{auto} row{row}\" style=\"left:{left:.2}%\" title=\"{t}\" aria-label=\"{t}\">{label}</a>",
                 id = m.id,
                 k = m.kind.as_str(),
                 auto = if auto_detected(m) { " auto" } else { "" },
+                row = i % 2,
                 t = esc(&detail)
             ));
         }

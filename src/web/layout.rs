@@ -12,6 +12,12 @@ use crate::labels::Labels;
 /// The stylesheet, compiled in (light and dark by `prefers-color-scheme`).
 pub const CSS: &str = include_str!("style.css");
 
+/// The pages' Content-Security-Policy: no scripts, styles and images from
+/// this server only (inline styles: chart SVG and the deploy timeline),
+/// forms post here only, no framing.
+pub const CSP: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
     crate::chart::escape(s)
@@ -64,8 +70,16 @@ pub fn page_with_head(title: &str, current: &str, head: &str, body: &str) -> Res
         t = esc(title),
     );
     let mut r = axum::response::Html(html).into_response();
+    let h = r.headers_mut();
     // Pages are live views: never from a cache.
-    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    // Defence in depth: the pages have no script, so none may run (should
+    // a value ever slip through unescaped), and no other site may frame
+    // them to trick a click on "Create silence".
+    h.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
     r
 }
 
