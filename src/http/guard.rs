@@ -332,6 +332,36 @@ mod tests {
         assert_eq!(own_origins(&h, true, &HttpConfig::default()), vec!["https://127.0.0.1:9099".to_string()]);
     }
 
+    /// The web UI's silence forms: form bodies pass with the server's own
+    /// Origin only; the API keeps refusing form bodies.
+    #[test]
+    fn form_posts_pass_only_for_the_ui_forms_from_the_same_origin() {
+        let req = |path: &str, origin: Option<&str>| {
+            let mut b = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::HOST, "127.0.0.1:9099")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            if let Some(o) = origin {
+                b = b.header(header::ORIGIN, o);
+            }
+            b.body(axum::body::Body::empty()).unwrap()
+        };
+        let cfg = HttpConfig::default();
+        let status = |r: Option<Response>| r.map(|r| r.status());
+        assert_eq!(status(cross_site(&req("/silences", Some("http://127.0.0.1:9099")), &cfg)), None);
+        assert_eq!(status(cross_site(&req("/silences/expire", Some("http://127.0.0.1:9099")), &cfg)), None);
+        assert_eq!(status(cross_site(&req("/silences", None), &cfg)), Some(StatusCode::FORBIDDEN));
+        assert_eq!(
+            status(cross_site(&req("/silences", Some("http://evil.example")), &cfg)),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            status(cross_site(&req("/api/v1/silences", Some("http://127.0.0.1:9099")), &cfg)),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+    }
+
     #[tokio::test]
     async fn passwords_are_checked_once_and_unknown_users_fail() {
         let g = Guard::default();
