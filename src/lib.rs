@@ -28,6 +28,7 @@ pub mod ruletest;
 pub mod scrape;
 pub mod state;
 pub mod store;
+pub mod web;
 
 pub use labels::{Labels, Matcher};
 pub use store::{Queryable, Sample, Series, Store};

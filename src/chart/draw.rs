@@ -91,29 +91,116 @@ fn y_range(spec: &ChartSpec) -> (f64, f64) {
     (lo, hi)
 }
 
-/// Tick times on round minutes/hours (UTC), at most about eight of them.
+/// Tick times on round seconds/minutes/hours (UTC), at most about eight.
 fn time_ticks(from: i64, to: i64) -> Vec<i64> {
-    const STEPS: [i64; 14] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+    const STEPS_S: [i64; 20] =
+        [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
     let span = (to - from).max(1);
-    let step = STEPS.iter().map(|m| m * 60_000).find(|s| span / s <= 8).unwrap_or(span / 8 + 1);
+    let step = STEPS_S.iter().map(|s| s * 1000).find(|s| span / s <= 8).unwrap_or(span / 8 + 1);
     let first = from.div_euclid(step) * step + if from.rem_euclid(step) == 0 { 0 } else { step };
     (0..).map(|i| first + i * step).take_while(|t| *t <= to).collect()
 }
 
 fn time_label(span_ms: i64) -> impl Fn(&i64) -> String {
-    let fmt = if span_ms > 2 * 86_400_000 { "%m-%d %H:%M" } else { "%H:%M" };
+    let fmt = if span_ms > 2 * 86_400_000 {
+        "%m-%d %H:%M"
+    } else if span_ms < 10 * 60_000 {
+        "%H:%M:%S"
+    } else {
+        "%H:%M"
+    };
     move |t: &i64| Utc.timestamp_millis_opt(*t).single().map(|d| d.format(fmt).to_string()).unwrap_or_default()
 }
 
+/// `title`, cut with an ellipsis to fit `max_px` (a long label set would
+/// otherwise run off both sides of the canvas).
+fn fit_title<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, style: &TextStyle, max_px: u32) -> String {
+    let fits = |t: &str| root.estimate_text_size(t, style).map_or(true, |(w, _)| w <= max_px);
+    if fits(title) {
+        return title.to_string();
+    }
+    let chars: Vec<char> = title.chars().collect();
+    let (mut lo, mut hi) = (0, chars.len());
+    // The longest prefix that fits with the ellipsis.
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let t: String = chars[..mid].iter().collect::<String>() + "…";
+        if fits(&t) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    chars[..lo].iter().collect::<String>() + "…"
+}
+
+/// The corner for the legend where it hides the fewest points; the upper
+/// corners also avoid the marker labels that hang from the top.
+fn legend_corner(spec: &ChartSpec, (from, to): (i64, i64), (ymin, ymax): (f64, f64)) -> SeriesLabelPosition {
+    let (w, h) = ((to - from).max(1) as f64, (ymax - ymin).max(f64::MIN_POSITIVE));
+    // (position, left?, upper?) in the order preferred on a tie.
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, true, true),
+        (SeriesLabelPosition::UpperRight, false, true),
+        (SeriesLabelPosition::LowerLeft, true, false),
+        (SeriesLabelPosition::LowerRight, false, false),
+    ];
+    let inside = |x: f64, y: f64, left: bool, upper: bool| {
+        (if left { x < 0.45 } else { x > 0.55 }) && (if upper { y > 0.7 } else { y < 0.3 })
+    };
+    let cost = |left: bool, upper: bool| {
+        let points = spec
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.1.is_finite())
+            .filter(|p| inside((p.0 - from) as f64 / w, (p.1 - ymin) / h, left, upper))
+            .count();
+        let labels =
+            spec.markers.iter().filter(|m| upper && inside((m.at_ms - from) as f64 / w, 1.0, left, true)).count();
+        points + 1000 * labels
+    };
+    corners.iter().min_by_key(|(_, l, u)| cost(*l, *u)).map_or(SeriesLabelPosition::UpperLeft, |c| c.0.clone())
+}
+
+/// Where the plot landed on the canvas: pixel ranges of the plotting area
+/// and the times at its edges, so overlays can be placed on top.
+pub struct Frame {
+    pub x_px: std::ops::Range<i32>,
+    pub y_px: std::ops::Range<i32>,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Transparent strips over the markers that have a `detail`, each with a
+/// `<title>` (the hover text), as SVG elements to append to the document.
+pub fn marker_hits(spec: &ChartSpec, f: &Frame) -> String {
+    let span = (f.to - f.from).max(1) as f64;
+    let w = f64::from(f.x_px.end - f.x_px.start);
+    let mut out = String::new();
+    for m in spec.markers.iter().filter(|m| !m.detail.is_empty() && m.at_ms >= f.from && m.at_ms <= f.to) {
+        let x = f64::from(f.x_px.start) + (m.at_ms - f.from) as f64 / span * w;
+        out.push_str(&format!(
+            "<rect class=\"marker-hit\" x=\"{:.1}\" y=\"{}\" width=\"10\" height=\"{}\" fill=\"transparent\"><title>{}</title></rect>\n",
+            x - 5.0,
+            f.y_px.start,
+            f.y_px.end - f.y_px.start,
+            super::escape(&m.detail)
+        ));
+    }
+    out
+}
+
 /// Draws the whole chart on `root`.
-pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec) -> Result<(), ChartError> {
+pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec) -> Result<Frame, ChartError> {
     root.fill(&WHITE).map_err(err)?;
     let (from, to) = (spec.from_ms, spec.to_ms.max(spec.from_ms + 1000));
     let (ymin, ymax) = y_range(spec);
     let font = |size: f64| (FONT_FAMILY, size).into_font().color(&TEXT);
     let rows = spec.markers.len().clamp(1, 3) as u32;
+    let title = fit_title(root, &spec.title, &font(16.0), spec.width.saturating_sub(24));
     let mut chart = ChartBuilder::on(root)
-        .caption(&spec.title, font(16.0))
+        .caption(&title, font(16.0))
         .margin(12)
         .margin_top(8)
         .x_label_area_size(28)
@@ -146,10 +233,13 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec)
         chart
             .draw_series(std::iter::once(Rectangle::new([(a, ymin), (b, ymax)], c.mix(0.13).filled())))
             .map_err(err)?;
-        let name = if s.kind == SpanKind::Pending { "pending" } else { "firing" };
-        let style = font(11.0).color(&c).pos(Pos::new(HPos::Left, VPos::Bottom));
+        // "pending" at its span's start, "firing" at its end: a short
+        // pending span does not put the two words on top of each other.
+        let (name, at, h, dx) =
+            if s.kind == SpanKind::Pending { ("pending", a, HPos::Left, 4) } else { ("firing", b, HPos::Right, -4) };
+        let style = font(11.0).color(&c).pos(Pos::new(h, VPos::Bottom));
         chart
-            .draw_series(std::iter::once(EmptyElement::at((a, ymin)) + Text::new(name, (4, -4), style)))
+            .draw_series(std::iter::once(EmptyElement::at((at, ymin)) + Text::new(name, (dx, -4), style)))
             .map_err(err)?;
     }
     for band in &spec.bands {
@@ -204,7 +294,7 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec)
     if spec.series.len() > 1 {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(legend_corner(spec, (from, to), (ymin, ymax)))
             .background_style(WHITE.mix(0.85))
             .border_style(GRID)
             .label_font(font(11.0))
@@ -233,12 +323,22 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, spec: &ChartSpec)
             ))
             .map_err(err)?;
     }
-    Ok(())
+    let (x_px, y_px) = chart.plotting_area().get_pixel_range();
+    Ok(Frame { x_px, y_px, from, to })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_fit_short_and_long_spans() {
+        let t = time_ticks(1_000, 61_000);
+        assert!((4..=9).contains(&t.len()) && t.iter().all(|x| x % 10_000 == 0), "{t:?}");
+        let t = time_ticks(0, 30 * 86_400_000);
+        assert!((2..=9).contains(&t.len()), "{t:?}");
+        assert_eq!(time_label(60_000)(&61_000), "00:01:01");
+    }
 
     #[test]
     fn short_numbers() {

@@ -81,6 +81,9 @@ pub struct VLine {
     pub at_ms: i64,
     pub label: String,
     pub kind: crate::deploys::Kind,
+    /// What hovering the line shows in SVG (version, commit, who, when);
+    /// empty for none. PNGs cannot hover and ignore it.
+    pub detail: String,
 }
 
 /// Everything a chart shows.
@@ -134,17 +137,42 @@ fn check_size(spec: &ChartSpec) -> Result<(), ChartError> {
     }
 }
 
-/// Renders `spec` as an SVG document.
+/// Renders `spec` as an SVG document. Markers with a `detail` get an
+/// invisible hit strip along their line whose `<title>` the browser shows
+/// on hover (no script needed).
 pub fn render_svg(spec: &ChartSpec) -> Result<String, ChartError> {
     ensure_font()?;
     check_size(spec)?;
     let mut out = String::new();
-    {
+    let frame = {
         let root = SVGBackend::with_string(&mut out, (spec.width, spec.height)).into_drawing_area();
-        draw::draw(&root, spec)?;
+        let frame = draw::draw(&root, spec)?;
         root.present().map_err(|e| ChartError::Draw(e.to_string()))?;
+        frame
+    };
+    let hits = draw::marker_hits(spec, &frame);
+    if !hits.is_empty() {
+        if let Some(end) = out.rfind("</svg>") {
+            out.insert_str(end, &hits);
+        }
     }
     Ok(out)
+}
+
+/// Escapes text for HTML and XML content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Renders `spec` as a PNG image.
@@ -197,8 +225,18 @@ mod tests {
                 Span { kind: SpanKind::Firing, from_ms: t0 + 85 * MIN, to_ms: t0 + 120 * MIN },
             ],
             markers: vec![
-                VLine { at_ms: t0 + 20 * MIN, label: "checkout v2.3 deployed".into(), kind: Kind::Deploy },
-                VLine { at_ms: t0 + 100 * MIN, label: "rollback to v2.2".into(), kind: Kind::Rollback },
+                VLine {
+                    at_ms: t0 + 20 * MIN,
+                    label: "checkout v2.3 deployed".into(),
+                    kind: Kind::Deploy,
+                    detail: "checkout v2.3 <abc1234> by ana".into(),
+                },
+                VLine {
+                    at_ms: t0 + 100 * MIN,
+                    label: "rollback to v2.2".into(),
+                    kind: Kind::Rollback,
+                    detail: String::new(),
+                },
             ],
             ..Default::default()
         }
@@ -212,6 +250,10 @@ mod tests {
         assert!(svg.contains("rollback to v2.2"));
         assert!(svg.contains("threshold 0.65"));
         assert!(svg.contains("<polyline"), "the series is drawn");
+        // The marker with a detail has a hover strip; the one without none.
+        assert_eq!(svg.matches("<title>").count(), 1, "{svg}");
+        assert!(svg.contains("<title>checkout v2.3 &lt;abc1234&gt; by ana</title>"));
+        assert!(svg.trim_end().ends_with("</svg>"));
     }
 
     #[test]
@@ -222,6 +264,16 @@ mod tests {
         if let Ok(dir) = std::env::var("FOREWARN_CHART_OUT") {
             std::fs::write(std::path::Path::new(&dir).join("sample.png"), &png).unwrap();
         }
+    }
+
+    #[test]
+    fn long_titles_are_cut_to_fit() {
+        let mut spec = sample_spec();
+        spec.title = format!("Alert {{{}}}", "label=\"value\", ".repeat(40));
+        spec.width = 400;
+        let svg = render_svg(&spec).unwrap();
+        assert!(svg.contains("Alert {label=") && svg.contains('…'), "the title is cut with an ellipsis");
+        assert!(!svg.contains(&spec.title));
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! whose `Origin` is not the server's own, or whose body is not JSON (the
 //! form and `text/plain` bodies a cross-site page can send without CORS),
 //! gets 403 or 415. Prometheus's read endpoints that accept form POSTs
-//! (`/api/v1/query` and friends) are not writes.
+//! (`/api/v1/query` and friends) are not writes. The web UI's silence
+//! forms (`crate::web::FORM_POSTS`) are the one place form bodies are
+//! accepted, and only with an `Origin` that is the server's own: browsers
+//! send one with every POST, so a page elsewhere cannot post them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -202,6 +205,24 @@ fn cross_site(req: &Request, cfg: &HttpConfig) -> Option<Response> {
             ));
         }
     }
+    if crate::web::FORM_POSTS.contains(&req.uri().path()) {
+        // The web UI's own forms post form bodies. Browsers send `Origin`
+        // with every POST, so one matching (checked above) is the proof of
+        // a same-origin page; without it the post is refused.
+        if headers.get(header::ORIGIN).is_none() {
+            ::metrics::counter!("forewarn_http_cross_site_refused_total").increment(1);
+            return Some(refused(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} {} is the web UI's form: it is accepted from this server's pages only (with an Origin header); \
+                     scripts use the JSON API under /api/v1/",
+                    req.method(),
+                    req.uri().path()
+                ),
+            ));
+        }
+        return None;
+    }
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         let json = ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"));
@@ -309,6 +330,36 @@ mod tests {
             vec!["http://127.0.0.1:9099".to_string(), "https://forewarn.example.com".to_string()]
         );
         assert_eq!(own_origins(&h, true, &HttpConfig::default()), vec!["https://127.0.0.1:9099".to_string()]);
+    }
+
+    /// The web UI's silence forms: form bodies pass with the server's own
+    /// Origin only; the API keeps refusing form bodies.
+    #[test]
+    fn form_posts_pass_only_for_the_ui_forms_from_the_same_origin() {
+        let req = |path: &str, origin: Option<&str>| {
+            let mut b = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::HOST, "127.0.0.1:9099")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            if let Some(o) = origin {
+                b = b.header(header::ORIGIN, o);
+            }
+            b.body(axum::body::Body::empty()).unwrap()
+        };
+        let cfg = HttpConfig::default();
+        let status = |r: Option<Response>| r.map(|r| r.status());
+        assert_eq!(status(cross_site(&req("/silences", Some("http://127.0.0.1:9099")), &cfg)), None);
+        assert_eq!(status(cross_site(&req("/silences/expire", Some("http://127.0.0.1:9099")), &cfg)), None);
+        assert_eq!(status(cross_site(&req("/silences", None), &cfg)), Some(StatusCode::FORBIDDEN));
+        assert_eq!(
+            status(cross_site(&req("/silences", Some("http://evil.example")), &cfg)),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            status(cross_site(&req("/api/v1/silences", Some("http://127.0.0.1:9099")), &cfg)),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
     }
 
     #[tokio::test]

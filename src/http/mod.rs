@@ -1,5 +1,6 @@
-//! The HTTP face: health and reload endpoints, the daemon's own metrics, and
-//! the Prometheus-compatible `/api/v1/*` that dashboards and scripts know.
+//! The HTTP face: health and reload endpoints, the daemon's own metrics,
+//! the Prometheus-compatible `/api/v1/*` that dashboards and scripts know,
+//! and the pages of `crate::web`.
 //!
 //! Handlers only translate; every decision lives in the modules they call.
 
@@ -27,7 +28,6 @@ use crate::daemon::{Daemon, DaemonError};
 pub fn router(d: Arc<Daemon>) -> Router {
     let body_limit = d.config.lock().unwrap_or_else(|p| p.into_inner()).http.max_request_body_size.0;
     Router::new()
-        .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "forewarn is Healthy.\n" }))
         .route("/-/ready", get(ready))
@@ -35,6 +35,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(api::routes())
         .merge(deploys::routes())
         .merge(silences::routes())
+        .merge(crate::web::routes())
         .layer(axum::middleware::from_fn(too_large))
         .layer(axum::extract::DefaultBodyLimit::max(usize::try_from(body_limit).unwrap_or(usize::MAX)))
         .layer(axum::middleware::from_fn_with_state(d.clone(), guard::check))
@@ -144,31 +145,6 @@ async fn reload(State(d): State<Arc<Daemon>>) -> Response {
         )
             .into_response(),
     }
-}
-
-async fn index(State(d): State<Arc<Daemon>>) -> Response {
-    let mut html = String::from(
-        "<!doctype html><meta charset=utf-8><title>forewarn</title>\
-         <style>body{font:14px system-ui,sans-serif;margin:2em}td,th{padding:4px 10px;text-align:left}\
-         .firing{color:#b00}.pending{color:#a60}</style><h1>forewarn</h1><h2>Alerts</h2><table>\
-         <tr><th>state</th><th>alert</th><th>labels</th><th>since</th><th>summary</th></tr>",
-    );
-    for a in api::all_alerts(&d) {
-        html.push_str(&format!(
-            "<tr class={s}><td>{s}</td><td>{n}</td><td>{l}</td><td>{t}</td><td>{sum}</td></tr>",
-            s = a.state.as_str(),
-            n = esc(a.labels.value("alertname")),
-            l = esc(&a.labels.to_string()),
-            t = api::rfc3339(a.active_at),
-            sum = esc(a.annotations.value("summary")),
-        ));
-    }
-    html.push_str("</table><p><a href=/api/v1/alerts>/api/v1/alerts</a> · <a href=/api/v1/rules>/api/v1/rules</a> · <a href=/api/v1/targets>/api/v1/targets</a> · <a href=/metrics>/metrics</a></p>");
-    axum::response::Html(html).into_response()
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 #[cfg(test)]

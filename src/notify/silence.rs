@@ -172,7 +172,8 @@ pub fn state(s: &Silence, now: DateTime<Utc>) -> &'static str {
     }
 }
 
-fn compile(ms: &[SilenceMatcher]) -> Result<Vec<Matcher>, SilenceError> {
+/// The matchers of a silence as label matchers (checked: names and regexes).
+pub fn compile(ms: &[SilenceMatcher]) -> Result<Vec<Matcher>, SilenceError> {
     ms.iter()
         .enumerate()
         .map(|(i, m)| {

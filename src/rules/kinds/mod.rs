@@ -99,6 +99,14 @@ impl RuleKind {
         }
     }
 
+    /// A `threshold`'s clear level (for charts); `None` for other kinds.
+    pub fn clear_level(&self) -> Option<f64> {
+        match self {
+            RuleKind::Threshold(t) => Some(t.clear_level()),
+            _ => None,
+        }
+    }
+
     /// The memory a restart must not lose, for `state.db`: a threshold's
     /// active series (its hysteresis). The other kinds' memory (a learned
     /// ratio band, an anomaly baseline and its learning progress) is

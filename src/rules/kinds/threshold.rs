@@ -49,6 +49,11 @@ impl Threshold {
         Threshold { series, mode, clear, on_missing, active: HashMap::new(), seen: HashMap::new() }
     }
 
+    /// The level at which an active series clears (hysteresis).
+    pub fn clear_level(&self) -> f64 {
+        self.clear
+    }
+
     pub fn inherit(&mut self, old: &mut Threshold) {
         if self.mode == old.mode && self.clear == old.clear {
             self.active = std::mem::take(&mut old.active);
