@@ -186,6 +186,9 @@ async fn rules(State(d): State<Arc<Daemon>>) -> Response {
                             // threshold) and what it is doing ("learning: ...").
                             "kind": a.kind.as_ref().map(|k| k.name()).unwrap_or("expr"),
                             "kindStatus": a.kind.as_ref().and_then(|k| k.status()),
+                            // forewarn: the series nearest to firing at the last
+                            // evaluation, with the slope/ETA or band it was judged by.
+                            "kindNearest": a.kind.as_ref().and_then(|k| k.nearest()).map(nearest_json),
                         })
                     }
                     Rule::Record(rec) => json!({
@@ -204,6 +207,27 @@ async fn rules(State(d): State<Arc<Daemon>>) -> Response {
         })
     });
     ok(json!({ "groups": groups }))
+}
+
+/// A rule kind's [`Nearest`](crate::rules::kinds::Nearest) series as JSON;
+/// infinite band edges (one-sided bands) become null.
+fn nearest_json(n: &crate::rules::kinds::Nearest) -> Json_ {
+    let num = |x: f64| if x.is_finite() { json!(x) } else { Json_::Null };
+    let judged_by = match &n.overlay {
+        crate::alerts::Overlay::Band { label, lower, upper } => {
+            json!({ "band": label, "lower": num(*lower), "upper": num(*upper) })
+        }
+        crate::alerts::Overlay::Trend { since, at, value, slope_per_s, limit } => json!({
+            "slopePerSecond": num(*slope_per_s),
+            "since": rfc3339(*since),
+            "fittedValue": num(*value),
+            "limit": limit.map(num),
+            "limitReachedAt": limit
+                .and_then(|l| crate::analysis::time_to_limit(*slope_per_s, *value, l))
+                .map(|eta| rfc3339(at + (eta * 1000.0) as i64)),
+        }),
+    };
+    json!({ "labels": n.labels, "value": num(n.value), "seriesJudged": n.judged, "judgedBy": judged_by })
 }
 
 /// `?state=active|dropped|any` (default any) and `?scrapePool=job`, as in

@@ -74,6 +74,17 @@ pub async fn show(State(d): State<Arc<Daemon>>) -> Response {
                     if active.len() > 5 {
                         st.push_str(&format!("<div class=\"muted\">and {} more</div>", active.len() - 5));
                     }
+                    // A quiet rule still says what it sees: the series
+                    // nearest to firing, with its slope and ETA or band.
+                    if let (true, Some(n)) = (active.is_empty(), a.kind.as_ref().and_then(|k| k.nearest())) {
+                        st.push_str(&format!(
+                            "<div class=\"kind-status nearest\">{} series judged; nearest to firing: {} at {}: {}</div>",
+                            n.judged,
+                            chips(&n.labels, &["alertname"]),
+                            esc(&crate::alerts::template::humanize(n.value)),
+                            overlay_words(&n.overlay, clear, now)
+                        ));
+                    }
                     (a.name.clone(), a.expr_text.clone(), st)
                 }
                 Rule::Record(rec) => (rec.name.clone(), rec.expr_text.clone(), "<span class=\"chip\">record</span>".into()),

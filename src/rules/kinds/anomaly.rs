@@ -29,6 +29,7 @@ pub const DEFAULT_SEASONAL_SENSITIVITY: f64 = 0.8;
 pub struct Anomaly {
     pub(super) series: Expr,
     learned: Learned,
+    pub(super) nearest: Option<super::Nearest>,
 }
 
 impl Anomaly {
@@ -41,7 +42,7 @@ impl Anomaly {
         min_history_ms: i64,
     ) -> Self {
         let spec = LearnedSpec { baseline_ms, seasonality, sensitivity, direction, min_history_ms };
-        Anomaly { series, learned: Learned::new(spec) }
+        Anomaly { series, learned: Learned::new(spec), nearest: None }
     }
 
     pub fn inherit(&mut self, old: &mut Anomaly) {
@@ -55,17 +56,25 @@ impl Anomaly {
     pub fn eval(&mut self, ctx: &KindContext) -> Result<Vec<KindSample>, EvalError> {
         self.learned.begin(ctx, &self.series)?;
         let mut out = Vec::new();
+        let mut nearest = super::NearestPick::default();
         for (labels, v) in instant(ctx, &self.series)? {
             if !v.is_finite() {
                 continue;
             }
-            let Judged::Active { range, verdict, side } = self.learned.judge(ctx, labels.fingerprint(), v) else {
-                continue;
+            let (range, verdict, side) = match self.learned.judge(ctx, labels.fingerprint(), v) {
+                Judged::Active { range, verdict, side } => (range, verdict, side),
+                Judged::Quiet(Some(range)) => {
+                    nearest.offer(range.deviation(v).abs(), &labels, v, || overlay(&range));
+                    continue;
+                }
+                _ => continue,
             };
+            nearest.offer(range.deviation(v).abs(), &labels, v, || overlay(&range));
             let vars = template_values("anomaly", v, &range, verdict, side, &self.learned.spec, &[]);
             let overlay = Some(overlay(&range));
             out.push(KindSample { labels, value: v, vars, onset: None, overlay });
         }
+        self.nearest = nearest.finish();
         Ok(out)
     }
 }

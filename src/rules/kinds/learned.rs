@@ -40,8 +40,8 @@ pub struct LearnedSpec {
 pub enum Judged {
     /// Not enough history yet.
     Learning,
-    /// Nothing to report.
-    Quiet,
+    /// Nothing to report; the range it was judged against, when there was one.
+    Quiet(Option<UsualRange>),
     /// Active: the alert's input, with the range it was judged against.
     Active { range: UsualRange, verdict: Verdict, side: Side },
 }
@@ -114,7 +114,7 @@ impl Learned {
             self.note_learning(have);
             return Judged::Learning;
         };
-        let Some(side) = range.side(v) else { return Judged::Quiet };
+        let Some(side) = range.side(v) else { return Judged::Quiet(None) };
         let outside = match (side, self.spec.direction) {
             (Side::Inside, _) => false,
             (Side::Above, Direction::Up | Direction::Both) => true,
@@ -125,7 +125,7 @@ impl Learned {
         if verdict.active() {
             Judged::Active { range, verdict, side }
         } else {
-            Judged::Quiet
+            Judged::Quiet(Some(range))
         }
     }
 

@@ -37,6 +37,42 @@ pub use trend::Trend;
 /// One active series from a kind's evaluation (the state machine's input).
 pub use crate::alerts::AlertInput as KindSample;
 
+/// The series nearest to firing at a kind's last evaluation: what the Rules
+/// page shows beside a rule, so a rule with nothing active still says what it
+/// sees (the steepest slope and soonest ETA, or the band and the value
+/// farthest from its middle).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nearest {
+    pub labels: Labels,
+    pub value: f64,
+    pub overlay: crate::alerts::Overlay,
+    /// Series judged at that evaluation.
+    pub judged: usize,
+}
+
+/// Keeps the highest-scoring series of one evaluation; clones its labels
+/// only when it leads, so judging 10,000 quiet series stays cheap.
+#[derive(Default)]
+struct NearestPick {
+    best: Option<(f64, Nearest)>,
+    judged: usize,
+}
+
+impl NearestPick {
+    fn offer(&mut self, score: f64, labels: &Labels, value: f64, overlay: impl FnOnce() -> crate::alerts::Overlay) {
+        self.judged += 1;
+        if score.is_nan() || self.best.as_ref().is_some_and(|(s, _)| *s >= score) {
+            return;
+        }
+        self.best = Some((score, Nearest { labels: labels.clone(), value, overlay: overlay(), judged: 0 }));
+    }
+
+    fn finish(self) -> Option<Nearest> {
+        let judged = self.judged;
+        self.best.map(|(_, n)| Nearest { judged, ..n })
+    }
+}
+
 /// What a kind needs to evaluate at time `t`.
 pub struct KindContext<'a> {
     pub store: &'a dyn Queryable,
@@ -87,6 +123,17 @@ impl RuleKind {
             RuleKind::Ratio(k) => vec![&k.of, &k.to],
             RuleKind::Anomaly(k) => vec![&k.series],
             RuleKind::Threshold(k) => vec![&k.series],
+        }
+    }
+
+    /// The series nearest to firing at the last evaluation (for the Rules
+    /// page); `None` before the first evaluation and for `threshold`.
+    pub fn nearest(&self) -> Option<&Nearest> {
+        match self {
+            RuleKind::Trend(k) => k.nearest.as_ref(),
+            RuleKind::Ratio(k) => k.nearest.as_ref(),
+            RuleKind::Anomaly(k) => k.nearest.as_ref(),
+            RuleKind::Threshold(_) => None,
         }
     }
 

@@ -36,6 +36,7 @@ pub struct Ratio {
     direction: Direction,
     min_denominator: f64,
     learned: Option<Learned>,
+    pub(super) nearest: Option<super::Nearest>,
 }
 
 impl Ratio {
@@ -51,7 +52,7 @@ impl Ratio {
             })),
             BandSpec::Fixed { .. } => None,
         };
-        Ratio { of, to, ratio, band, direction, min_denominator, learned }
+        Ratio { of, to, ratio, band, direction, min_denominator, learned, nearest: None }
     }
 
     pub fn inherit(&mut self, old: &mut Ratio) {
@@ -71,6 +72,7 @@ impl Ratio {
         let of = instant(ctx, &self.of)?;
         let to: HashMap<Labels, f64> = instant(ctx, &self.to)?.into_iter().collect();
         let mut out = Vec::new();
+        let mut nearest = super::NearestPick::default();
         for (labels, num) in of {
             let Some(&den) = to.get(&labels) else { continue };
             if den.abs() < self.min_denominator || den.is_nan() || num.is_nan() {
@@ -78,7 +80,11 @@ impl Ratio {
             }
             let r = num / den;
             if let Some(l) = self.learned.as_mut() {
-                if let Judged::Active { range, verdict, side } = l.judge(ctx, labels.fingerprint(), r) {
+                let judged = l.judge(ctx, labels.fingerprint(), r);
+                if let Judged::Active { range, .. } | Judged::Quiet(Some(range)) = &judged {
+                    nearest.offer(range.deviation(r).abs(), &labels, r, || overlay(range));
+                }
+                if let Judged::Active { range, verdict, side } = judged {
                     let extra = [("value", TplValue::Num(r)), ("sigmas", TplValue::Num(range.deviation(r)))];
                     let vars = template_values("ratio", r, &range, verdict, side, &l.spec, &extra);
                     out.push(KindSample { labels, value: r, vars, onset: None, overlay: Some(overlay(&range)) });
@@ -88,6 +94,9 @@ impl Ratio {
             let BandSpec::Fixed { expect, tolerance } = self.band else { continue };
             let Ok(band) = Band::fixed(expect - tolerance, expect + tolerance) else { continue };
             let Some(verdict) = band.evaluate(r) else { continue };
+            let expected =
+                || crate::alerts::Overlay::Band { label: "expected band".into(), lower: band.lower, upper: band.upper };
+            nearest.offer((r - expect).abs() / tolerance.max(f64::MIN_POSITIVE), &labels, r, expected);
             let outside = match (verdict.side, self.direction) {
                 (Side::Inside, _) => false,
                 (Side::Above, Direction::Up | Direction::Both) => true,
@@ -123,13 +132,10 @@ impl Ratio {
                     (crate::alerts::EXPLANATION.into(), TplValue::Str(explanation)),
                 ],
                 onset: None,
-                overlay: Some(crate::alerts::Overlay::Band {
-                    label: "expected band".into(),
-                    lower: band.lower,
-                    upper: band.upper,
-                }),
+                overlay: Some(expected()),
             });
         }
+        self.nearest = nearest.finish();
         Ok(out)
     }
 }

@@ -134,6 +134,55 @@ fn ratio_fixed_band_fires_on_the_jump() {
     assert!(summary.ends_with("vs 0.5"), "{summary}");
 }
 
+/// The kind of rule `i` of `g`, for reading its status.
+fn kind_of(g: &RuleGroup, i: usize) -> &super::RuleKind {
+    match &g.rules[i] {
+        crate::rules::Rule::Alert(a) => a.kind.as_ref().expect("a rule kind"),
+        crate::rules::Rule::Record(_) => panic!("rule {i} records"),
+    }
+}
+
+/// A rule with nothing active still says what it sees: the series nearest
+/// to firing, with the slope and ETA (trend) or the band (ratio) it was
+/// judged by; the leading series is the one closest to firing, not the first.
+#[test]
+fn quiet_rules_report_the_series_nearest_to_firing() {
+    let store = Store::new(i64::MAX / 4);
+    // Two services: one at its expected ratio, one drifting towards the edge.
+    counters(&store, HOUR, |_| 0.5, 100.0);
+    let li = Labels::from_pairs([("__name__", "in_total"), ("service", "g")]);
+    let lo = Labels::from_pairs([("__name__", "out_total"), ("service", "g")]);
+    let mut t = 0;
+    while t <= HOUR {
+        store.append(&li, t, t as f64 / 10.0);
+        store.append(&lo, t, t as f64 / 10.0 * 0.6);
+        t += 30_000;
+    }
+    let mut g = group(RATIO);
+    assert!(kind_of(&g, 0).nearest().is_none(), "nothing before the first evaluation");
+    assert!(first_firing(&mut g, &store, HOUR, HOUR + 1).is_none(), "0.6 is inside 0.5 ± 0.15");
+    let n = kind_of(&g, 0).nearest().expect("the ratio rule reports a series");
+    assert_eq!((n.labels.value("service"), n.judged), ("g", 2));
+    assert!((n.value - 0.6).abs() < 1e-9, "{n:?}");
+    assert!(
+        matches!(n.overlay, crate::alerts::Overlay::Band { lower, upper, .. } if (lower - 0.35).abs() < 1e-9 && (upper - 0.65).abs() < 1e-9),
+        "{n:?}"
+    );
+
+    // A slow rise, far from its limit: no alert, but its slope and limit.
+    memory(&store, 0, 8 * HOUR, |t| 300.0 * MIB + t as f64 / 3_600_000.0 * 2.0 * MIB);
+    let mut g = group(TREND);
+    assert!(first_firing(&mut g, &store, 8 * HOUR, 8 * HOUR + 1).is_none(), "2 MiB/h is under 10 MiB/h");
+    let n = kind_of(&g, 0).nearest().expect("the trend rule reports a series");
+    match n.overlay {
+        crate::alerts::Overlay::Trend { slope_per_s, limit, .. } => {
+            assert!((slope_per_s * 3600.0 / MIB - 2.0).abs() < 0.1, "{n:?}");
+            assert_eq!(limit, Some(1024.0 * MIB));
+        }
+        _ => panic!("{n:?}"),
+    }
+}
+
 #[test]
 fn ratio_ignores_a_near_zero_denominator() {
     // 0.5 events/s in (under min_denominator: 1): no ratio, no alert.

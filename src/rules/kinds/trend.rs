@@ -51,6 +51,7 @@ pub struct Trend {
     min_points: usize,
     /// None = auto (1d when history allows), Some(None) = off, Some(Some(p)) = period p.
     seasonality: Option<Option<i64>>,
+    pub(super) nearest: Option<super::Nearest>,
 }
 
 /// What one series' fit says.
@@ -81,7 +82,7 @@ impl Trend {
         min_points: usize,
         seasonality: Option<Option<i64>>,
     ) -> Self {
-        Trend { series, over_ms, rising_per_s, limit, within_ms, min_points, seasonality }
+        Trend { series, over_ms, rising_per_s, limit, within_ms, min_points, seasonality, nearest: None }
     }
 
     pub fn eval(&mut self, ctx: &KindContext) -> Result<Vec<KindSample>, EvalError> {
@@ -93,9 +94,22 @@ impl Trend {
             _ => None,
         };
         let mut out = Vec::new();
+        let mut nearest = super::NearestPick::default();
         for s in all {
             let restarts = restart_times(ctx, &s.labels, start);
             let Some(fit) = self.fit(&s.samples, &restarts, ctx.t, &s.labels, &limits) else { continue };
+            // The soonest ETA leads; without one, the steepest rise.
+            let score = match fit.eta_s {
+                Some(eta) => 1e18 - eta,
+                None => fit.slope_per_s.atan(),
+            };
+            nearest.offer(score, &s.labels, fit.current, || crate::alerts::Overlay::Trend {
+                since: fit.since,
+                at: ctx.t,
+                value: fit.current,
+                slope_per_s: fit.slope_per_s,
+                limit: self.limit_value(&s.labels, &limits),
+            });
             if !self.fires(&fit) {
                 continue;
             }
@@ -145,6 +159,7 @@ impl Trend {
                 }),
             });
         }
+        self.nearest = nearest.finish();
         Ok(out)
     }
 
