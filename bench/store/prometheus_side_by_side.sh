@@ -96,9 +96,9 @@ cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/
 echo "scraping $TARGETS targets x $SERIES series every ${INTERVAL}s for ${SECS}s (CPU counted after the first 10 s) ..."
 sleep 10
 FW_CPU0=$(cpu_s $FW_PID); PROM_CPU0=$(cpu_s $PROM_PID); VM_CPU0=${VM_PID:+$(cpu_s $VM_PID)}
-# PERF_OUT=file: also record forewarn's profile for 30 s (perf report -i file).
+# PERF_OUT=file: also record forewarn's profile for PERF_SECS (30) s at PERF_FREQ (999) Hz (perf report -i file).
 if [ -n "${PERF_OUT:-}" ]; then
-  perf record -F 999 -g -p "$FW_PID" -o "$PERF_OUT" -- sleep 30 >/dev/null 2>&1 &
+  perf record -F "${PERF_FREQ:-999}" -g -p "$FW_PID" -o "$PERF_OUT" -- sleep "${PERF_SECS:-30}" >/dev/null 2>&1 &
 fi
 sleep "$SECS"
 FW_CPU=$(echo "$(cpu_s $FW_PID) - $FW_CPU0" | bc -l); PROM_CPU=$(echo "$(cpu_s $PROM_PID) - $PROM_CPU0" | bc -l)
