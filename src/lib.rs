@@ -1,11 +1,32 @@
 //! forewarn: a metrics-driven alerting daemon.
 //!
-//! The modules follow the data: `scrape` fetches and parses targets into the
-//! `store`; `rules` evaluates PromQL (`promql`) over the store on each group's
-//! interval and feeds `alerts`, the state machine; `notify` routes, groups
-//! and delivers what the alerts say. `config` reads the one YAML file that
-//! wires them, `http` and the CLI in `main.rs` are thin faces over them, and
-//! `demo` serves built-in targets so the whole chain can be seen at once.
+//! The modules, in the order the data flows through them (ARCHITECTURE.md
+//! draws the picture and says which module may import which):
+//!
+//! - Series and samples: [`labels`] (label sets and matchers, a series'
+//!   identity), [`duration`] (`15s`, `7d` in config and rules).
+//! - In: [`scrape`] fetches and parses targets on their interval and appends
+//!   to the [`store`] (compressed samples, index, WAL, downsampled tier;
+//!   [`native_histogram`] for sparse histograms). [`datasource`] reads from a
+//!   Prometheus-compatible API instead of the local store; [`remote_write`]
+//!   sends every stored sample on.
+//! - Evaluate: [`promql`] evaluates expressions over a
+//!   [`Queryable`]; [`rules`] runs groups of rules on their schedule (and the
+//!   rule kinds `trend`, `ratio`, `anomaly`, `threshold`, with the statistics
+//!   in [`analysis`]); [`alerts`] is the state machine (pending, firing,
+//!   resolved) and its templates.
+//! - Beside them: [`deploys`] records deploy and restart markers and says
+//!   which change came before an alert.
+//! - Out: [`notify`] routes, groups, silences, inhibits and delivers to
+//!   receivers through a durable outbox; [`chart`] draws an alert's series
+//!   with its deploy lines for emails and pages.
+//! - Faces: [`http`] (the Prometheus-compatible API, health, reload, own
+//!   metrics) and [`web`] (the pages); [`config`] reads the one YAML file,
+//!   [`daemon`] wires everything and owns reload and shutdown, [`state`]
+//!   opens the state dir that survives restarts.
+//! - Offline: [`replay`] runs the rule engine over recorded history,
+//!   [`ruletest`] runs promtool-format rule tests, [`demo`] serves built-in
+//!   targets so the whole chain can be seen at once; the CLI in `main.rs`.
 
 pub mod alerts;
 pub mod analysis;

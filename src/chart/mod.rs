@@ -3,7 +3,7 @@
 //! labelled vertical lines, as SVG (pages, webhooks) or PNG (email).
 //!
 //! A [`ChartSpec`] is plain data, so callers decide what to draw and this
-//! module only draws it ([`draw`]); [`alert`] builds the spec for a live
+//! module only draws it (`draw`); [`alert`] builds the spec for a live
 //! alert from the rule and the store. The font (DejaVu Sans, under
 //! `assets/fonts/` with its licence) is compiled in and registered with
 //! plotters' `ab_glyph` backend, so rendering never touches system fonts.

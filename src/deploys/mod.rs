@@ -6,7 +6,7 @@
 //! a changed version label on a `*_build_info` series, a changed
 //! `process_start_time_seconds`), and from files for `replay`
 //! ([`load_markers_json`]). They are kept in the state dir ([`log`]) so a
-//! restart forgets nothing, and [`correlate`] turns them into the few words
+//! restart forgets nothing, and [`mod@correlate`] turns them into the few words
 //! a tired human needs next to an alert: what changed before it began, and
 //! whether a rollback helped. This module owns the marker format and its
 //! validation; the other files own storage, detection and wording.

@@ -4,7 +4,7 @@
 //!
 //! Prometheus's five `client_auth_type`s map onto rustls as follows: the
 //! two "Verify" kinds use webpki against `client_ca_file`; the two that only
-//! ask for (or require) a certificate use [`AnyClientCert`], which checks
+//! ask for (or require) a certificate use `AnyClientCert`, which checks
 //! that the client holds the certificate's key but not who signed it.
 
 use std::path::Path;

@@ -62,7 +62,7 @@ pub enum LogChange {
 pub struct Queued {
     pub id: i64,
     pub group_key: String,
-    /// `receiver/kind/index`, see [`Integration::key`].
+    /// `receiver/kind/index`, see [`integration_key`](crate::notify::dispatch::integration_key).
     pub integration: String,
     pub notification: Notification,
     pub created_ms: i64,

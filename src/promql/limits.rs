@@ -1,6 +1,6 @@
 //! What one query may cost: the size and nesting of its text and syntax
 //! tree (checked before and after parsing), and the time, samples and
-//! cancellation of its evaluation ([`Budget`]).
+//! cancellation of its evaluation (`Budget`).
 //!
 //! The parser and the evaluator are recursive, so an expression nested
 //! deep enough overflows the thread's stack and aborts the process. The
@@ -11,7 +11,7 @@
 //! [`super::parse`], so they refuse the same expressions.
 //!
 //! During evaluation every loop over steps, subquery points and series
-//! calls into the [`Budget`], which stops the query on its deadline, when
+//! calls into the `Budget`, which stops the query on its deadline, when
 //! its samples pass `max_samples`, or when its caller cancels it (a client
 //! that went away, a shutting-down daemon).
 

@@ -20,7 +20,7 @@ use crate::notify::{Notification, NotifiedAlert, Status};
 pub struct ConsoleReceiver;
 
 impl ConsoleReceiver {
-    /// Writes [`format`]`(n)` to stdout, coloured on a terminal. A closed
+    /// Writes [`format()`]`(n)` to stdout, coloured on a terminal. A closed
     /// stdout is not worth failing a notification over, so write errors are
     /// logged and dropped.
     pub fn print(&self, n: &Notification) {
