@@ -4,7 +4,9 @@
 //! draws the picture and says which module may import which):
 //!
 //! - Series and samples: [`labels`] (label sets and matchers, a series'
-//!   identity), [`duration`] (`15s`, `7d` in config and rules).
+//!   identity), [`duration`] (`15s`, `7d` in config and rules);
+//!   [`http_client`] (TLS, auth and URL settings of every outgoing request,
+//!   importing nothing else of ours).
 //! - In: [`scrape`] fetches and parses targets on their interval and appends
 //!   to the [`store`] (compressed samples, index, WAL, downsampled tier;
 //!   [`native_histogram`] for sparse histograms). [`datasource`] reads from a
@@ -38,6 +40,7 @@ pub mod demo;
 pub mod deploys;
 pub mod duration;
 pub mod http;
+pub mod http_client;
 pub mod labels;
 pub mod native_histogram;
 pub mod notify;

@@ -352,7 +352,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
                             .with_context(|| format!("--timeout {t:?}: give a duration such as 30s or 5m"))
                     })
                     .transpose()?,
-                tls: rp::client::TlsOptions {
+                tls: rp::client::TlsConfig {
                     ca_file: args.ca_file.clone(),
                     cert_file: args.cert_file.clone(),
                     key_file: args.key_file.clone(),

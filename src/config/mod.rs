@@ -235,9 +235,9 @@ pub struct ScrapeConfig {
     /// Rewrite or drop scraped samples before they are stored.
     #[serde(default)]
     pub metric_relabel_configs: Vec<crate::scrape::relabel::RelabelConfig>,
-    pub tls_config: Option<crate::notify::webhook::config::TlsConfig>,
-    pub basic_auth: Option<crate::notify::webhook::config::BasicAuth>,
-    pub authorization: Option<crate::notify::webhook::config::Authorization>,
+    pub tls_config: Option<crate::http_client::TlsConfig>,
+    pub basic_auth: Option<crate::http_client::BasicAuth>,
+    pub authorization: Option<crate::http_client::Authorization>,
 }
 
 fn default_metrics_path() -> String {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::duration::PromDuration;
-use crate::notify::webhook::config::{Authorization, BasicAuth, Secret, TlsConfig};
+use crate::http_client::{Authorization, BasicAuth, Secret, TlsConfig};
 
 /// A Prometheus-compatible query API the rules read from.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -62,12 +62,12 @@ impl DatasourceConfig {
 
     /// The URL as shown in logs and errors (no credentials, no query).
     pub fn url_label(&self) -> String {
-        crate::notify::webhook::config::url_label(self.url.expose())
+        crate::http_client::url_label(self.url.expose())
     }
 
     /// What serde cannot check; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        let u = crate::notify::webhook::config::parse_http_url(self.url.expose())?;
+        let u = crate::http_client::parse_http_url(self.url.expose())?;
         if u.path().contains("/api/v1/") {
             return Err(format!("url: give the base URL, without {:?}: forewarn adds /api/v1/query itself", u.path()));
         }
@@ -79,9 +79,9 @@ impl DatasourceConfig {
                 return Err("headers: set Authorization with `authorization` or `basic_auth`".into());
             }
         }
-        crate::scrape::client::auth(self.basic_auth.as_ref(), self.authorization.as_ref())?;
+        crate::http_client::auth(self.basic_auth.as_ref(), self.authorization.as_ref())?;
         if let Some(tls) = &self.tls_config {
-            crate::scrape::client::build(tls).map_err(|e| format!("tls_config: {e}"))?;
+            crate::http_client::build(tls).map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::DatasourceConfig;
+use crate::http_client::Auth;
 use crate::labels::{Labels, MatchOp, Matcher};
-use crate::scrape::client::Auth;
 use crate::store::{Sample, Series};
 
 /// Why a read from the datasource failed; names the URL and the query.
@@ -97,10 +97,10 @@ pub struct Client {
 impl Client {
     pub fn new(cfg: &DatasourceConfig) -> Result<Client, FetchError> {
         cfg.validate().map_err(FetchError::Setup)?;
-        let auth = crate::scrape::client::auth(cfg.basic_auth.as_ref(), cfg.authorization.as_ref())
-            .map_err(FetchError::Setup)?;
-        let http = crate::scrape::client::build(cfg.tls_config.as_ref().unwrap_or(&Default::default()))
-            .map_err(FetchError::Setup)?;
+        let auth =
+            crate::http_client::auth(cfg.basic_auth.as_ref(), cfg.authorization.as_ref()).map_err(FetchError::Setup)?;
+        let http = crate::http_client::build(cfg.tls_config.as_ref().unwrap_or(&Default::default()))
+            .map_err(|e| FetchError::Setup(e.to_string()))?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

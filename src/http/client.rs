@@ -20,23 +20,13 @@ pub struct Connection {
 impl Connection {
     /// An HTTP client with this connection's TLS settings.
     pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, String> {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let mut b =
-            reqwest::Client::builder().timeout(timeout).user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")));
-        if self.insecure_skip_verify {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!("--ca-file {}: no PEM certificate found", path.display()));
-            }
-            b = b.tls_certs_only(certs);
-        }
+        let b = reqwest::Client::builder().timeout(timeout).user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")));
+        let tls = crate::http_client::TlsConfig {
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+            ..Default::default()
+        };
+        let b = crate::http_client::apply_tls(b, &tls, crate::http_client::Keys::Flags).map_err(|e| e.to_string())?;
         b.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
     }
 

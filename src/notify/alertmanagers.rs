@@ -22,9 +22,9 @@ use serde_json::{json, Value};
 
 use crate::alerts::{Alert, AlertState};
 use crate::duration::PromDuration;
-use crate::notify::webhook::config::{Authorization, BasicAuth, TlsConfig};
+use crate::http_client::Auth;
+use crate::http_client::{Authorization, BasicAuth, TlsConfig};
 use crate::rules::manager::AlertBatch;
-use crate::scrape::client::Auth;
 use crate::scrape::relabel::{self, Relabel, RelabelConfig};
 
 /// The `alerting` section.
@@ -105,7 +105,7 @@ impl AlertingConfig {
             if s.scheme != "http" && s.scheme != "https" {
                 return Err(format!("{at}.scheme must be http or https, not {:?}", s.scheme));
             }
-            crate::scrape::client::auth(s.basic_auth.as_ref(), s.authorization.as_ref())
+            crate::http_client::auth(s.basic_auth.as_ref(), s.authorization.as_ref())
                 .map_err(|e| format!("{at}: {e}"))?;
             for t in s.static_configs.iter().flat_map(|c| &c.targets) {
                 if t.is_empty() || t.contains('/') {
@@ -142,8 +142,9 @@ impl AlertmanagerNotifier {
     pub fn new(cfg: &AlertingConfig, external_url: &str) -> Result<Option<Self>, String> {
         let mut targets = Vec::new();
         for s in &cfg.alertmanagers {
-            let client = crate::scrape::client::build(s.tls_config.as_ref().unwrap_or(&TlsConfig::default()))?;
-            let auth = crate::scrape::client::auth(s.basic_auth.as_ref(), s.authorization.as_ref())?;
+            let client = crate::http_client::build(s.tls_config.as_ref().unwrap_or(&TlsConfig::default()))
+                .map_err(|e| e.to_string())?;
+            let auth = crate::http_client::auth(s.basic_auth.as_ref(), s.authorization.as_ref())?;
             let prefix = s.path_prefix.trim_end_matches('/');
             for t in s.static_configs.iter().flat_map(|c| &c.targets) {
                 targets.push(Target {

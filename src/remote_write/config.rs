@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::duration::PromDuration;
-use crate::notify::webhook::config::{Authorization, BasicAuth, Secret, TlsConfig};
+use crate::http_client::{Authorization, BasicAuth, Secret, TlsConfig};
 use crate::scrape::relabel::RelabelConfig;
 
 /// One `remote_write` entry.
@@ -122,12 +122,12 @@ impl RemoteWriteConfig {
 
     /// The URL as shown in logs and metric labels (no credentials, no query).
     pub fn url_label(&self) -> String {
-        crate::notify::webhook::config::url_label(self.url.expose())
+        crate::http_client::url_label(self.url.expose())
     }
 
     /// What serde cannot check; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        crate::notify::webhook::config::parse_http_url(self.url.expose())?;
+        crate::http_client::parse_http_url(self.url.expose())?;
         if let Some(n) = &self.name {
             if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 return Err(format!("name {n:?}: use letters, digits, '-', '_' or '.'"));
@@ -141,7 +141,7 @@ impl RemoteWriteConfig {
                 return Err("headers: set Authorization with `authorization` or `basic_auth`".into());
             }
         }
-        crate::scrape::client::auth(self.basic_auth.as_ref(), self.authorization.as_ref())?;
+        crate::http_client::auth(self.basic_auth.as_ref(), self.authorization.as_ref())?;
         crate::scrape::relabel::Relabel::compile(&self.write_relabel_configs)
             .map_err(|e| format!("write_relabel_configs{e}"))?;
         let q = &self.queue_config;

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use super::proto::{self, Label, Sample, TimeSeries, WriteRequest};
 use super::tail::{save_position, RefSample, Tail};
 use super::RemoteWriteConfig;
+use crate::http_client::Auth;
 use crate::labels::Labels;
-use crate::scrape::client::Auth;
 use crate::scrape::relabel::{self, Relabel};
 use crate::store::Store;
 
@@ -51,10 +51,10 @@ impl Queue {
         external: Labels,
     ) -> Result<Queue, String> {
         let client = match cfg.tls_config.as_ref().filter(|t| **t != Default::default()) {
-            Some(tls) => crate::scrape::client::build(tls)?,
-            None => crate::scrape::client::build(&Default::default())?,
+            Some(tls) => crate::http_client::build(tls).map_err(|e| e.to_string())?,
+            None => crate::http_client::build(&Default::default()).map_err(|e| e.to_string())?,
         };
-        let auth = crate::scrape::client::auth(cfg.basic_auth.as_ref(), cfg.authorization.as_ref())?;
+        let auth = crate::http_client::auth(cfg.basic_auth.as_ref(), cfg.authorization.as_ref())?;
         let relabel = Relabel::compile(&cfg.write_relabel_configs).map_err(|e| format!("write_relabel_configs{e}"))?;
         let saved = super::tail::load_position(&pos_file);
         let tail = Tail::new(wal_dir, saved);

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
-use super::client::{self, ClientError, TlsOptions};
+use super::client::{self, ClientError, TlsConfig};
 use super::History;
 use crate::labels::Labels;
 use crate::store::Store;
@@ -38,7 +38,7 @@ pub struct SourceOptions {
     pub basic_auth: Option<(String, String)>,
     /// Per request (default [`super::client::DEFAULT_TIMEOUT`]).
     pub timeout: Option<Duration>,
-    pub tls: TlsOptions,
+    pub tls: TlsConfig,
 }
 
 /// Why history could not be pulled.

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use lettre::message::{Mailbox, Mailboxes};
 use serde::Deserialize;
 
-use crate::notify::webhook::Secret;
+use crate::http_client::Secret;
 
 /// Alertmanager's default `Subject` header, i.e. forewarn's built-in subject.
 pub const DEFAULT_SUBJECT_TEMPLATE: &str = r#"{{ template "email.default.subject" . }}"#;

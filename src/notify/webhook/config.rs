@@ -4,41 +4,15 @@
 //! is an error at load time instead of a silently ignored option, and
 //! [`WebhookConfig::validate`] catches what serde cannot (url vs url_file,
 //! two kinds of auth at once, header names that HTTP would reject). Secrets
-//! are wrapped in [`Secret`] so a `{:?}` of a config never prints them.
+//! are wrapped in `Secret` (`crate::http_client`) so a `{:?}` of a config never prints them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::duration::PromDuration;
-
-/// A string that must not end up in logs: `Debug` prints `<secret>`.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret itself, for the one place that has to send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
+pub use crate::http_client::{redact_url, Authorization, BasicAuth, Secret, TlsConfig};
 
 /// A config mistake, named by the key that carries it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,44 +98,6 @@ impl Default for HttpConfig {
             follow_redirects: true,
         }
     }
-}
-
-/// `Authorization: <type> <credentials>`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Authorization {
-    #[serde(rename = "type", default = "default_auth_type")]
-    pub kind: String,
-    #[serde(default)]
-    pub credentials: Option<Secret>,
-    #[serde(default)]
-    pub credentials_file: Option<PathBuf>,
-}
-
-fn default_auth_type() -> String {
-    "Bearer".to_string()
-}
-
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuth {
-    pub username: String,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-}
-
-/// How to trust the server. Also the key under which a sender caches its
-/// HTTP clients, hence `Hash`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// PEM bundle; when set, only these roots are trusted (as in Prometheus).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
 }
 
 impl WebhookConfig {
@@ -250,37 +186,6 @@ pub(crate) fn check_url(raw: &str) -> Result<reqwest::Url, WebhookConfigError> {
         return Err(invalid("url", "no host"));
     }
     Ok(url)
-}
-
-/// A configured URL as it may appear in logs and metric labels (see
-/// [`redact_url`]), or `<invalid url>`.
-pub fn url_label(raw: &str) -> String {
-    reqwest::Url::parse(raw).map(|u| redact_url(&u)).unwrap_or_else(|_| "<invalid url>".into())
-}
-
-/// A configured URL that must be `http(s)://host...`; the message names
-/// the `url` key.
-pub fn parse_http_url(raw: &str) -> Result<reqwest::Url, String> {
-    let u = reqwest::Url::parse(raw.trim()).map_err(|e| format!("url: not a URL ({e})"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
-        return Err("url: needs http:// or https:// and a host".into());
-    }
-    Ok(u)
-}
-
-/// The URL as it may appear in logs and errors: no user, password or query.
-pub fn redact_url(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    let had_query = u.query().is_some();
-    u.set_query(None);
-    u.set_fragment(None);
-    let mut s = u.to_string();
-    if had_query {
-        s.push_str("?…");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -149,18 +149,8 @@ impl WebhookSender {
         if !key.follow_redirects {
             b = b.redirect(reqwest::redirect::Policy::none());
         }
-        if key.tls.insecure_skip_verify {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        if let Some(path) = &key.tls.ca_file {
-            let pem = std::fs::read(path).map_err(|e| format!("reading tls_config.ca_file {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("parsing tls_config.ca_file {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!("tls_config.ca_file {} holds no certificate", path.display()));
-            }
-            b = b.tls_certs_only(certs);
-        }
+        let b =
+            crate::http_client::apply_tls(b, &key.tls, crate::http_client::Keys::Config).map_err(|e| e.to_string())?;
         let c = b.build().map_err(|e| format!("building the HTTP client: {e}"))?;
         clients.insert(key, c.clone());
         Ok(c)
