@@ -18,6 +18,7 @@ pub mod deploys;
 pub mod duration;
 pub mod http;
 pub mod labels;
+pub mod logging;
 pub mod native_histogram;
 pub mod notify;
 pub mod promql;
