@@ -223,7 +223,8 @@ impl Daemon {
             }
             Err(e) => {
                 metrics::gauge!("forewarn_config_last_reload_successful").set(0.0);
-                tracing::error!(error = %e, "reload failed; the previous configuration and rules keep running");
+                let config = self.options.config_path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+                tracing::error!(config = %config, error = %e, "reload failed; the previous configuration and rules keep running");
             }
         }
         result

@@ -42,6 +42,7 @@ pub mod duration;
 pub mod http;
 pub mod http_client;
 pub mod labels;
+pub mod logging;
 pub mod native_histogram;
 pub mod notify;
 pub mod promql;

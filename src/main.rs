@@ -9,10 +9,27 @@ use clap::{Parser, Subcommand};
 
 use forewarn::config::{Config, Located};
 use forewarn::daemon::{self, Daemon, Options};
+use forewarn::logging::{LogFormat, LogLevel};
+
+/// `forewarn --version`: the crate version, the git commit and the build date (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FOREWARN_GIT_COMMIT"),
+    ", built ",
+    env!("FOREWARN_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Parser)]
-#[command(name = "forewarn", version, about = "Metrics-driven alerting: learn of trouble before your stakeholders do.")]
+#[command(name = "forewarn", version = VERSION, about = "Metrics-driven alerting: learn of trouble before your stakeholders do.")]
 struct Cli {
+    /// Log line format on stderr: logfmt (ts=… level=… msg=… key=value) or json (an object per line).
+    #[arg(long = "log.format", global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Logfmt)]
+    log_format: LogFormat,
+    /// Log this level and the more severe ones (default info; warn for `demo`). RUST_LOG, when set, overrides it.
+    #[arg(long = "log.level", global = true, value_enum, value_name = "LEVEL")]
+    log_level: Option<LogLevel>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -74,6 +91,16 @@ enum Cmd {
     },
     /// Evaluate a PromQL expression on a running daemon and print a table.
     Query(QueryArgs),
+    /// Print a shell completion script, e.g. `forewarn completions bash > /etc/bash_completion.d/forewarn`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `forewarn man | man -l -`; `forewarn man run` prints forewarn-run(1).
+    Man {
+        /// A subcommand whose own page to print.
+        subcommand: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -209,15 +236,14 @@ fn cli_main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
         Cmd::Demo { .. } => "warn,forewarn=warn",
+        Cmd::Completions { shell } => return completions(shell),
+        Cmd::Man { subcommand } => return man(subcommand.as_deref()),
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = forewarn::logging::init(cli.log_format, cli.log_level, default_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.cmd {
         Cmd::Check { paths, format, lint_fatal } => check(&paths, &format, lint_fatal),
@@ -233,6 +259,55 @@ fn cli_main() -> ExitCode {
         Cmd::Query(args) => exit(runtime().and_then(|rt| rt.block_on(query(args)))),
         Cmd::RouteTest { config, verify_receivers, labels } => {
             route_test(&config, verify_receivers.as_deref(), &labels)
+        }
+        Cmd::Completions { .. } | Cmd::Man { .. } => ExitCode::SUCCESS,
+    }
+}
+
+/// `forewarn completions SHELL`: the script on stdout.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "forewarn", &mut out);
+    print_out(&out)
+}
+
+/// Writes `out` to stdout; a reader that stopped early (`| head`) is no error.
+fn print_out(out: &[u8]) -> ExitCode {
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), out) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// `forewarn man [SUBCOMMAND]`: forewarn(1), or forewarn-SUBCOMMAND(1), in roff on stdout.
+fn man(subcommand: Option<&str>) -> ExitCode {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let page = match subcommand {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => {
+                // clap names are &'static str; the process prints one page and exits.
+                let full: &'static str = Box::leak(format!("forewarn-{}", sub.get_name()).into_boxed_str());
+                sub.clone().name(full).bin_name(full).version(VERSION)
+            }
+            None => {
+                let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                eprintln!("error: no subcommand {name:?}; one of: {}", names.join(", "));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut out = Vec::new();
+    match clap_mangen::Man::new(page).date(env!("FOREWARN_BUILD_DATE")).render(&mut out) {
+        Ok(()) => print_out(&out),
+        Err(e) => {
+            eprintln!("error: cannot render the man page: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -433,7 +433,7 @@ impl Dispatcher {
                     let senders = self.senders.clone();
                     tokio::spawn(async move {
                         if let Err(e) = deliver_once(&senders, &o.integration, &o.notification).await {
-                            tracing::error!(error = %e, "notification failed (no outbox: not retried)");
+                            tracing::error!(receiver = %o.notification.receiver, integration = o.integration.kind(), error = %e, "notification failed (no outbox: not retried)");
                         }
                     });
                 }
@@ -462,7 +462,7 @@ impl Dispatcher {
                     let senders = self.senders.clone();
                     tokio::spawn(async move {
                         if let Err(e) = deliver_once(&senders, &integ, &n).await {
-                            tracing::error!(error = %e, "notification failed");
+                            tracing::error!(receiver = %n.receiver, integration = integ.kind(), error = %e, "notification failed");
                         }
                     });
                 }

@@ -385,7 +385,7 @@ fn expire(outbox: &Outbox, q: &Queued, kind: &'static str, why: &str) {
     metrics::counter!("forewarn_notifications_failed_total", "receiver" => q.notification.receiver.clone(), "integration" => kind)
         .increment(1);
     if let Err(e) = outbox.remove(q.id) {
-        tracing::error!(error = %e, "outbox: cannot remove a dropped notification");
+        tracing::error!(id = q.id, receiver = %q.notification.receiver, error = %e, "outbox: cannot remove a dropped notification");
     }
 }
 
@@ -400,7 +400,7 @@ fn finish(outbox: &Outbox, (q, kind, result): Done, opts: &WorkerOptions) {
                 .record(latency);
             tracing::info!(receiver = %receiver, integration = kind, status = q.notification.status.as_str(), alerts = q.notification.alerts.len(), attempts = q.attempts + 1, latency_s = latency, "notification delivered");
             if let Err(e) = outbox.remove(q.id) {
-                tracing::error!(error = %e, "outbox: delivered but cannot remove; it may be sent again after a restart");
+                tracing::error!(id = q.id, receiver = %receiver, integration = kind, error = %e, "outbox: delivered but cannot remove; it may be sent again after a restart");
             }
         }
         Err(e) if !e.is_retryable() => expire(outbox, &q, kind, &e.to_string()),
@@ -413,7 +413,7 @@ fn finish(outbox: &Outbox, (q, kind, result): Done, opts: &WorkerOptions) {
             metrics::counter!("forewarn_notifications_retried_total", "receiver" => receiver.clone(), "integration" => kind).increment(1);
             tracing::warn!(receiver = %receiver, integration = kind, error = %e, attempts, retry_in_ms = wait, "notification failed; will retry");
             if let Err(e) = outbox.retry_at(q.id, now + wait as i64, attempts, &e.to_string()) {
-                tracing::error!(error = %e, "outbox: cannot schedule a retry");
+                tracing::error!(id = q.id, receiver = %receiver, integration = kind, error = %e, "outbox: cannot schedule a retry");
             }
         }
     }

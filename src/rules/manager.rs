@@ -318,7 +318,8 @@ async fn restore_until_answered(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "alert state restore task failed");
+                let g = group.lock().unwrap_or_else(|e| e.into_inner()).name.clone();
+                tracing::error!(group = %g, error = %e, "alert state restore task failed");
                 return;
             }
         }
