@@ -13,6 +13,10 @@
 
 use std::fmt::Write as _;
 
+#[path = "../support/noise.rs"]
+mod noise;
+use noise::Noise;
+
 use forewarn::duration::PromDuration;
 use forewarn::replay;
 use forewarn::rules::{parse_rules, EvalContext};
@@ -24,17 +28,6 @@ const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;
 /// 2026-01-05T00:00:00Z, a Monday: scenarios start at midnight.
 const T0: i64 = 1_767_571_200_000;
-
-/// Deterministic noise (xorshift), so every run sees the same data.
-struct Noise(u64);
-impl Noise {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
 
 /// Writes one series' samples into an OpenMetrics body.
 struct Body(String);

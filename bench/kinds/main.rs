@@ -17,6 +17,10 @@
 
 use std::time::Instant;
 
+#[path = "../support/noise.rs"]
+mod noise;
+use noise::Noise;
+
 use forewarn::duration::PromDuration;
 use forewarn::labels::Labels;
 use forewarn::rules::{parse_rules, EvalContext};
@@ -30,16 +34,6 @@ const RULES: usize = 1_000;
 const T0: i64 = 1_767_571_200_000;
 const HISTORY: i64 = 7 * DAY + HOUR;
 const STEADY_EVALS: usize = 10;
-
-struct Noise(u64);
-impl Noise {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
 
 fn labels(name: &str, rule: usize, instance: usize) -> Labels {
     Labels::from_pairs([
