@@ -114,6 +114,9 @@ struct Cached {
     /// The labels, kept only for the few series the deploy detector reads
     /// (`*_build_info`, `process_start_time_seconds`).
     watched: Option<Labels>,
+    /// Where the series' next append writes (from the last one; 0 before
+    /// it): loaded ahead with the series ([`SeriesRef::prefetch`]).
+    tail: usize,
 }
 
 /// A sample of this scrape: to a cached series, or to a new one.
@@ -328,14 +331,14 @@ impl ScrapeState {
             next_slot = slot + 1;
             index.insert(key, slot);
             let Some(labels) = series_labels(t, s) else {
-                cached.push(Cached { key, series: None, epoch, watched: None });
+                cached.push(Cached { key, series: None, epoch, watched: None, tail: 0 });
                 return;
             };
             if let Some(e) = over_label_limits(t, &labels) {
                 limit_err = Some(e);
             }
             let watch = watched(s.name).then(|| labels.clone());
-            cached.push(Cached { key, series: None, epoch, watched: watch });
+            cached.push(Cached { key, series: None, epoch, watched: watch, tail: 0 });
             pending.push(Pending::New { slot, labels, t: ts, v: s.value });
         });
         res.map_err(|e| ScrapeError::Parse { url: t.url.clone(), source: e })?;
@@ -449,19 +452,22 @@ pub fn ingest(
             let mut watched: Vec<(Labels, i64, f64)> = Vec::new();
             for i in 0..pending.len() {
                 // Each series' memory is touched for the first time in this
-                // scrape here (a cache miss on its lock): start the load a
-                // few samples ahead so the misses overlap instead of queueing.
+                // scrape here (cache misses on its entry and chunk tail):
+                // start the loads a few samples ahead so the misses overlap
+                // instead of queueing.
                 if let Some(Pending::Known { slot, .. }) = pending.get(i + PREFETCH_AHEAD) {
-                    if let Some(r) = &state.cached[*slot as usize].series {
-                        r.touch();
+                    let c = &state.cached[*slot as usize];
+                    if let Some(r) = &c.series {
+                        r.prefetch(c.tail);
                     }
                 }
                 let p = std::mem::replace(&mut pending[i], Pending::Done);
                 let (slot, t, v) = match p {
                     Pending::Done => continue,
                     Pending::Known { slot, t, v } => {
-                        if let Some(r) = &mut state.cached[slot as usize].series {
-                            app.append_live(r, t, v);
+                        let c = &mut state.cached[slot as usize];
+                        if let Some(r) = &mut c.series {
+                            c.tail = app.append_live(r, t, v);
                             kept += 1;
                         }
                         (slot, t, v)

@@ -290,6 +290,12 @@ impl HeadChunk {
         self.count
     }
 
+    /// The address of the buffer's last byte, where the next sample's bits
+    /// start (an address for a prefetch hint, never dereferenced).
+    pub fn tail_addr(&self) -> usize {
+        self.w.buf.as_ptr() as usize + self.w.buf.len().saturating_sub(1)
+    }
+
     pub fn min_t(&self) -> i64 {
         self.min_t
     }
