@@ -70,6 +70,43 @@ fn man_page_lists_subcommands() {
     assert!(!bad.status.success());
 }
 
+/// `man --out-dir` is what packaging/build-deb.sh installs: one page per
+/// subcommand at any depth, the same text `man SUBCOMMAND...` prints.
+#[test]
+fn man_pages_for_every_subcommand_to_a_directory() {
+    let dir = temp_dir("man-pages");
+    let listed = stdout_of(&["man", "--out-dir", dir.to_str().expect("utf-8 temp dir")]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read the man dir")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(listed.lines().count(), names.len(), "printed paths {listed:?} vs files {names:?}");
+    for page in [
+        "forewarn.1",
+        "forewarn-run.1",
+        "forewarn-check.1",
+        "forewarn-silence.1",
+        "forewarn-silence-add.1",
+        "forewarn-silence-expire.1",
+        "forewarn-test-rules.1",
+        "forewarn-test-promql.1",
+        "forewarn-man.1",
+    ] {
+        assert!(names.iter().any(|n| n == page), "{page} missing from {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.contains("help")), "a page for clap's help subcommand: {names:?}");
+    let add = std::fs::read_to_string(dir.join("forewarn-silence-add.1")).expect("read forewarn-silence-add.1");
+    assert!(add.lines().any(|l| l.starts_with(".TH forewarn-silence-add 1 ")), "{}", &add[..add.len().min(400)]);
+    // The synopsis names the words a user types.
+    assert!(add.contains("forewarn silence add"), "{add}");
+    assert_eq!(stdout_of(&["man", "silence", "add"]), add);
+    let bad = Command::new(BIN).args(["man", "silence", "nope"]).output().expect("run forewarn");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("one of: add"), "{}", String::from_utf8_lossy(&bad.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runs the daemon with `args` on a config whose one target refuses
 /// connections, stderr on a pipe, until it logs the failed scrape; returns
 /// the raw stderr bytes. `rust_log` sets RUST_LOG (else it is unset).
