@@ -87,7 +87,14 @@ need prerm 'deb-systemd-invoke stop forewarn.service'
 need postrm 'deb-systemd-helper purge forewarn.service'
 need postrm 'systemctl --system daemon-reload'
 need postrm 'rm -rf /var/lib/forewarn /var/lib/private/forewarn'
-for script in postinst prerm postrm; do sh -n "$tmp/control/$script" || fail "$script is not valid sh"; done
+for script in postinst prerm postrm; do
+  sh -n "$tmp/control/$script" || fail "$script is not valid sh"
+  # Each cargo-deb section once, none of it inside a comment.
+  [ "$(grep -c '^# Automatically added by cargo-deb$' "$tmp/control/$script")" = \
+    "$(grep -c '^# End automatically added section$' "$tmp/control/$script")" ] || fail "$script has a broken cargo-deb section"
+  grep -q '#DEBHELPER#' "$tmp/control/$script" && fail "$script still holds #DEBHELPER#"
+done
+[ "$(grep -c 'deb-systemd-helper purge forewarn.service' "$tmp/control/postrm")" = 1 ] || fail "postrm purges forewarn.service more than once"
 ok "conffiles: $(tr '\n' ' ' <"$tmp/control/conffiles"); postinst/prerm/postrm enable, start, stop and purge forewarn.service"
 
 if [ "$(id -u)" != 0 ] || [ "${CI:-}" != true ]; then
