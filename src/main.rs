@@ -298,14 +298,14 @@ fn man(path: &[String], out_dir: Option<&Path>) -> ExitCode {
         return write_man_pages(&cmd, dir);
     }
     let mut page = &cmd;
-    for name in path {
+    for (depth, name) in path.iter().enumerate() {
         page = match page.find_subcommand(name) {
             Some(sub) => sub,
             None => {
                 let names: Vec<&str> = page.get_subcommands().map(|c| c.get_name()).collect();
                 let of = page.get_bin_name().unwrap_or("forewarn");
                 if names.is_empty() {
-                    eprintln!("error: `{of}` has no subcommands; its page is `forewarn man` without {name:?}");
+                    eprintln!("error: `{of}` has no subcommands; its page: `forewarn man {}`", path[..depth].join(" "));
                 } else {
                     eprintln!("error: `{of}` has no subcommand {name:?}; one of: {}", names.join(", "));
                 }
