@@ -96,10 +96,13 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `forewarn man | man -l -`; `forewarn man run` prints forewarn-run(1).
+    /// Print the man page (roff), e.g. `forewarn man | man -l -`; `forewarn man silence add` prints forewarn-silence-add(1).
     Man {
-        /// A subcommand whose own page to print.
-        subcommand: Option<String>,
+        /// The subcommand (and its subcommand) whose own page to print.
+        subcommand: Vec<String>,
+        /// Write every page (forewarn.1 and one per subcommand, nested ones too) into DIR and print their paths.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -237,7 +240,7 @@ fn cli_main() -> ExitCode {
     let default_level = match cli.cmd {
         Cmd::Demo { .. } => "warn,forewarn=warn",
         Cmd::Completions { shell } => return completions(shell),
-        Cmd::Man { subcommand } => return man(subcommand.as_deref()),
+        Cmd::Man { subcommand, out_dir } => return man(&subcommand, out_dir.as_deref()),
         _ => "info",
     };
     if let Err(e) = forewarn::logging::init(cli.log_format, cli.log_level, default_level) {
@@ -283,33 +286,67 @@ fn print_out(out: &[u8]) -> ExitCode {
     }
 }
 
-/// `forewarn man [SUBCOMMAND]`: forewarn(1), or forewarn-SUBCOMMAND(1), in roff on stdout.
-fn man(subcommand: Option<&str>) -> ExitCode {
+/// `forewarn man [SUBCOMMAND...]`: forewarn(1), or forewarn-SUBCOMMAND(1) (forewarn-silence-add(1) for a
+/// nested one), in roff on stdout; with `out_dir`, every page as DIR/NAME.1 (packaging/build-deb.sh).
+fn man(path: &[String], out_dir: Option<&Path>) -> ExitCode {
     use clap::CommandFactory;
-    let cmd = Cli::command();
-    let page = match subcommand {
-        None => cmd,
-        Some(name) => match cmd.find_subcommand(name) {
-            Some(sub) => {
-                // clap names are &'static str; the process prints one page and exits.
-                let full: &'static str = Box::leak(format!("forewarn-{}", sub.get_name()).into_boxed_str());
-                sub.clone().name(full).bin_name(full).version(VERSION)
-            }
+    // Built, so each subcommand carries its page name (forewarn-silence-add) and the
+    // words a user types (forewarn silence add) for the synopsis; no `help` page.
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    if let Some(dir) = out_dir {
+        return write_man_pages(&cmd, dir);
+    }
+    let mut page = &cmd;
+    for (depth, name) in path.iter().enumerate() {
+        page = match page.find_subcommand(name) {
+            Some(sub) => sub,
             None => {
-                let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
-                eprintln!("error: no subcommand {name:?}; one of: {}", names.join(", "));
+                let names: Vec<&str> = page.get_subcommands().map(|c| c.get_name()).collect();
+                let of = page.get_bin_name().unwrap_or("forewarn");
+                if names.is_empty() {
+                    eprintln!("error: `{of}` has no subcommands; its page: `forewarn man {}`", path[..depth].join(" "));
+                } else {
+                    eprintln!("error: `{of}` has no subcommand {name:?}; one of: {}", names.join(", "));
+                }
                 return ExitCode::from(2);
             }
-        },
-    };
+        };
+    }
     let mut out = Vec::new();
-    match clap_mangen::Man::new(page).date(env!("FOREWARN_BUILD_DATE")).render(&mut out) {
+    match man_page(page).render(&mut out) {
         Ok(()) => print_out(&out),
         Err(e) => {
             eprintln!("error: cannot render the man page: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The page of `cmd` (a built command): dated by the build, footed by forewarn's version.
+fn man_page(cmd: &clap::Command) -> clap_mangen::Man {
+    clap_mangen::Man::new(cmd.clone()).date(env!("FOREWARN_BUILD_DATE")).source(format!("forewarn {VERSION}"))
+}
+
+/// `forewarn man --out-dir DIR`: every page of `cmd` and its subcommands, at any depth.
+fn write_man_pages(cmd: &clap::Command, dir: &Path) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let mut todo = vec![cmd];
+    while let Some(c) = todo.pop() {
+        todo.extend(c.get_subcommands().filter(|s| !s.is_hide_set()));
+        let page = man_page(c);
+        let file = dir.join(page.get_filename());
+        let mut out = Vec::new();
+        if let Err(e) = page.render(&mut out).and_then(|()| std::fs::write(&file, out)) {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+        println!("{}", file.display());
+    }
+    ExitCode::SUCCESS
 }
 
 #[derive(clap::Args)]

@@ -70,10 +70,48 @@ fn man_page_lists_subcommands() {
     assert!(!bad.status.success());
 }
 
+/// `man --out-dir` is what packaging/build-deb.sh installs: one page per
+/// subcommand at any depth, the same text `man SUBCOMMAND...` prints.
+#[test]
+fn man_pages_for_every_subcommand_to_a_directory() {
+    let dir = temp_dir("man-pages");
+    let listed = stdout_of(&["man", "--out-dir", dir.to_str().expect("utf-8 temp dir")]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read the man dir")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(listed.lines().count(), names.len(), "printed paths {listed:?} vs files {names:?}");
+    for page in [
+        "forewarn.1",
+        "forewarn-run.1",
+        "forewarn-check.1",
+        "forewarn-silence.1",
+        "forewarn-silence-add.1",
+        "forewarn-silence-expire.1",
+        "forewarn-test-rules.1",
+        "forewarn-test-promql.1",
+        "forewarn-man.1",
+    ] {
+        assert!(names.iter().any(|n| n == page), "{page} missing from {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.contains("help")), "a page for clap's help subcommand: {names:?}");
+    let add = std::fs::read_to_string(dir.join("forewarn-silence-add.1")).expect("read forewarn-silence-add.1");
+    assert!(add.lines().any(|l| l.starts_with(".TH forewarn-silence-add 1 ")), "{}", &add[..add.len().min(400)]);
+    // The synopsis names the words a user types.
+    assert!(add.contains("forewarn silence add"), "{add}");
+    assert_eq!(stdout_of(&["man", "silence", "add"]), add);
+    let bad = Command::new(BIN).args(["man", "silence", "nope"]).output().expect("run forewarn");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("one of: add"), "{}", String::from_utf8_lossy(&bad.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Runs the daemon with `args` on a config whose one target refuses
-/// connections, stderr on a pipe, until it logs the failed scrape; returns
-/// the raw stderr bytes. `rust_log` sets RUST_LOG (else it is unset).
-fn daemon_stderr(tag: &str, args: &[&str], rust_log: Option<&str>) -> Vec<u8> {
+/// connections, stderr on a pipe, until its log holds every string in `until`
+/// (e.g. the failed scrape); returns the raw stderr bytes. `rust_log` sets
+/// RUST_LOG (else it is unset).
+fn daemon_stderr(tag: &str, args: &[&str], rust_log: Option<&str>, until: &[&str]) -> Vec<u8> {
     let dir = temp_dir(tag);
     let dead = format!("127.0.0.1:{}", free_port());
     let listen = format!("127.0.0.1:{}", free_port());
@@ -105,10 +143,11 @@ fn daemon_stderr(tag: &str, args: &[&str], rust_log: Option<&str>) -> Vec<u8> {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !String::from_utf8_lossy(&got.lock().unwrap()).contains("scrape failed") {
+    // The first scrape may fail before the startup line is written: wait for all.
+    while !until.iter().all(|m| String::from_utf8_lossy(&got.lock().unwrap()).contains(m)) {
         assert!(
             Instant::now() < deadline,
-            "no `scrape failed` line in 20s; stderr:\n{}",
+            "not all of {until:?} logged in 20s; stderr:\n{}",
             String::from_utf8_lossy(&got.lock().unwrap())
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -123,7 +162,7 @@ fn daemon_stderr(tag: &str, args: &[&str], rust_log: Option<&str>) -> Vec<u8> {
 #[test]
 fn daemon_log_on_a_pipe_is_logfmt_without_colour() {
     for args in [&[][..], &["--log.format=logfmt"][..]] {
-        let raw = daemon_stderr("cli-logs-logfmt", args, None);
+        let raw = daemon_stderr("cli-logs-logfmt", args, None, &["scrape failed", "forewarn started"]);
         assert!(
             !raw.windows(2).any(|w| w == b"\x1b["),
             "ANSI escape in a piped log:\n{}",
@@ -146,7 +185,12 @@ fn daemon_log_on_a_pipe_is_logfmt_without_colour() {
 
 #[test]
 fn daemon_log_json_lines_parse() {
-    let raw = daemon_stderr("cli-logs-json", &["--log.format=json", "--log.level=debug"], None);
+    let raw = daemon_stderr(
+        "cli-logs-json",
+        &["--log.format=json", "--log.level=debug"],
+        None,
+        &["scrape failed", "forewarn started"],
+    );
     assert!(!raw.windows(2).any(|w| w == b"\x1b["));
     let text = String::from_utf8(raw).expect("utf-8 log");
     let lines: Vec<serde_json::Value> = text
@@ -169,12 +213,18 @@ fn daemon_log_json_lines_parse() {
 #[test]
 fn log_level_flag_filters_and_rust_log_overrides() {
     // --log.level=warn: the scrape warning but not the startup info line.
-    let text = String::from_utf8(daemon_stderr("cli-logs-warn", &["--log.level=warn"], None)).expect("utf-8 log");
+    let text = String::from_utf8(daemon_stderr("cli-logs-warn", &["--log.level=warn"], None, &["scrape failed"]))
+        .expect("utf-8 log");
     assert!(!text.contains("level=info"), "{text}");
     assert!(text.lines().all(|l| l.is_empty() || l.contains(" level=warn ") || l.contains(" level=error ")), "{text}");
     // RUST_LOG, when set, wins over the flag.
-    let text =
-        String::from_utf8(daemon_stderr("cli-logs-rust-log", &["--log.level=error"], Some("info"))).expect("utf-8 log");
+    let text = String::from_utf8(daemon_stderr(
+        "cli-logs-rust-log",
+        &["--log.level=error"],
+        Some("info"),
+        &["scrape failed", "forewarn started"],
+    ))
+    .expect("utf-8 log");
     assert!(text.contains("msg=\"forewarn started\""), "{text}");
     // A bad RUST_LOG or level is refused, not silently ignored.
     let out = Command::new(BIN).args(["run", "--config", "/nonexistent.yml"]).env("RUST_LOG", "forewarn=[").output();

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the Debian package (README "Install"):
+#
+#   packaging/build-deb.sh            # -> target/debian/forewarn_<version>-1_<arch>.deb
+#   packaging/build-deb.sh --dbgsym   # also forewarn-dbgsym_*.ddeb with the symbol table
+#
+# Builds the release binary, generates the man pages (one per subcommand,
+# gzipped) and the bash/zsh/fish completions from it into
+# <target dir>/release/packaging/, then packs everything Cargo.toml's
+# [package.metadata.deb] lists with cargo-deb (installed at the pinned
+# version when missing). Arguments go to `cargo deb`. The last line on stdout
+# is the path of the .deb. FOREWARN_DEB_NO_BUILD=1 packs target/release/forewarn
+# as it is (CI, right after `cargo test --release`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Pinned: the flags and the maintainer scripts below are cargo-deb 3's.
+CARGO_DEB_VERSION=3.8.0
+
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+  echo "build-deb: installing cargo-deb $CARGO_DEB_VERSION" >&2
+  cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked >&2
+fi
+for tool in dpkg-shlibdeps strip gzip; do
+  command -v "$tool" >/dev/null || { echo "build-deb: error: $tool is missing (apt-get install dpkg-dev binutils gzip)" >&2; exit 1; }
+done
+
+if [ -n "${FOREWARN_DEB_NO_BUILD:-}" ]; then
+  # .ci/run packs the binary `cargo test --release` just built: a plain
+  # `cargo build` after it would recompile forewarn and ~20 dependencies
+  # (dev-dependencies unify other features into them) for the same code.
+  echo "build-deb: FOREWARN_DEB_NO_BUILD set: packing the release binary already built" >&2
+else
+  cargo build --release --locked --bin forewarn >&2
+fi
+
+# CARGO_TARGET_DIR, .cargo/config and workspaces all move it; cargo knows where.
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$target_dir" ] || { echo "build-deb: error: no target_directory in cargo metadata" >&2; exit 1; }
+bin="$target_dir/release/forewarn"
+[ -x "$bin" ] || { echo "build-deb: error: no $bin (unset FOREWARN_DEB_NO_BUILD to build it)" >&2; exit 1; }
+# Cargo.toml's assets name these paths as target/release/packaging/...
+out="$target_dir/release/packaging"
+rm -rf "$out"
+mkdir -p "$out/completions"
+"$bin" man --out-dir "$out/man" >/dev/null
+# -n: no name or time in the header, so the same pages give the same bytes.
+gzip -9nf "$out"/man/*.1
+"$bin" completions bash >"$out/completions/forewarn.bash"
+"$bin" completions zsh >"$out/completions/_forewarn"
+"$bin" completions fish >"$out/completions/forewarn.fish"
+
+# --strip: the symbol table goes too (release keeps it for perf); --dbgsym
+# keeps it in a separate package instead.
+cargo deb --no-build --locked --strip "$@" >&2
+version=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"name":"forewarn","version":"\([^"]*\)".*/\1/p')
+arch=$(dpkg --print-architecture)
+deb="$target_dir/debian/forewarn_${version}-1_${arch}.deb"
+[ -f "$deb" ] || { echo "build-deb: error: cargo deb did not write $deb" >&2; exit 1; }
+echo "$deb"
