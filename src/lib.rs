@@ -32,6 +32,7 @@
 
 pub mod alerts;
 pub mod analysis;
+pub mod byte_size;
 pub mod chart;
 pub mod config;
 pub mod daemon;
@@ -54,6 +55,7 @@ pub mod scrape;
 pub mod state;
 pub mod store;
 pub mod web;
+pub mod yaml;
 
 pub use labels::{Labels, Matcher};
 pub use store::{Queryable, Sample, Series, Store};

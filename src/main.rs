@@ -159,7 +159,7 @@ struct ConnArgs {
 
 impl ConnArgs {
     /// Flags first, then `FOREWARN_USERNAME`, `FOREWARN_PASSWORD`, `FOREWARN_BEARER_TOKEN`.
-    fn connection(&self) -> anyhow::Result<forewarn::http::client::Connection> {
+    fn connection(&self) -> anyhow::Result<forewarn::http_client::Connection> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let username = self.username.clone().or_else(|| env("FOREWARN_USERNAME"));
         let password = match &self.password_file {
@@ -174,7 +174,7 @@ impl ConnArgs {
             Some(p) => Some(read_secret(p)?),
             None => env("FOREWARN_BEARER_TOKEN"),
         };
-        Ok(forewarn::http::client::Connection {
+        Ok(forewarn::http_client::Connection {
             username,
             password,
             bearer_token,
@@ -459,8 +459,8 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         None => None,
     };
     let ctx = forewarn::rules::EvalContext {
-        changes: markers.clone().map(rp::changes_hook),
-        restarts: markers.clone().map(rp::restarts_hook),
+        changes: markers.clone().map(forewarn::rules::ChangesHook::from_markers),
+        restarts: markers.clone().map(forewarn::rules::RestartsHook::from_markers),
         ..Default::default()
     };
     let mut progress = Progress::new("replay");
@@ -609,7 +609,7 @@ fn route_test(config: &Path, verify: Option<&str>, labels: &[String]) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    let parts = match forewarn::notify::dispatch::parts_of(&cfg) {
+    let parts = match forewarn::notify::dispatch::parts_of(cfg.notify_sections()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {}: {e}", config.display());

@@ -12,6 +12,7 @@
 pub mod alertmanager;
 pub mod alertmanagers;
 pub mod client;
+pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod email;

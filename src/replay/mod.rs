@@ -347,22 +347,6 @@ pub fn correlate(report: &mut Report, markers: &[crate::deploys::Marker], end: i
     }
 }
 
-/// The hook that cuts replayed trend windows at deploy/restart markers.
-pub fn restarts_hook(markers: std::sync::Arc<Vec<crate::deploys::Marker>>) -> crate::rules::RestartsHook {
-    let opts = crate::deploys::MatchOptions::default();
-    crate::rules::RestartsHook(std::sync::Arc::new(move |labels, from, to| {
-        crate::deploys::restart_times(labels, &markers, &opts).into_iter().filter(|t| (from..=to).contains(t)).collect()
-    }))
-}
-
-/// The hook that gives replayed templates `$deploy` and `$changes`.
-pub fn changes_hook(markers: std::sync::Arc<Vec<crate::deploys::Marker>>) -> crate::rules::ChangesHook {
-    let opts = crate::deploys::MatchOptions::default();
-    crate::rules::ChangesHook(std::sync::Arc::new(move |labels, onset, now| {
-        Some(crate::deploys::correlate(labels, onset, None, now, &markers, &opts))
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

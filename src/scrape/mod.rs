@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod config;
 pub mod discovery;
 pub mod manager;
 pub mod parse;
