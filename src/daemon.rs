@@ -1,5 +1,6 @@
-//! The daemon: wires config, store, scrapers, rules, notifier and HTTP
-//! server together, and owns reload and shutdown.
+//! The daemon: wires config, store, scrapers, rules and notifier together,
+//! and owns reload and the start of shutdown. It does not know its HTTP
+//! face: the `service` module serves it and handles the signals.
 //!
 //! Reload is all-or-nothing per part: a config or rule file that fails to
 //! load is reported (log, `/-/reload` response, `forewarn_config_last_reload_successful`)

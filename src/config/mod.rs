@@ -5,6 +5,11 @@
 //! (same keys, same meanings, so sections can be pasted across), plus
 //! forewarn's own `storage` and `http`. Every struct denies unknown keys: a
 //! typo is an error with its line, never a silently ignored setting.
+//!
+//! Each stage owns the types of its sections (`scrape::config`,
+//! `notify::config`, `store::StorageConfig`, `deploys::DeploysConfig`, ...);
+//! this module assembles them into [`Config`], re-exports the common ones,
+//! and checks what spans sections (a route naming an undefined receiver).
 
 pub mod http;
 pub mod tls;

@@ -11,9 +11,10 @@
 //! With `--source URL` the history comes from a Prometheus-compatible
 //! server instead (`source`): `needs` works out which series the rules read
 //! and how far back, `source` fetches them into the same store, and the
-//! replay is the same from there.
+//! replay is the same from there. `command` plans a run from the flags.
 
 pub mod client;
+pub mod command;
 pub mod needs;
 pub mod output;
 pub mod source;
