@@ -380,7 +380,6 @@ impl ReplayArgs {
             cert_file: self.cert_file,
             key_file: self.key_file,
             insecure_skip_verify: self.insecure_skip_verify,
-            ..Default::default()
         };
         Request {
             rules: self.rules,
