@@ -1,5 +1,6 @@
-//! The daemon: wires config, store, scrapers, rules, notifier and HTTP
-//! server together, and owns reload and shutdown.
+//! The daemon: wires config, store, scrapers, rules and notifier together,
+//! and owns reload and the start of shutdown. It does not know its HTTP
+//! face: the `service` module serves it and handles the signals.
 //!
 //! Reload is all-or-nothing per part: a config or rule file that fails to
 //! load is reported (log, `/-/reload` response, `forewarn_config_last_reload_successful`)
@@ -63,8 +64,6 @@ pub struct Daemon {
     pub silences: Arc<Silences>,
     /// Deploy markers (`/api/v1/deploys`), shared with scrapers and notifier.
     pub deploys: Arc<crate::deploys::DeployLog>,
-    /// Credentials of `http:` and their verdict cache.
-    pub http_guard: crate::http::guard::Guard,
     /// The `remote_write` queues.
     pub remote_write: crate::remote_write::RemoteWrite,
     /// `datasource:`: where rules, charts and queries read series instead
@@ -93,7 +92,7 @@ pub fn metrics_handle() -> Result<PrometheusHandle, DaemonError> {
 }
 
 fn receivers_of(cfg: &Config, console: &Option<String>) -> Result<Parts, DaemonError> {
-    let mut d = Dispatcher::from_config(cfg).map_err(DaemonError::Route)?;
+    let mut d = Dispatcher::from_config(cfg.notify_sections(), cfg.external_url()).map_err(DaemonError::Route)?;
     if let Some(name) = console {
         d.add_console(name);
     }
@@ -114,9 +113,10 @@ impl Daemon {
         let groups =
             rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
         let scrape = ScrapeManager::new(store.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
-        scrape.apply_config(&cfg);
+        scrape.apply_config(&cfg.scrape_configs, &cfg.global.scrape_defaults(), cfg.scrape_cluster.clone());
 
-        let mut dispatcher = Dispatcher::from_config(&cfg).map_err(DaemonError::Route)?;
+        let mut dispatcher =
+            Dispatcher::from_config(cfg.notify_sections(), cfg.external_url()).map_err(DaemonError::Route)?;
         if let Some(name) = &options.console_receiver {
             dispatcher.add_console(name);
         }
@@ -185,7 +185,6 @@ impl Daemon {
             ready: AtomicBool::new(false),
             silences,
             deploys: deploys.clone(),
-            http_guard: Default::default(),
             remote_write,
             datasource: Mutex::new(datasource),
             alertmanagers,
@@ -193,7 +192,7 @@ impl Daemon {
             reload_lock: tokio::sync::Mutex::new(()),
         });
         metrics::gauge!("forewarn_config_last_reload_successful").set(1.0);
-        deploys.set_chart_hook(crate::chart::alert::png_hook(Arc::downgrade(&daemon)));
+        deploys.set_chart_hook(png_hook(Arc::downgrade(&daemon)));
 
         // Retention: drop old samples and ended series once a minute (more
         // often when series end sooner, e.g. in tests).
@@ -250,7 +249,7 @@ impl Daemon {
         let ds_changed = self.config.lock().unwrap_or_else(|e| e.into_inner()).datasource != cfg.datasource;
         let datasource = if ds_changed { Some(open_datasource(&cfg)?) } else { None };
         // Everything is valid: swap.
-        self.scrape.apply_config(&cfg);
+        self.scrape.apply_config(&cfg.scrape_configs, &cfg.global.scrape_defaults(), cfg.scrape_cluster.clone());
         self.rules.set_options(eval_options(&cfg, &self.shutting_down));
         self.rules.set_query_offset(cfg.datasource.as_ref().map_or(0, |d| d.query_offset.as_millis()));
         if let Some(ds) = datasource {
@@ -346,6 +345,30 @@ async fn tee_alerts(
             post.await;
         }
     }
+}
+
+/// The chart renderer the daemon installs on its marker log, so emails
+/// can carry a PNG. Holds the daemon weakly: no cycle, and after shutdown
+/// it simply draws nothing.
+fn png_hook(daemon: std::sync::Weak<Daemon>) -> crate::deploys::log::ChartHook {
+    Box::new(move |fingerprint, _onset, _resolved, now| {
+        let d = daemon.upgrade()?;
+        let spec = crate::chart::alert::spec_for_fingerprint(
+            &*d.reads(),
+            &d.rules,
+            Some(&d.deploys),
+            fingerprint,
+            now,
+            &d.query_options(),
+        );
+        match spec.and_then(|s| crate::chart::render_png(&s)) {
+            Ok(png) => Some(png),
+            Err(e) => {
+                tracing::warn!(alert = %format!("{fingerprint:016x}"), error = %e, "no chart for the email");
+                None
+            }
+        }
+    })
 }
 
 /// Tells systemd (Type=notify) that we are ready, if it is listening.

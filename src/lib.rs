@@ -4,9 +4,10 @@
 //! draws the picture and says which module may import which):
 //!
 //! - Series and samples: [`labels`] (label sets and matchers, a series'
-//!   identity), [`duration`] (`15s`, `7d` in config and rules);
-//!   [`http_client`] (TLS, auth and URL settings of every outgoing request,
-//!   importing nothing else of ours).
+//!   identity), [`duration`] (`15s`, `7d` in config and rules),
+//!   [`byte_size`] (`10MB`), [`yaml`] (config and rule files read with
+//!   `file:line:col` errors); [`http_client`] (TLS, auth and URL settings of
+//!   every outgoing request). These import nothing else of ours.
 //! - In: [`scrape`] fetches and parses targets on their interval and appends
 //!   to the [`store`] (compressed samples, index, WAL, downsampled tier;
 //!   [`native_histogram`] for sparse histograms). [`datasource`] reads from a
@@ -22,16 +23,23 @@
 //! - Out: [`notify`] routes, groups, silences, inhibits and delivers to
 //!   receivers through a durable outbox; [`chart`] draws an alert's series
 //!   with its deploy lines for emails and pages.
+//! - Wiring: [`config`] reads the one YAML file and assembles the sections
+//!   each stage owns, [`daemon`] wires the stages together and owns reload,
+//!   [`state`] opens the state dir that survives restarts.
 //! - Faces: [`http`] (the Prometheus-compatible API, health, reload, own
-//!   metrics) and [`web`] (the pages); [`config`] reads the one YAML file,
-//!   [`daemon`] wires everything and owns reload and shutdown, [`state`]
-//!   opens the state dir that survives restarts.
+//!   metrics) and [`web`] (the pages); [`service`] runs the daemon with its
+//!   HTTP face until a signal (readiness, reload, clean shutdown).
 //! - Offline: [`replay`] runs the rule engine over recorded history,
 //!   [`ruletest`] runs promtool-format rule tests, [`demo`] serves built-in
-//!   targets so the whole chain can be seen at once; the CLI in `main.rs`.
+//!   targets so the whole chain can be seen at once; the CLI in `main.rs`
+//!   parses arguments and calls one of these per subcommand.
+//!
+//! Each module imports only modules listed before it in ARCHITECTURE.md's
+//! table, so no two import each other.
 
 pub mod alerts;
 pub mod analysis;
+pub mod byte_size;
 pub mod chart;
 pub mod config;
 pub mod daemon;
@@ -51,9 +59,11 @@ pub mod replay;
 pub mod rules;
 pub mod ruletest;
 pub mod scrape;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod web;
+pub mod yaml;
 
 pub use labels::{Labels, Matcher};
 pub use store::{Queryable, Sample, Series, Store};

@@ -2,13 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use forewarn::config::{Config, Located};
-use forewarn::daemon::{self, Daemon, Options};
 use forewarn::logging::{LogFormat, LogLevel};
 
 /// `forewarn --version`: the crate version, the git commit and the build date (build.rs).
@@ -162,7 +160,7 @@ struct ConnArgs {
 
 impl ConnArgs {
     /// Flags first, then `FOREWARN_USERNAME`, `FOREWARN_PASSWORD`, `FOREWARN_BEARER_TOKEN`.
-    fn connection(&self) -> anyhow::Result<forewarn::http::client::Connection> {
+    fn connection(&self) -> anyhow::Result<forewarn::http_client::Connection> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let username = self.username.clone().or_else(|| env("FOREWARN_USERNAME"));
         let password = match &self.password_file {
@@ -177,7 +175,7 @@ impl ConnArgs {
             Some(p) => Some(read_secret(p)?),
             None => env("FOREWARN_BEARER_TOKEN"),
         };
-        Ok(forewarn::http::client::Connection {
+        Ok(forewarn::http_client::Connection {
             username,
             password,
             bearer_token,
@@ -250,11 +248,16 @@ fn cli_main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.cmd {
         Cmd::Check { paths, format, lint_fatal } => check(&paths, &format, lint_fatal),
-        Cmd::Run { config } => exit(daemon_runtime(run(config))),
-        Cmd::Demo { listen } => exit(daemon_runtime(demo(listen))),
+        Cmd::Run { config } => exit(daemon_runtime(forewarn::service::run(config))),
+        Cmd::Demo { listen } => exit(daemon_runtime(forewarn::demo::run(listen))),
         Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
         Cmd::Silence { url, conn, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, &conn, cmd)))),
-        Cmd::Replay(args) => exit(replay(args)),
+        Cmd::Replay(args) => {
+            let now = chrono::Utc::now().timestamp_millis();
+            let run =
+                |rt: tokio::runtime::Runtime| Ok(rt.block_on(forewarn::replay::command::run(&args.request(), now))?);
+            exit(runtime().and_then(run).map(|report: String| print!("{report}")))
+        }
         Cmd::Test { cmd: TestCmd::Promql { files } } => test_promql(&files),
         Cmd::Test { cmd: TestCmd::Rules { files, run, ignore_unknown_fields } } => {
             test_rules(&files, &run, ignore_unknown_fields)
@@ -406,116 +409,32 @@ fn read_secret(p: &Path) -> anyhow::Result<String> {
     Ok(s.trim().to_string())
 }
 
-fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    use forewarn::replay::{self as rp, output::Progress};
-    let files: Vec<String> = forewarn::ruletest::expand_dirs(&args.rules);
-    let mut groups = forewarn::rules::load_patterns(&files, forewarn::duration::PromDuration::from_secs(60))
-        .map_err(|e| anyhow::anyhow!("{}", lines(&e)))?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let time = |flag: &str, t: &Option<String>| -> anyhow::Result<Option<i64>> {
-        t.as_deref().map(|t| rp::time::parse_time(t, now).with_context(|| format!("--{flag}"))).transpose()
-    };
-    let (from, to) = (time("from", &args.from)?, time("to", &args.to)?);
-    let (h, from, to, eval_start) = match (&args.input, &args.source) {
-        (Some(input), _) => {
-            let body = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-            let h = rp::load_openmetrics(&input.display().to_string(), &body)?;
-            let (from, to) = (from.unwrap_or(h.start), to.unwrap_or(h.end));
-            (h, from, to, from)
+impl ReplayArgs {
+    fn request(self) -> forewarn::replay::command::Request {
+        use forewarn::replay::command::{Request, Source};
+        let tls = forewarn::http_client::TlsConfig {
+            ca_file: self.ca_file,
+            cert_file: self.cert_file,
+            key_file: self.key_file,
+            insecure_skip_verify: self.insecure_skip_verify,
+        };
+        Request {
+            rules: self.rules,
+            input: self.input,
+            source: self.source.map(|url| Source {
+                url,
+                bearer_token_file: self.bearer_token_file,
+                basic_auth: self.basic_auth_user.zip(self.basic_auth_password_file),
+                tls,
+                timeout: self.timeout,
+            }),
+            from: self.from,
+            to: self.to,
+            step: self.step,
+            markers: self.markers,
+            json: self.output == "json",
         }
-        (None, Some(url)) => {
-            let (from, to) = (from.context("--source needs --from")?, to.unwrap_or(now));
-            anyhow::ensure!(from < to, "--from must be before --to");
-            let mut needs = rp::needs::Needs::default();
-            for f in &files {
-                for path in glob::glob(f).into_iter().flatten().flatten() {
-                    let text =
-                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    needs.add_file(&path.display().to_string(), &text)?;
-                }
-            }
-            let step = match &args.step {
-                Some(s) => forewarn::duration::PromDuration::parse(s)
-                    .map_err(|e| anyhow::anyhow!("--step {s:?}: {e}"))?
-                    .as_millis(),
-                None => needs.min_interval_ms.unwrap_or(15_000),
-            };
-            anyhow::ensure!(step >= 1, "--step must be at least 1ms");
-            if let Some(r) = needs.min_range_ms.filter(|r| *r < 2 * step) {
-                tracing::warn!(
-                    "a range window of {r} ms holds fewer than two points at step {step} ms; rate() there gives nothing (use --step)"
-                );
-            }
-            let opts = rp::source::SourceOptions {
-                url: url.clone(),
-                bearer_token: args.bearer_token_file.as_deref().map(read_secret).transpose()?,
-                basic_auth: match (&args.basic_auth_user, &args.basic_auth_password_file) {
-                    (Some(u), Some(p)) => Some((u.clone(), read_secret(p)?)),
-                    _ => None,
-                },
-                timeout: args
-                    .timeout
-                    .as_deref()
-                    .map(|t| {
-                        forewarn::duration::PromDuration::parse(t)
-                            .ok()
-                            .map(|d| std::time::Duration::from_millis(d.as_millis().max(0) as u64))
-                            .filter(|d| !d.is_zero())
-                            .with_context(|| format!("--timeout {t:?}: give a duration such as 30s or 5m"))
-                    })
-                    .transpose()?,
-                tls: rp::client::TlsConfig {
-                    ca_file: args.ca_file.clone(),
-                    cert_file: args.cert_file.clone(),
-                    key_file: args.key_file.clone(),
-                    insecure_skip_verify: args.insecure_skip_verify,
-                },
-            };
-            let eval_start = from - needs.warmup_ms;
-            let mut chunks = rp::source::plan(&needs.selectors, eval_start, to, step);
-            chunks.extend(rp::source::plan_pinned(&needs.pinned, step));
-            let mut bar = Progress::new("fetch");
-            let h = runtime()?.block_on(rp::source::fetch(&opts, &chunks, step, |f| bar.update(f)))?;
-            if h.samples == 0 {
-                tracing::warn!(
-                    "{url} has no samples for the {} selectors the rules read between --from and --to",
-                    needs.selectors.len() + needs.pinned.len()
-                );
-            }
-            (h, from, to, eval_start)
-        }
-        (None, None) => anyhow::bail!("give --input FILE or --source URL"),
-    };
-    let markers = match &args.markers {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            Some(std::sync::Arc::new(
-                forewarn::deploys::load_markers_json(&text).with_context(|| format!("{}", p.display()))?,
-            ))
-        }
-        None => None,
-    };
-    let ctx = forewarn::rules::EvalContext {
-        changes: markers.clone().map(rp::changes_hook),
-        restarts: markers.clone().map(rp::restarts_hook),
-        ..Default::default()
-    };
-    let mut progress = Progress::new("replay");
-    let mut report = rp::run(&mut groups, &h.store, eval_start, to, &ctx, |f| progress.update(f));
-    report.clip(from);
-    for w in &h.warnings {
-        tracing::warn!("{w}");
     }
-    report.warnings = h.warnings.clone();
-    if let Some(m) = &markers {
-        rp::correlate(&mut report, m, to);
-    }
-    if args.output == "json" {
-        println!("{}", serde_json::to_string_pretty(&rp::output::json(&report, from, to))?);
-    } else {
-        print!("{}", rp::output::text(&report, from, to));
-    }
-    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -646,7 +565,7 @@ fn route_test(config: &Path, verify: Option<&str>, labels: &[String]) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    let parts = match forewarn::notify::dispatch::parts_of(&cfg) {
+    let parts = match forewarn::notify::dispatch::parts_of(cfg.notify_sections()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {}: {e}", config.display());
@@ -694,97 +613,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs the daemon, then leaves without waiting for evaluations still on
 /// the blocking pool (they stop at their next limit check; the process
 /// must end promptly on SIGTERM whatever runs).
-fn daemon_runtime(main: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn daemon_runtime<E>(main: impl std::future::Future<Output = Result<(), E>>) -> anyhow::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     let rt = runtime()?;
     let result = rt.block_on(main);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    result
-}
-
-/// How long in-flight requests get to finish once shutdown begins.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn run(config: PathBuf) -> anyhow::Result<()> {
-    let cfg = Config::load(&config).map_err(|e| anyhow::anyhow!("{}", lines(&e)))?;
-    let listen = cfg.http.listen.clone();
-    let d = Daemon::start(cfg, Options { config_path: Some(config), console_receiver: None }).await?;
-    serve_until_signal(d, &listen).await
-}
-
-async fn demo(listen: String) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot bind the demo targets")?;
-    let targets = listener.local_addr()?.to_string();
-    tokio::spawn(forewarn::demo::serve_targets(listener, Default::default()));
-    let (cfg, _dir) = forewarn::demo::config(&targets, &listen).context("cannot prepare the demo")?;
-    println!(
-        "forewarn demo: scraping built-in targets at {targets} every second.\n\
-         In ~10 s memory starts leaking, at ~20 s a filter starts passing everything,\n\
-         at ~30 s a backlog steps up. Alerts print below as they fire and resolve.\n\
-         Web UI and API: http://{listen}/  (Ctrl-C to stop)\n"
-    );
-    let d = Daemon::start(cfg, Options { config_path: None, console_receiver: Some("terminal".into()) }).await?;
-    serve_until_signal(d, &listen).await
-}
-
-/// Serves HTTP; reloads on SIGHUP; shuts down cleanly on SIGTERM/SIGINT.
-async fn serve_until_signal(d: Arc<Daemon>, listen: &str) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let stopping_tx = stopping.clone();
-    let reloader = d.clone();
-    tokio::spawn(async move {
-        let mut stop_tx = Some(stop_tx);
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading");
-                    daemon::notify_systemd("RELOADING=1");
-                    let _ = reloader.reload().await;
-                    daemon::notify_systemd("READY=1");
-                }
-                _ = term.recv() => break,
-                _ = tokio::signal::ctrl_c() => break,
-            }
-        }
-        tracing::info!("shutting down");
-        daemon::notify_systemd("STOPPING=1");
-        // Running queries and rule evaluations stop at their next check.
-        reloader.begin_shutdown();
-        stopping_tx.notify_one();
-        if let Some(tx) = stop_tx.take() {
-            let _ = tx.send(());
-        }
-    });
-    let ready = d.clone();
-    tokio::spawn(async move {
-        // READY once the listener is bound (serve flips `ready`).
-        for _ in 0..200 {
-            if ready.ready.load(std::sync::atomic::Ordering::SeqCst) {
-                daemon::notify_systemd("READY=1");
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    });
-    let store = d.store.clone();
-    let serve = forewarn::http::serve(d, listen, async {
-        let _ = stop_rx.await;
-    });
-    let served = tokio::select! {
-        r = serve => r,
-        // A request that ignores cancellation does not hold the exit up.
-        _ = async { stopping.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
-            tracing::warn!("requests still running {}s after shutdown began; leaving them", SHUTDOWN_GRACE.as_secs());
-            Ok(())
-        }
-    };
-    // Clean shutdown: flush the sample WAL and write a final snapshot.
-    tokio::task::spawn_blocking(move || store.shutdown()).await?;
-    served?;
-    Ok(())
+    Ok(result?)
 }
 
 fn lines(errs: &[Located]) -> String {

@@ -92,7 +92,7 @@ fn target(relabel: bool) -> Target {
         "scrape_configs:\n  - job_name: node\n    static_configs: [ {{ targets: ['10.0.0.1:9100'], labels: {{ env: prod }} }} ]\n{relabel_cfg}"
     );
     let cfg = forewarn::config::Config::parse("bench.yml", &yaml, None).expect("bench config");
-    Target::from_config(&cfg.scrape_configs[0], &cfg.global).remove(0)
+    Target::from_config(&cfg.scrape_configs[0], &cfg.global.scrape_defaults()).remove(0)
 }
 
 struct Run {

@@ -7,9 +7,12 @@
 //! `replay` and tests drive the very same code. `persist` keeps the state
 //! in `state.db` so that a restart changes nothing anyone can see.
 
+pub mod deploy_values;
 pub mod persist;
 pub mod state;
 pub mod template;
 
 pub use persist::{AlertStateStore, RestoreOptions};
-pub use state::{Alert, AlertInput, AlertState, AlertingRule, NamedTemplate, Overlay, EXPLANATION};
+pub use state::{
+    Alert, AlertInput, AlertState, AlertingRule, ChangesFn, ChangesHook, NamedTemplate, Overlay, EXPLANATION,
+};

@@ -275,13 +275,19 @@ impl AlertStateStore {
     /// Writes what changed in one group's alerts since the last call, and
     /// the group's evaluation time `t` while it holds any alert. Returns
     /// the number of rows written or deleted. On error nothing is assumed
-    /// written: the next call tries the whole group again.
-    pub fn save_group(&self, group_key: &str, t: i64, rules: &[(String, &AlertingRule)]) -> Result<usize, StateError> {
+    /// written: the next call tries the whole group again. Each rule comes
+    /// with its key and its rule kind's memory (`rule_kind_state`), if any.
+    pub fn save_group(
+        &self,
+        group_key: &str,
+        t: i64,
+        rules: &[(String, &AlertingRule, Option<serde_json::Value>)],
+    ) -> Result<usize, StateError> {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         let before = written.remove(group_key).unwrap_or_default();
         let mut now = GroupWritten::default();
         let mut upserts = Vec::new();
-        for (key, rule) in rules {
+        for (key, rule, kind_state) in rules {
             for (a, hold_from) in rule.saved_alerts() {
                 let w = Written::of(a, hold_from);
                 let k = (key.clone(), a.fingerprint());
@@ -290,7 +296,7 @@ impl AlertStateStore {
                 }
                 now.alerts.insert(k, w);
             }
-            if let Some(v) = rule.kind.as_ref().and_then(|k| k.saved_state()) {
+            if let Some(v) = kind_state {
                 now.kinds.insert(key.clone(), v.to_string());
             }
         }

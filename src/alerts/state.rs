@@ -126,6 +126,31 @@ impl NamedTemplate {
     }
 }
 
+/// Finds the deploy markers that matter for an alert: (labels, onset, now)
+/// -> correlation. The daemon reads its marker log; replay reads `--markers`.
+#[derive(Clone)]
+pub struct ChangesHook(pub std::sync::Arc<ChangesFn>);
+
+/// (alert labels, onset ms, now ms) -> the deploys that matter.
+pub type ChangesFn = dyn Fn(&Labels, i64, i64) -> Option<crate::deploys::Correlation> + Send + Sync;
+
+impl std::fmt::Debug for ChangesHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangesHook")
+    }
+}
+
+impl ChangesHook {
+    /// The hook of a fixed list of markers (replay's `--markers`, a rule
+    /// test's `input_markers`): templates get `$deploy` and `$changes`.
+    pub fn from_markers(markers: std::sync::Arc<Vec<crate::deploys::Marker>>) -> ChangesHook {
+        let opts = crate::deploys::MatchOptions::default();
+        ChangesHook(std::sync::Arc::new(move |labels, onset, now| {
+            Some(crate::deploys::correlate(labels, onset, None, now, &markers, &opts))
+        }))
+    }
+}
+
 /// An alerting rule and the alerts it currently holds.
 #[derive(Debug)]
 pub struct AlertingRule {
@@ -145,9 +170,6 @@ pub struct AlertingRule {
     hold_from: HashMap<u64, i64>,
     /// Errors from the last evaluation (template or query), for the API.
     pub last_error: Option<String>,
-    /// For `trend`/`ratio`/`anomaly`/`threshold` rules: how the active
-    /// series are found (then `expr` is the series it watches, for charts).
-    pub kind: Option<crate::rules::kinds::RuleKind>,
 }
 
 impl AlertingRule {
@@ -174,7 +196,6 @@ impl AlertingRule {
             active: HashMap::new(),
             hold_from: HashMap::new(),
             last_error: None,
-            kind: None,
         }
     }
 
@@ -190,9 +211,6 @@ impl AlertingRule {
     pub fn inherit(&mut self, old: &mut AlertingRule) {
         self.active = std::mem::take(&mut old.active);
         self.hold_from = std::mem::take(&mut old.hold_from);
-        if let (Some(new), Some(old)) = (self.kind.as_mut(), old.kind.as_mut()) {
-            new.inherit(old);
-        }
     }
 
     /// The alerts with the start of their `for` clock, for saving.
@@ -233,20 +251,22 @@ impl AlertingRule {
         external_url: &str,
     ) -> Vec<Alert> {
         let inputs: Vec<AlertInput> = result.iter().map(AlertInput::from).collect();
-        let ctx = crate::rules::EvalContext {
-            external_labels: external_labels.clone(),
-            external_url: external_url.to_string(),
-            ..Default::default()
-        };
-        self.eval_inputs(t, &inputs, &ctx)
+        self.eval_inputs(t, &inputs, external_labels, external_url, None)
     }
 
     /// Like [`AlertingRule::eval`], for inputs that carry extra template
-    /// values and onsets (the rule kinds).
-    pub fn eval_inputs(&mut self, t: i64, result: &[AlertInput], ctx: &crate::rules::EvalContext) -> Vec<Alert> {
-        let (external_labels, external_url) = (&ctx.external_labels, ctx.external_url.as_str());
+    /// values and onsets (the rule kinds); `changes` gives templates
+    /// `$deploy` and `$changes`.
+    pub fn eval_inputs(
+        &mut self,
+        t: i64,
+        result: &[AlertInput],
+        external_labels: &Labels,
+        external_url: &str,
+        changes: Option<&ChangesHook>,
+    ) -> Vec<Alert> {
         // Correlating with deploys costs a marker lookup: only when used.
-        let wants_changes = ctx.changes.is_some()
+        let wants_changes = changes.is_some()
             && self
                 .annotations
                 .iter()
@@ -260,7 +280,7 @@ impl AlertingRule {
             for (k, v) in &s.vars {
                 data.vars.insert(k.clone(), v.clone());
             }
-            if let (true, Some(hook)) = (wants_changes, &ctx.changes) {
+            if let (true, Some(hook)) = (wants_changes, changes) {
                 let mut key = s.labels.clone();
                 key.remove(METRIC_NAME);
                 for nt in &self.labels {
@@ -272,7 +292,7 @@ impl AlertingRule {
                     _ => s.onset.unwrap_or(t).min(t),
                 };
                 if let Some(c) = (hook.0)(&sample_labels, onset, t) {
-                    let (deploy, changes) = crate::deploys::template_values(&c);
+                    let (deploy, changes) = super::deploy_values::template_values(&c);
                     data.vars.insert("deploy".into(), deploy);
                     data.vars.insert("changes".into(), changes);
                 }

@@ -284,23 +284,6 @@ pub fn spec_for_fingerprint(
     }
 }
 
-/// The chart renderer the daemon installs on its marker log, so emails
-/// can carry a PNG. Holds the daemon weakly: no cycle, and after shutdown
-/// it simply draws nothing.
-pub fn png_hook(daemon: std::sync::Weak<crate::daemon::Daemon>) -> crate::deploys::log::ChartHook {
-    Box::new(move |fingerprint, _onset, _resolved, now| {
-        let d = daemon.upgrade()?;
-        let spec = spec_for_fingerprint(&*d.reads(), &d.rules, Some(&d.deploys), fingerprint, now, &d.query_options());
-        match spec.and_then(|s| super::render_png(&s)) {
-            Ok(png) => Some(png),
-            Err(e) => {
-                tracing::warn!(alert = %format!("{fingerprint:016x}"), error = %e, "no chart for the email");
-                None
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

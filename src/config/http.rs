@@ -194,7 +194,7 @@ impl HttpConfig {
                         .into(),
                 );
             }
-            if let Err(e) = crate::http::tls::server_config(t) {
+            if let Err(e) = super::tls::server_config(t) {
                 errs.push(format!("http.tls_server_config: {e}"));
             }
         }

@@ -5,20 +5,28 @@
 //! (same keys, same meanings, so sections can be pasted across), plus
 //! forewarn's own `storage` and `http`. Every struct denies unknown keys: a
 //! typo is an error with its line, never a silently ignored setting.
+//!
+//! Each stage owns the types of its sections (`scrape::config`,
+//! `notify::config`, `store::StorageConfig`, `deploys::DeploysConfig`, ...);
+//! this module assembles them into [`Config`], re-exports the common ones,
+//! and checks what spans sections (a route naming an undefined receiver).
 
 pub mod http;
-pub mod yaml;
+pub mod tls;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
+pub use crate::byte_size::ByteSize;
 use crate::duration::PromDuration;
-use crate::notify::email::EmailConfig;
-use crate::notify::webhook::WebhookConfig;
+pub use crate::notify::config::{OutboxConfig, ReceiverConfig, RouteConfig};
+pub use crate::scrape::config::{ScrapeConfig, ScrapeDefaults, StaticConfig};
+pub use crate::store::StorageConfig;
+use crate::yaml;
+pub use crate::yaml::Located;
 pub use http::HttpConfig;
-pub use yaml::Located;
 
 /// The whole config file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -186,6 +194,13 @@ impl Default for GlobalConfig {
     }
 }
 
+impl GlobalConfig {
+    /// The scrape interval and timeout of jobs that set none.
+    pub fn scrape_defaults(&self) -> ScrapeDefaults {
+        ScrapeDefaults { interval: self.scrape_interval, timeout: self.scrape_timeout }
+    }
+}
+
 fn default_interval() -> PromDuration {
     PromDuration::from_secs(60)
 }
@@ -194,238 +209,6 @@ fn default_timeout() -> PromDuration {
 }
 fn default_resolve_timeout() -> PromDuration {
     PromDuration::from_secs(300)
-}
-
-/// One `scrape_configs` entry (a job).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScrapeConfig {
-    pub job_name: String,
-    pub scrape_interval: Option<PromDuration>,
-    pub scrape_timeout: Option<PromDuration>,
-    #[serde(default = "default_metrics_path")]
-    pub metrics_path: String,
-    #[serde(default = "default_scheme")]
-    pub scheme: String,
-    #[serde(default)]
-    pub params: BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    pub honor_labels: bool,
-    #[serde(default = "yes")]
-    pub honor_timestamps: bool,
-    #[serde(default)]
-    pub static_configs: Vec<StaticConfig>,
-    /// Bytes, with an optional unit: `10MB`, `512KiB`. 0 = forewarn's default cap.
-    pub body_size_limit: Option<ByteSize>,
-    /// More samples than this fail the whole scrape, as in Prometheus. 0 = no limit.
-    #[serde(default)]
-    pub sample_limit: usize,
-    #[serde(default)]
-    pub label_limit: usize,
-    #[serde(default)]
-    pub label_name_length_limit: usize,
-    #[serde(default)]
-    pub label_value_length_limit: usize,
-    /// Targets listed in JSON/YAML files, re-read when they change.
-    #[serde(default)]
-    pub file_sd_configs: Vec<crate::scrape::discovery::FileSdConfig>,
-    /// Rewrite target labels before scraping (may drop targets).
-    #[serde(default)]
-    pub relabel_configs: Vec<crate::scrape::relabel::RelabelConfig>,
-    /// Rewrite or drop scraped samples before they are stored.
-    #[serde(default)]
-    pub metric_relabel_configs: Vec<crate::scrape::relabel::RelabelConfig>,
-    pub tls_config: Option<crate::http_client::TlsConfig>,
-    pub basic_auth: Option<crate::http_client::BasicAuth>,
-    pub authorization: Option<crate::http_client::Authorization>,
-}
-
-fn default_metrics_path() -> String {
-    "/metrics".into()
-}
-fn default_scheme() -> String {
-    "http".into()
-}
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticConfig {
-    pub targets: Vec<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-/// A size in bytes written as `1024`, `10MB`, `512KiB`, `1GB`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: expected a number with a unit like 10MB"))?;
-        let mult: f64 = match unit.trim() {
-            "" | "B" => 1.0,
-            "KB" | "kB" => 1e3,
-            "MB" => 1e6,
-            "GB" => 1e9,
-            "KiB" => 1024.0,
-            "MiB" => 1024.0 * 1024.0,
-            "GiB" => 1024.0 * 1024.0 * 1024.0,
-            u => return Err(format!("invalid size {s:?}: unknown unit {u:?} (use B, KB, MB, GB, KiB, MiB, GiB)")),
-        };
-        Ok(ByteSize((n * mult) as u64))
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// Alertmanager's `route`: a tree of matchers deciding who hears of an alert.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    pub receiver: Option<String>,
-    pub group_by: Option<Vec<String>>,
-    /// `label=value`, `label!=value`, `label=~re`, `label!~re` (Alertmanager's syntax).
-    #[serde(default)]
-    pub matchers: Vec<String>,
-    /// Deprecated in Alertmanager but still common in pasted configs.
-    #[serde(default, rename = "match")]
-    pub match_eq: BTreeMap<String, String>,
-    #[serde(default)]
-    pub match_re: BTreeMap<String, String>,
-    #[serde(default, rename = "continue")]
-    pub continue_matching: bool,
-    pub group_wait: Option<PromDuration>,
-    pub group_interval: Option<PromDuration>,
-    pub repeat_interval: Option<PromDuration>,
-    /// Names from `time_intervals` during which this route sends nothing.
-    #[serde(default)]
-    pub mute_time_intervals: Vec<String>,
-    /// Names from `time_intervals` outside which this route sends nothing.
-    #[serde(default)]
-    pub active_time_intervals: Vec<String>,
-    #[serde(default)]
-    pub routes: Vec<RouteConfig>,
-}
-
-/// How long and how hard the outbox tries to deliver a notification.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutboxConfig {
-    /// A notification not delivered within this long is dropped (logged and
-    /// counted in `forewarn_notifications_failed_total`).
-    #[serde(default = "default_max_age")]
-    pub max_age: PromDuration,
-    /// The longest wait between two attempts (backoff grows up to it).
-    #[serde(default = "default_max_backoff")]
-    pub max_backoff: PromDuration,
-}
-
-impl Default for OutboxConfig {
-    fn default() -> Self {
-        OutboxConfig { max_age: default_max_age(), max_backoff: default_max_backoff() }
-    }
-}
-
-fn default_max_age() -> PromDuration {
-    PromDuration::from_secs(24 * 3600)
-}
-fn default_max_backoff() -> PromDuration {
-    PromDuration::from_secs(60)
-}
-
-/// One named receiver with any number of integrations.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiverConfig {
-    pub name: String,
-    #[serde(default)]
-    pub webhook_configs: Vec<WebhookConfig>,
-    #[serde(default)]
-    pub email_configs: Vec<EmailConfig>,
-    /// forewarn extension: forward alerts to Alertmanagers' `/api/v2/alerts`.
-    #[serde(default)]
-    pub alertmanager_configs: Vec<crate::notify::alertmanager::AlertmanagerConfig>,
-}
-
-/// Where state lives and how long samples are kept.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    /// The state dir; the systemd unit sets it to /var/lib/forewarn.
-    pub path: Option<PathBuf>,
-    #[serde(default = "default_retention")]
-    pub retention: PromDuration,
-    /// Keep 5-minute min/max/avg/count aggregates this long (off when unset).
-    #[serde(default)]
-    pub downsample_retention: Option<PromDuration>,
-    /// How often the sample WAL is written and synced: a crash loses at most this much.
-    #[serde(default = "default_wal_fsync_interval")]
-    pub wal_fsync_interval: PromDuration,
-    /// How often all samples are snapshotted (the WAL is truncated after each).
-    #[serde(default = "default_snapshot_interval")]
-    pub snapshot_interval: PromDuration,
-    /// A series that ended (went stale) this long ago leaves memory with
-    /// its samples, as Prometheus's head GC (bounded memory under label
-    /// churn); `0s` keeps every series for the whole retention.
-    #[serde(default = "default_stale_series_retention")]
-    pub stale_series_retention: PromDuration,
-    /// WAL segments that a `remote_write` queue has not sent yet are kept
-    /// past a snapshot, up to this many bytes (oldest deleted first).
-    #[serde(default = "default_remote_write_wal_limit")]
-    pub remote_write_wal_limit: ByteSize,
-}
-
-fn default_remote_write_wal_limit() -> ByteSize {
-    ByteSize(1 << 30)
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig {
-            path: None,
-            retention: default_retention(),
-            downsample_retention: None,
-            wal_fsync_interval: default_wal_fsync_interval(),
-            snapshot_interval: default_snapshot_interval(),
-            stale_series_retention: default_stale_series_retention(),
-            remote_write_wal_limit: default_remote_write_wal_limit(),
-        }
-    }
-}
-
-fn default_wal_fsync_interval() -> PromDuration {
-    PromDuration::from_secs(1)
-}
-
-fn default_stale_series_retention() -> PromDuration {
-    PromDuration::from_secs(2 * 3600)
-}
-
-fn default_snapshot_interval() -> PromDuration {
-    PromDuration::from_secs(300)
-}
-
-fn default_retention() -> PromDuration {
-    PromDuration::from_secs(8 * 86_400)
 }
 
 impl Config {
@@ -613,6 +396,16 @@ impl Config {
         errs
     }
 
+    /// The sections the notification pipeline is built from.
+    pub fn notify_sections(&self) -> crate::notify::config::NotifySections<'_> {
+        crate::notify::config::NotifySections {
+            route: self.route.as_ref(),
+            receivers: &self.receivers,
+            inhibit_rules: &self.inhibit_rules,
+            time_intervals: &self.time_intervals,
+        }
+    }
+
     pub fn external_labels(&self) -> crate::labels::Labels {
         crate::labels::Labels::from_pairs(self.global.external_labels.clone())
     }
@@ -742,12 +535,5 @@ http: { listen: "127.0.0.1:9099" }
         assert!(has("remote_write: needs storage.path"), "{e:?}");
         assert!(has("alerting.alertmanagers[0].api_version"), "{e:?}");
         assert!(has("scrape_cluster: member_num 2 must be below members_count 2"), "{e:?}");
-    }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(ByteSize::parse("10MB").unwrap().0, 10_000_000);
-        assert_eq!(ByteSize::parse("1KiB").unwrap().0, 1024);
-        assert!(ByteSize::parse("ten").is_err());
     }
 }

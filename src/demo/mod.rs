@@ -12,11 +12,33 @@ mod targets;
 use std::path::PathBuf;
 
 use crate::config::Config;
+use crate::daemon::{Daemon, DaemonError, Options};
 
 pub use targets::{serve_targets, Scenario};
 
 /// The demo's rules, the same file as `rules/demo.yml`.
 pub const DEMO_RULES: &str = include_str!("../../rules/demo.yml");
+
+/// `forewarn demo`: serves the built-in targets on a free port, says what
+/// to watch for, and runs the daemon on them with its web UI on `listen`
+/// (notifications print to the terminal) until SIGTERM or SIGINT.
+pub async fn run(listen: String) -> Result<(), DaemonError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DaemonError::Other(format!("cannot bind the demo targets: {e}")))?;
+    let targets = listener.local_addr().map_err(|e| DaemonError::Other(e.to_string()))?.to_string();
+    tokio::spawn(serve_targets(listener, Default::default()));
+    let (cfg, _dir) =
+        config(&targets, &listen).map_err(|e| DaemonError::Other(format!("cannot prepare the demo: {e}")))?;
+    println!(
+        "forewarn demo: scraping built-in targets at {targets} every second.\n\
+         In ~10 s memory starts leaking, at ~20 s a filter starts passing everything,\n\
+         at ~30 s a backlog steps up. Alerts print below as they fire and resolve.\n\
+         Web UI and API: http://{listen}/  (Ctrl-C to stop)\n"
+    );
+    let d = Daemon::start(cfg, Options { config_path: None, console_receiver: Some("terminal".into()) }).await?;
+    crate::service::serve(d, &listen, std::future::pending()).await
+}
 
 /// Writes the demo rules to a private temp dir and returns a config that
 /// scrapes the demo targets at `targets_addr` and listens on `listen`.

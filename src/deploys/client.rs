@@ -12,7 +12,7 @@ use super::{DeploysError, Marker};
 /// TLS trust (basic auth there wins over `token`).
 pub async fn post_marker(
     server: &str,
-    conn: &crate::http::client::Connection,
+    conn: &crate::http_client::Connection,
     token: Option<&str>,
     body: &Value,
 ) -> Result<Marker, DeploysError> {

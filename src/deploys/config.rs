@@ -30,7 +30,7 @@ pub struct DeploysConfig {
     pub max_markers: usize,
     /// Largest marker (all its fields and labels) accepted. 0 = no limit.
     #[serde(default = "default_max_marker_bytes")]
-    pub max_marker_bytes: crate::config::ByteSize,
+    pub max_marker_bytes: crate::byte_size::ByteSize,
     /// Markers older than this are deleted.
     #[serde(default = "default_retention")]
     pub retention: PromDuration,
@@ -79,8 +79,8 @@ fn default_version_label() -> String {
 fn default_max_markers() -> usize {
     100_000
 }
-fn default_max_marker_bytes() -> crate::config::ByteSize {
-    crate::config::ByteSize(16 * 1024)
+fn default_max_marker_bytes() -> crate::byte_size::ByteSize {
+    crate::byte_size::ByteSize(16 * 1024)
 }
 fn default_retention() -> PromDuration {
     PromDuration::from_secs(90 * 86_400)

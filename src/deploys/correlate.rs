@@ -13,13 +13,10 @@
 //! discounted when it is hours old or was already rolled back); otherwise a
 //! deploy after the onset is cleared; otherwise "no change in the window".
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::words::{duration, version};
 use super::{DeploysConfig, Kind, Marker};
-use crate::alerts::template::TplValue;
 use crate::labels::Labels;
 
 /// A change this close before the onset is named as a likely cause.
@@ -219,44 +216,10 @@ pub fn correlate(
     Correlation { changes, verdict }
 }
 
-fn marker_map(m: &Marker, before_onset_ms: i64) -> BTreeMap<String, TplValue> {
-    let mut map = BTreeMap::new();
-    map.insert("service".into(), TplValue::from(m.service.as_str()));
-    map.insert("version".into(), TplValue::from(m.version.as_str()));
-    map.insert("kind".into(), TplValue::from(m.kind.as_str()));
-    map.insert("at".into(), TplValue::from(super::rfc3339(m.at)));
-    map.insert("commit".into(), TplValue::from(m.commit.clone().unwrap_or_default()));
-    map.insert("url".into(), TplValue::from(m.url.clone().unwrap_or_default()));
-    map.insert("by".into(), TplValue::from(m.by.clone().unwrap_or_default()));
-    map.insert("before_onset".into(), TplValue::from(duration(before_onset_ms)));
-    map.insert("before_onset_seconds".into(), TplValue::from(before_onset_ms as f64 / 1000.0));
-    map
-}
-
-/// Template values `$deploy` and `$changes`.
-///
-/// `$deploy` is a map: `verdict`, and for the change nearest before the
-/// onset (else the first after it) `service`, `version`, `kind`, `at`,
-/// `commit`, `url`, `by`, `before_onset` ("7 min"). `$changes` is a list
-/// of maps with `text` and the same marker keys, oldest first.
-pub fn template_values(c: &Correlation) -> (TplValue, TplValue) {
-    let nearest = c.changes.iter().rev().find(|n| n.before_onset_ms >= 0).or_else(|| c.changes.first());
-    let mut deploy = nearest.map(|n| marker_map(&n.marker, n.before_onset_ms)).unwrap_or_default();
-    deploy.insert("verdict".into(), TplValue::from(c.verdict.as_str()));
-    let changes = c
-        .changes
-        .iter()
-        .map(|n| {
-            let mut m = marker_map(&n.marker, n.before_onset_ms);
-            m.insert("text".into(), TplValue::from(n.text.as_str()));
-            TplValue::Map(m)
-        })
-        .collect();
-    (TplValue::Map(deploy), TplValue::List(changes))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     const MIN: i64 = 60_000;
@@ -377,18 +340,5 @@ mod tests {
         let prod = Labels::from_pairs([("job", "checkout"), ("env", "prod")]);
         assert!(!matches(&prod, &m, &["job".into(), "env".into()]));
         assert!(matches(&prod, &m, &["job".into()]));
-    }
-
-    #[test]
-    fn template_values_expose_verdict_and_changes() {
-        let c = run(&[marker(1, "checkout", "2.3", Kind::Deploy, T0 - 7 * MIN)], None, T0);
-        let (deploy, changes) = template_values(&c);
-        let TplValue::Map(d) = deploy else { panic!("map expected") };
-        assert_eq!(d["verdict"], TplValue::from(c.verdict.as_str()));
-        assert_eq!(d["version"], TplValue::from("2.3"));
-        assert_eq!(d["before_onset"], TplValue::from("7 min"));
-        let TplValue::List(l) = changes else { panic!("list expected") };
-        let TplValue::Map(first) = &l[0] else { panic!("map expected") };
-        assert_eq!(first["text"], TplValue::from("checkout v2.3 deployed 7 min before onset"));
     }
 }

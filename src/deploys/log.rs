@@ -277,7 +277,7 @@ mod tests {
         log.insert(&m("old", "0", Kind::Deploy, now - 7_200_000)).unwrap();
         log.insert(&m("checkout", "5", Kind::Deploy, now)).unwrap();
         assert!(log.query(&q).unwrap().iter().all(|m| m.service != "old"), "past retention is deleted");
-        log.set_settings(DeploysConfig { max_marker_bytes: crate::config::ByteSize(100), ..forever() });
+        log.set_settings(DeploysConfig { max_marker_bytes: crate::byte_size::ByteSize(100), ..forever() });
         let mut big = m("checkout", "6", Kind::Deploy, now);
         big.url = Some(format!("https://x/{}", "y".repeat(200)));
         let e = log.insert(&big).unwrap_err().to_string();

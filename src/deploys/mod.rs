@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use config::DeploysConfig;
-pub use correlate::{correlate, restart_times, template_values, ChangeNote, Correlation, MatchOptions};
+pub use correlate::{correlate, restart_times, ChangeNote, Correlation, MatchOptions};
 pub use detect::Detector;
 pub use log::DeployLog;
 pub use notes::{notes_for, AlertNotes};

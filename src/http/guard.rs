@@ -243,14 +243,13 @@ fn cross_site(req: &Request, cfg: &HttpConfig) -> Option<Response> {
 }
 
 /// The middleware: health checks pass; then credentials; then the cross-site check.
-pub async fn check(State(d): State<Arc<Daemon>>, mut req: Request, next: Next) -> Response {
+pub async fn check(State((d, guard)): State<(Arc<Daemon>, Arc<Guard>)>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path == "/-/healthy" || path == "/-/ready" {
         return next.run(req).await;
     }
     let cfg = d.config.lock().unwrap_or_else(|p| p.into_inner()).http.clone();
     if cfg.auth_enabled() {
-        let guard = &d.http_guard;
         let creds = guard.credentials(&cfg);
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
         let ok = match given {

@@ -5,12 +5,10 @@
 //! Handlers only translate; every decision lives in the modules they call.
 
 mod api;
-pub mod client;
 mod deploys;
 pub mod guard;
 mod server;
 mod silences;
-pub mod tls;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,7 +22,8 @@ use axum::Router;
 use crate::daemon::{Daemon, DaemonError};
 
 /// The full router, behind the credential and cross-site checks of
-/// [`guard`] and a body size limit of `http.max_request_body_size`.
+/// [`guard`] (its verdict cache lives as long as the router) and a body
+/// size limit of `http.max_request_body_size`.
 pub fn router(d: Arc<Daemon>) -> Router {
     let body_limit = d.config.lock().unwrap_or_else(|p| p.into_inner()).http.max_request_body_size.0;
     Router::new()
@@ -38,7 +37,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .merge(crate::web::routes())
         .layer(axum::middleware::from_fn(too_large))
         .layer(axum::extract::DefaultBodyLimit::max(usize::try_from(body_limit).unwrap_or(usize::MAX)))
-        .layer(axum::middleware::from_fn_with_state(d.clone(), guard::check))
+        .layer(axum::middleware::from_fn_with_state((d.clone(), Arc::new(guard::Guard::default())), guard::check))
         .with_state(d)
         .layer(axum::middleware::from_fn(catch_panic))
 }

@@ -39,7 +39,7 @@ impl TlsState {
         if &self.config == want {
             return;
         }
-        match want.as_ref().map(super::tls::server_config).transpose() {
+        match want.as_ref().map(crate::config::tls::server_config).transpose() {
             Ok(cfg) => {
                 self.acceptor = cfg.map(|c| TlsAcceptor::from(Arc::new(c)));
                 self.config = want.clone();

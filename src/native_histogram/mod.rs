@@ -22,6 +22,7 @@ mod quantile;
 use std::collections::BTreeMap;
 
 pub use notation::parse_histogram;
+pub(crate) use notation::parse_number;
 pub use quantile::{fraction, quantile};
 
 /// The schema of histograms with custom (classic-style) bucket bounds.

@@ -31,13 +31,10 @@ pub fn parse_histogram(s: &str) -> Result<FloatHistogram, String> {
             (&after[..end], &after[end..])
         };
         let bad = |what: &str| format!("invalid histogram {s:?}: {key}: {what} {value:?}");
-        let num = || crate::promql::parse_number(value).ok_or_else(|| bad("not a number:"));
+        let num = || parse_number(value).ok_or_else(|| bad("not a number:"));
         let int = || value.parse::<i32>().map_err(|_| bad("not an integer:"));
         let list = || -> Result<Vec<f64>, String> {
-            value
-                .split_whitespace()
-                .map(|v| crate::promql::parse_number(v).ok_or_else(|| bad("not a list of numbers:")))
-                .collect()
+            value.split_whitespace().map(|v| parse_number(v).ok_or_else(|| bad("not a list of numbers:"))).collect()
         };
         match key {
             "schema" => h.schema = int()?,
@@ -185,6 +182,27 @@ pub(crate) fn go_g(v: f64) -> String {
         return format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
     format!("{sign}{}", v.abs())
+}
+
+/// A float as the test files spell it (as PromQL does): decimal, `Inf`/`NaN` in any case, with sign.
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let v = match body.to_ascii_lowercase().as_str() {
+        "inf" => f64::INFINITY,
+        "nan" => f64::NAN,
+        lower => {
+            // No hex here: in this notation `0x5` means "0, five more times".
+            if lower.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+                lower.parse::<f64>().ok()?
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(if neg { -v } else { v })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::route::Route;
-use crate::http::client::Connection;
+use crate::http_client::Connection;
 use crate::labels::Labels;
 
 /// Why a CLI request failed; each says what to check.
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn route_test_lists_receivers_in_order() {
-        let cfg: crate::config::RouteConfig = crate::config::yaml::parse(
+        let cfg: crate::config::RouteConfig = crate::yaml::parse(
             "r.yml",
             "receiver: default\nroutes:\n  - matchers: [severity=page]\n    receiver: pager\n    continue: true\n  - matchers: [team=db]\n    receiver: db\n",
         )

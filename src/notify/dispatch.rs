@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use tokio::sync::mpsc;
 
+use super::config::NotifySections;
 use super::inhibit::InhibitRule;
 use super::outbox::{LogChange, Outbox, OutboxError, Receivers, WorkerOptions};
 use super::route::Route;
@@ -27,7 +28,6 @@ use super::silence::Silences;
 use super::time_interval::TimeInterval;
 use super::{DeliveryError, Notification, NotifiedAlert, Status};
 use crate::alerts::{Alert, AlertState};
-use crate::config::Config;
 use crate::labels::Labels;
 use crate::rules::manager::AlertBatch;
 use crate::state::StateDir;
@@ -191,9 +191,9 @@ impl Dispatcher {
 
     /// Builds the dispatcher from the config's `route`, `receivers`,
     /// `inhibit_rules` and `time_intervals`.
-    pub fn from_config(cfg: &Config) -> Result<Self, String> {
+    pub fn from_config(cfg: NotifySections<'_>, external_url: String) -> Result<Self, String> {
         let parts = parts_of(cfg)?;
-        let mut d = Dispatcher::new(parts.root, parts.receivers, cfg.external_url());
+        let mut d = Dispatcher::new(parts.root, parts.receivers, external_url);
         d.inhibit = parts.inhibit;
         d.intervals = parts.intervals;
         Ok(d)
@@ -491,14 +491,14 @@ fn latest_log_changes(changes: Vec<LogChange>) -> Vec<LogChange> {
 }
 
 /// The routing tree and its settings from the config.
-pub fn parts_of(cfg: &Config) -> Result<Parts, String> {
-    let root = match &cfg.route {
+pub fn parts_of(cfg: NotifySections<'_>) -> Result<Parts, String> {
+    let root = match cfg.route {
         Some(r) => Route::from_config(r)?,
         None => Route::from_config(&Default::default())?,
     };
     let mut receivers = HashMap::new();
     if cfg.route.is_some() {
-        for r in &cfg.receivers {
+        for r in cfg.receivers {
             let mut list: Vec<Integration> = r.webhook_configs.iter().cloned().map(Integration::Webhook).collect();
             list.extend(r.email_configs.iter().cloned().map(Integration::Email));
             list.extend(r.alertmanager_configs.iter().cloned().map(Integration::Alertmanager));
@@ -510,7 +510,7 @@ pub fn parts_of(cfg: &Config) -> Result<Parts, String> {
         inhibit.push(InhibitRule::from_config(r).map_err(|e| format!("inhibit_rules[{i}]: {e}"))?);
     }
     let mut intervals = HashMap::new();
-    for t in &cfg.time_intervals {
+    for t in cfg.time_intervals {
         intervals.insert(
             t.name.clone(),
             TimeInterval::from_config(t).map_err(|e| format!("time_intervals[{}]: {e}", t.name))?,
@@ -628,7 +628,7 @@ mod tests {
     }
 
     fn dispatcher(y: &str) -> Dispatcher {
-        let cfg: RouteConfig = crate::config::yaml::parse("r", y).unwrap();
+        let cfg: RouteConfig = crate::yaml::parse("r", y).unwrap();
         let mut receivers = HashMap::new();
         receivers.insert("team".to_string(), vec![Integration::Console]);
         Dispatcher::new(Route::from_config(&cfg).unwrap(), receivers, "http://fw".into())
@@ -741,7 +741,7 @@ mod tests {
         assert_eq!(out[0].notification.alerts[0].labels.value("job"), "x");
 
         let mut d = dispatcher(y);
-        let rule: crate::notify::inhibit::InhibitRuleConfig = crate::config::yaml::parse(
+        let rule: crate::notify::inhibit::InhibitRuleConfig = crate::yaml::parse(
             "i",
             "source_matchers: [alertname=Down]\ntarget_matchers: [alertname=Slow]\nequal: [job]\n",
         )
@@ -766,7 +766,7 @@ mod tests {
 
     #[test]
     fn mute_and_active_time_intervals() {
-        let cfg: RouteConfig = crate::config::yaml::parse(
+        let cfg: RouteConfig = crate::yaml::parse(
             "r",
             "receiver: team\ngroup_wait: 0s\ngroup_interval: 1m\nroutes:\n  - matchers: [job=x]\n    mute_time_intervals: [nights]\n  - matchers: [job=y]\n    active_time_intervals: [nights]\n",
         )
@@ -774,7 +774,7 @@ mod tests {
         let mut receivers = HashMap::new();
         receivers.insert("team".to_string(), vec![Integration::Console]);
         let mut d = Dispatcher::new(Route::from_config(&cfg).unwrap(), receivers, "http://fw".into());
-        let ti: crate::notify::time_interval::TimeIntervalConfig = crate::config::yaml::parse(
+        let ti: crate::notify::time_interval::TimeIntervalConfig = crate::yaml::parse(
             "t",
             "name: nights\ntime_intervals:\n  - times: [{start_time: '00:00', end_time: '06:00'}]\n",
         )

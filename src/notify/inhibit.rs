@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn rule(y: &str) -> InhibitRule {
-        let c: InhibitRuleConfig = crate::config::yaml::parse("i.yml", y).unwrap();
+        let c: InhibitRuleConfig = crate::yaml::parse("i.yml", y).unwrap();
         InhibitRule::from_config(&c).unwrap()
     }
 
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn bad_matcher_names_the_side() {
-        let c: InhibitRuleConfig = crate::config::yaml::parse("i.yml", "target_matchers: ['a=~\"(\"']\n").unwrap();
+        let c: InhibitRuleConfig = crate::yaml::parse("i.yml", "target_matchers: ['a=~\"(\"']\n").unwrap();
         let e = InhibitRule::from_config(&c).unwrap_err();
         assert!(e.contains("target_matchers"), "{e}");
     }

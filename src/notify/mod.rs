@@ -4,7 +4,8 @@
 //! receivers, `dispatch` groups alerts and decides when a group is due
 //! (group_wait, group_interval, repeat_interval), and each receiver folder
 //! (`webhook/`, `email/`, `console/`) turns a [`Notification`] into bytes on
-//! the wire. A receiver's config lives next to its sender. Between `dispatch`
+//! the wire. A receiver's config lives next to its sender; `config` holds
+//! the `route`, `receivers` and `outbox` sections. Between `dispatch`
 //! and the receivers sit `silence`, `inhibit` and `time_interval` (what must
 //! not be sent now) and `outbox` (every notification is stored in the state
 //! dir before it is sent, and retried until delivered).
@@ -12,6 +13,7 @@
 pub mod alertmanager;
 pub mod alertmanagers;
 pub mod client;
+pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod email;

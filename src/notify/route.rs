@@ -6,7 +6,7 @@
 //! sets `continue`; a route none of whose children match handles the alert
 //! itself. Children inherit the receiver, grouping and timing they do not set.
 
-use crate::config::RouteConfig;
+use super::config::RouteConfig;
 use crate::duration::PromDuration;
 use crate::labels::{Labels, MatchOp, Matcher};
 
@@ -200,7 +200,7 @@ mod tests {
     use super::*;
 
     fn cfg(y: &str) -> RouteConfig {
-        crate::config::yaml::parse("r.yml", y).unwrap()
+        crate::yaml::parse("r.yml", y).unwrap()
     }
 
     #[test]

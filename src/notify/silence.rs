@@ -33,7 +33,7 @@ pub struct SilenceLimits {
     pub max_silences: usize,
     /// Largest silence (matchers, comment and author as stored JSON). 0 = no limit.
     #[serde(default = "default_max_per_silence_bytes")]
-    pub max_per_silence_bytes: crate::config::ByteSize,
+    pub max_per_silence_bytes: crate::byte_size::ByteSize,
     /// Most matchers in one silence. 0 = no limit.
     #[serde(default = "default_max_matchers")]
     pub max_matchers: usize,
@@ -52,8 +52,8 @@ impl Default for SilenceLimits {
 fn default_max_silences() -> usize {
     10_000
 }
-fn default_max_per_silence_bytes() -> crate::config::ByteSize {
-    crate::config::ByteSize(64 * 1024)
+fn default_max_per_silence_bytes() -> crate::byte_size::ByteSize {
+    crate::byte_size::ByteSize(64 * 1024)
 }
 fn default_max_matchers() -> usize {
     100

@@ -318,7 +318,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn interval(y: &str) -> Result<TimeInterval, String> {
-        let c: TimeIntervalConfig = crate::config::yaml::parse("t.yml", y).map_err(|e| e.to_string())?;
+        let c: TimeIntervalConfig = crate::yaml::parse("t.yml", y).map_err(|e| e.to_string())?;
         TimeInterval::from_config(&c)
     }
 

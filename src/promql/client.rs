@@ -20,7 +20,7 @@ pub enum ClientError {
 /// Calls `GET {server}/api/v1/query` and returns the `data` object.
 pub async fn instant(
     server: &str,
-    conn: &crate::http::client::Connection,
+    conn: &crate::http_client::Connection,
     expr: &str,
     time: Option<&str>,
 ) -> Result<Value, ClientError> {

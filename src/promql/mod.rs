@@ -31,7 +31,6 @@ mod tests;
 /// The label matchers of a vector selector (name included), for callers that
 /// read raw samples from the store.
 pub use eval::selector_matchers;
-pub(crate) use series_notation::parse_number;
 pub use series_notation::{parse_series, parse_series_values, SeriesValue};
 pub use support::{check_supported, selector_names};
 

@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::eval::selector_matchers;
-use super::series_notation::parse_number;
 use super::{
     check_supported, eval_instant, eval_range, parse, parse_series, parse_series_values, EvalError, EvalOptions, Expr,
     SeriesValue, Value,
 };
 use crate::labels::{Labels, METRIC_NAME};
+use crate::native_histogram::parse_number;
 use crate::native_histogram::{CounterResetHint, FloatHistogram};
 use crate::store::{Series, Store};
 

@@ -4,7 +4,7 @@
 //! native histograms as `{{schema:0 count:1 buckets:[1]}}`, repeated with
 //! `{{...}}xN` or stepped with `{{...}}+{{...}}xN` / `{{...}}-{{...}}xN`.
 
-use crate::native_histogram::{parse_histogram, FloatHistogram};
+use crate::native_histogram::{parse_histogram, parse_number, FloatHistogram};
 use crate::store::stale_nan;
 
 /// One entry of an expanded series.
@@ -148,25 +148,4 @@ fn expand(tok: &str, out: &mut Vec<Option<f64>>) -> Result<(), String> {
 
 fn parse_count(s: &str, tok: &str) -> Result<usize, String> {
     s.parse::<usize>().map_err(|_| format!("invalid repetition count in {tok:?}"))
-}
-
-/// A float as PromQL spells it: decimal, `Inf`/`NaN` in any case, with sign.
-pub(crate) fn parse_number(s: &str) -> Option<f64> {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let v = match body.to_ascii_lowercase().as_str() {
-        "inf" => f64::INFINITY,
-        "nan" => f64::NAN,
-        lower => {
-            // No hex here: in this notation `0x5` means "0, five more times".
-            if lower.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
-                lower.parse::<f64>().ok()?
-            } else {
-                return None;
-            }
-        }
-    };
-    Some(if neg { -v } else { v })
 }

@@ -11,9 +11,10 @@
 //! With `--source URL` the history comes from a Prometheus-compatible
 //! server instead (`source`): `needs` works out which series the rules read
 //! and how far back, `source` fetches them into the same store, and the
-//! replay is the same from there.
+//! replay is the same from there. `command` plans a run from the flags.
 
 pub mod client;
+pub mod command;
 pub mod needs;
 pub mod output;
 pub mod source;
@@ -345,22 +346,6 @@ pub fn correlate(report: &mut Report, markers: &[crate::deploys::Marker], end: i
         s.changes =
             Some(SpanChanges { changes: c.changes.iter().map(|n| n.text.clone()).collect(), verdict: c.verdict });
     }
-}
-
-/// The hook that cuts replayed trend windows at deploy/restart markers.
-pub fn restarts_hook(markers: std::sync::Arc<Vec<crate::deploys::Marker>>) -> crate::rules::RestartsHook {
-    let opts = crate::deploys::MatchOptions::default();
-    crate::rules::RestartsHook(std::sync::Arc::new(move |labels, from, to| {
-        crate::deploys::restart_times(labels, &markers, &opts).into_iter().filter(|t| (from..=to).contains(t)).collect()
-    }))
-}
-
-/// The hook that gives replayed templates `$deploy` and `$changes`.
-pub fn changes_hook(markers: std::sync::Arc<Vec<crate::deploys::Marker>>) -> crate::rules::ChangesHook {
-    let opts = crate::deploys::MatchOptions::default();
-    crate::rules::ChangesHook(std::sync::Arc::new(move |labels, onset, now| {
-        Some(crate::deploys::correlate(labels, onset, None, now, &markers, &opts))
-    }))
 }
 
 #[cfg(test)]

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::kinds::{self, KindYaml};
-use super::{AlertingRule, RecordingRule, Rule, RuleGroup};
+use super::{AlertRule, AlertingRule, RecordingRule, Rule, RuleGroup};
 use crate::alerts::NamedTemplate;
-use crate::config::yaml::{self, Located};
 use crate::duration::PromDuration;
+use crate::yaml::{self, Located};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -320,7 +320,7 @@ fn build_rule(
             }
             if errs.is_empty() {
                 if let Some((text, ast)) = expr {
-                    let mut rule = AlertingRule::new(
+                    let alerting = AlertingRule::new(
                         alert.value.clone(),
                         text,
                         ast,
@@ -330,8 +330,7 @@ fn build_rule(
                         annotations,
                         r.referenced.line(),
                     );
-                    rule.kind = kind.map(|(k, _, _)| k);
-                    return Ok(Rule::Alert(rule));
+                    return Ok(Rule::Alert(AlertRule { alerting, kind: kind.map(|(k, _, _)| k) }));
                 }
             }
         }

@@ -201,7 +201,12 @@ impl RuleManager {
                         if let Some(p) = &persist {
                             // Saved before the batch goes to the notifier: what a
                             // receiver hears about is on disk first.
-                            match p.save_group(&g.key(), t, &g.alert_rules_keyed()) {
+                            let rules: Vec<_> = g
+                                .alert_rules_keyed()
+                                .into_iter()
+                                .map(|(k, a)| (k, &a.alerting, a.kind.as_ref().and_then(|k| k.saved_state())))
+                                .collect();
+                            match p.save_group(&g.key(), t, &rules) {
                                 Ok(_) => faults().ok(WriteKind::Sqlite, "alerts"),
                                 Err(e) => faults().failed(WriteKind::Sqlite, "alerts", &e),
                             }

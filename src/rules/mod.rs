@@ -16,6 +16,7 @@ use crate::labels::{Labels, METRIC_NAME};
 use crate::promql::{self, EvalOptions, Expr, Value, VectorSample};
 use crate::store::{Queryable, Store};
 
+pub use crate::alerts::{ChangesFn, ChangesHook};
 pub use file::{load_file, load_patterns, load_patterns_with, parse_rules};
 pub use manager::RuleManager;
 
@@ -29,10 +30,45 @@ pub struct RecordingRule {
     pub line: u64,
 }
 
+/// An alerting rule: the alert state machine ([`AlertingRule`], which it
+/// derefs to) and, for `trend`/`ratio`/`anomaly`/`threshold` rules, the
+/// kind that finds the active series (then `expr` is the series it
+/// watches, for charts). The kind lives here, not in `alerts`, because
+/// only rule evaluation runs it.
+#[derive(Debug)]
+pub struct AlertRule {
+    pub alerting: AlertingRule,
+    pub kind: Option<kinds::RuleKind>,
+}
+
+impl AlertRule {
+    /// Takes over the alerts, and the kind's memory, of the rule this one
+    /// replaces on a reload.
+    pub fn inherit(&mut self, old: &mut AlertRule) {
+        self.alerting.inherit(&mut old.alerting);
+        if let (Some(new), Some(old)) = (self.kind.as_mut(), old.kind.as_mut()) {
+            new.inherit(old);
+        }
+    }
+}
+
+impl std::ops::Deref for AlertRule {
+    type Target = AlertingRule;
+    fn deref(&self) -> &AlertingRule {
+        &self.alerting
+    }
+}
+
+impl std::ops::DerefMut for AlertRule {
+    fn deref_mut(&mut self) -> &mut AlertingRule {
+        &mut self.alerting
+    }
+}
+
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // a group holds few rules; boxing buys nothing
 pub enum Rule {
-    Alert(AlertingRule),
+    Alert(AlertRule),
     Record(RecordingRule),
 }
 
@@ -65,20 +101,6 @@ pub struct RuleGroup {
     pub rules: Vec<Rule>,
 }
 
-/// Finds the deploy markers that matter for an alert: (labels, onset, now)
-/// -> correlation. The daemon reads its marker log; replay reads `--markers`.
-#[derive(Clone)]
-pub struct ChangesHook(pub std::sync::Arc<ChangesFn>);
-
-/// (alert labels, onset ms, now ms) -> the deploys that matter.
-pub type ChangesFn = dyn Fn(&Labels, i64, i64) -> Option<crate::deploys::Correlation> + Send + Sync;
-
-impl std::fmt::Debug for ChangesHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChangesHook")
-    }
-}
-
 /// When the process behind a series was replaced: (labels, from, to) ->
 /// times of deploy/rollback/restart markers. Trend rules cut windows there.
 #[derive(Clone)]
@@ -90,6 +112,20 @@ pub type RestartsFn = dyn Fn(&Labels, i64, i64) -> Vec<i64> + Send + Sync;
 impl std::fmt::Debug for RestartsHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RestartsHook")
+    }
+}
+
+impl RestartsHook {
+    /// The hook of a fixed list of markers: trend windows are cut at the
+    /// deploy, rollback and restart markers among them.
+    pub fn from_markers(markers: std::sync::Arc<Vec<crate::deploys::Marker>>) -> RestartsHook {
+        let opts = crate::deploys::MatchOptions::default();
+        RestartsHook(std::sync::Arc::new(move |labels, from, to| {
+            crate::deploys::restart_times(labels, &markers, &opts)
+                .into_iter()
+                .filter(|t| (from..=to).contains(t))
+                .collect()
+        }))
     }
 }
 
@@ -174,7 +210,7 @@ impl RuleGroup {
                         store: reads,
                         t: qt,
                         interval_ms,
-                        for_ms: a.hold.as_millis(),
+                        for_ms: a.alerting.hold.as_millis(),
                         options: &options,
                         restarts: ctx.restarts.as_ref(),
                     };
@@ -183,12 +219,15 @@ impl RuleGroup {
                         None => Ok(inputs),
                     }) {
                         Ok(inputs) => {
+                            let a = &mut a.alerting;
                             a.last_error = None;
-                            out.alerts.extend(a.eval_inputs(t, &inputs, ctx));
+                            let (labels, url, changes) =
+                                (&ctx.external_labels, &ctx.external_url, ctx.changes.as_ref());
+                            out.alerts.extend(a.eval_inputs(t, &inputs, labels, url, changes));
                             out.errors.push(a.last_error.clone());
                         }
                         Err(e) => {
-                            a.last_error = Some(e.clone());
+                            a.alerting.last_error = Some(e.clone());
                             out.errors.push(Some(e));
                         }
                     }
@@ -233,7 +272,8 @@ impl RuleGroup {
                 Rule::Alert(a) => {
                     a.last_error = None;
                     let inputs: Vec<crate::alerts::AlertInput> = vector.iter().map(Into::into).collect();
-                    out.alerts.extend(a.eval_inputs(t, &inputs, ctx));
+                    let (labels, url, changes) = (&ctx.external_labels, &ctx.external_url, ctx.changes.as_ref());
+                    out.alerts.extend(a.eval_inputs(t, &inputs, labels, url, changes));
                     out.errors.push(a.last_error.clone());
                 }
             }
@@ -273,7 +313,7 @@ impl RuleGroup {
     /// label templates, and position among rules equal in all that. A rule
     /// whose labels change gets a new key, so its old state is not
     /// restored into label sets it can no longer produce.
-    pub fn alert_rules_keyed(&self) -> Vec<(String, &AlertingRule)> {
+    pub fn alert_rules_keyed(&self) -> Vec<(String, &AlertRule)> {
         let group = self.key();
         let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut out = Vec::new();

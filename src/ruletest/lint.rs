@@ -96,7 +96,7 @@ const COUNTER_SUFFIXES: [&str; 4] = ["_total", "_count", "_sum", "_bucket"];
 /// Lints a rule file's text. Text that does not parse gives no findings
 /// (loading reports those errors).
 pub fn lint_rules(file: &str, text: &str, opts: &LintOptions) -> Vec<Finding> {
-    let Ok(view) = crate::config::yaml::parse::<FileView>(file, text) else {
+    let Ok(view) = crate::yaml::parse::<FileView>(file, text) else {
         return Vec::new();
     };
     let mut out = Vec::new();

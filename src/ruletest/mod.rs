@@ -94,7 +94,7 @@ pub fn run_file(path: &Path, opts: &Options) -> FileOutcome {
             return outcome;
         }
     };
-    let file: spec::TestFile = match crate::config::yaml::parse(&name, &text) {
+    let file: spec::TestFile = match crate::yaml::parse(&name, &text) {
         Ok(f) => f,
         Err(e) => {
             outcome.error = Some(e.to_string());

@@ -240,8 +240,8 @@ fn context(tg: &TestGroup, mint: i64) -> Result<EvalContext, String> {
         markers.push(marker);
     }
     let markers = Arc::new(markers);
-    ctx.changes = Some(crate::replay::changes_hook(markers.clone()));
-    ctx.restarts = Some(crate::replay::restarts_hook(markers));
+    ctx.changes = Some(crate::rules::ChangesHook::from_markers(markers.clone()));
+    ctx.restarts = Some(crate::rules::RestartsHook::from_markers(markers));
     Ok(ctx)
 }
 

@@ -8,7 +8,7 @@
 //! `ca_file`) fails every scrape of the job with that reason, so it shows on
 //! `/api/v1/targets` instead of being silently ignored.
 
-use crate::config::ScrapeConfig;
+use super::config::ScrapeConfig;
 use crate::http_client::{auth, build, Auth, TlsConfig};
 
 /// A job's HTTP settings, shared by its targets.

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::client::JobClient;
+use super::config::{ScrapeConfig, ScrapeDefaults};
 use super::relabel::{self, Relabel};
 use super::target::{Target, DEFAULT_BODY_LIMIT};
-use crate::config::{GlobalConfig, ScrapeConfig};
 use crate::duration::PromDuration;
 use crate::labels::Labels;
 
@@ -105,12 +105,12 @@ struct Job {
 
 /// Every job's target sources; `targets()` is what the manager runs.
 pub struct Discovery {
-    global: GlobalConfig,
+    defaults: ScrapeDefaults,
     jobs: Vec<Job>,
 }
 
 impl Discovery {
-    pub fn new(configs: &[ScrapeConfig], global: &GlobalConfig) -> Self {
+    pub fn new(configs: &[ScrapeConfig], defaults: &ScrapeDefaults) -> Self {
         let jobs = configs
             .iter()
             .map(|sc| {
@@ -128,7 +128,7 @@ impl Discovery {
                 }
             })
             .collect();
-        Discovery { global: global.clone(), jobs }
+        Discovery { defaults: *defaults, jobs }
     }
 
     /// The shortest `refresh_interval`, or `None` without file-SD.
@@ -234,8 +234,8 @@ impl Discovery {
         addr: &str,
     ) -> Result<Target, Labels> {
         let sc = &job.sc;
-        let interval = sc.scrape_interval.unwrap_or(self.global.scrape_interval);
-        let timeout = sc.scrape_timeout.unwrap_or(self.global.scrape_timeout);
+        let interval = sc.scrape_interval.unwrap_or(self.defaults.interval);
+        let timeout = sc.scrape_timeout.unwrap_or(self.defaults.timeout);
         let mut l = Labels::from_pairs(g.labels.clone());
         let mut default = |k: &str, v: String| {
             if l.get(k).is_none() {
@@ -357,7 +357,7 @@ relabel_configs:
   - { source_labels: [__address__], regex: 'b:2', target_label: __scheme__, replacement: https }
 "#,
         );
-        let d = Discovery::new(&[sc], &GlobalConfig::default());
+        let d = Discovery::new(&[sc], &crate::config::GlobalConfig::default().scrape_defaults());
         let ts = d.targets();
         let urls: Vec<&str> = ts.iter().map(|t| t.url.as_str()).collect();
         assert_eq!(
@@ -385,7 +385,7 @@ relabel_configs:
             d.display(),
             d.display()
         ));
-        let mut disc = Discovery::new(&[sc], &GlobalConfig::default());
+        let mut disc = Discovery::new(&[sc], &crate::config::GlobalConfig::default().scrape_defaults());
         assert_eq!(disc.refresh_interval(), Some(Duration::from_secs(1)));
         assert!(disc.refresh());
         let mut inst: Vec<String> = disc.targets().iter().map(|t| t.labels.value("instance").to_string()).collect();

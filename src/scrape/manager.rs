@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use super::cluster::ScrapeClusterConfig;
+use super::config::{ScrapeConfig, ScrapeDefaults};
 use super::discovery::{Discovery, DroppedTarget};
 use super::target::{scrape_once, ScrapeState, Target, TargetHealth};
 use crate::store::Store;
@@ -74,11 +76,12 @@ impl ScrapeManager {
         Ok(ScrapeManager { inner: Arc::new(inner), sd_task: Mutex::new(None) })
     }
 
-    /// Runs the targets of `cfg`'s scrape configs, static and file-SD, and
-    /// keeps polling the file-SD files every `refresh_interval`.
-    pub fn apply_config(&self, cfg: &crate::config::Config) {
-        *self.inner.cluster.lock().unwrap_or_else(|e| e.into_inner()) = cfg.scrape_cluster.clone();
-        let mut disc = Discovery::new(&cfg.scrape_configs, &cfg.global);
+    /// Runs the targets of the scrape configs `jobs`, static and file-SD,
+    /// and keeps polling the file-SD files every `refresh_interval`;
+    /// under `cluster`, only this member's share.
+    pub fn apply_config(&self, jobs: &[ScrapeConfig], defaults: &ScrapeDefaults, cluster: Option<ScrapeClusterConfig>) {
+        *self.inner.cluster.lock().unwrap_or_else(|e| e.into_inner()) = cluster;
+        let mut disc = Discovery::new(jobs, defaults);
         disc.refresh();
         self.inner.apply(disc.resolve_all());
         let every = disc.refresh_interval();

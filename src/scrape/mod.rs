@@ -1,7 +1,7 @@
 //! Scraping: fetch each target over HTTP on its interval, parse what it
 //! exposes, and append it to the store.
 //!
-//! `discovery` finds targets (static and file-SD) and `relabel` rewrites
+//! `config` is the `scrape_configs` section; `discovery` finds targets (static and file-SD) and `relabel` rewrites
 //! their labels and the scraped samples' labels; `client` holds a job's TLS
 //! and auth settings; `parse` turns a body into samples; `target` is one
 //! target's scrape (the HTTP exchange with its limits, the synthetic
@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod config;
 pub mod discovery;
 pub mod manager;
 pub mod parse;

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::client::JobClient;
+use super::config::{ScrapeConfig, ScrapeDefaults};
 use super::discovery::Discovery;
 use super::parse::{self, Format};
 use super::relabel::{self, Relabel};
-use crate::config::ScrapeConfig;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::store::{stale_nan, SeriesRef, Store};
 
@@ -52,10 +52,10 @@ pub struct Target {
 impl Target {
     /// Every static target of a scrape config (file-SD targets come from
     /// `discovery::Discovery`, which the manager runs).
-    pub fn from_config(sc: &ScrapeConfig, global: &crate::config::GlobalConfig) -> Vec<Target> {
+    pub fn from_config(sc: &ScrapeConfig, defaults: &ScrapeDefaults) -> Vec<Target> {
         let mut sc = sc.clone();
         sc.file_sd_configs.clear();
-        Discovery::new(std::slice::from_ref(&sc), global).targets()
+        Discovery::new(std::slice::from_ref(&sc), defaults).targets()
     }
 }
 
@@ -546,7 +546,7 @@ mod tests {
         let yaml =
             format!("scrape_configs:\n  - job_name: j\n    static_configs: [ {{ targets: ['h:1'] }} ]\n{relabel}");
         let cfg = crate::config::Config::parse("t.yml", &yaml, None).unwrap();
-        Target::from_config(&cfg.scrape_configs[0], &cfg.global).remove(0)
+        Target::from_config(&cfg.scrape_configs[0], &cfg.global.scrape_defaults()).remove(0)
     }
 
     /// `name{labels}` -> the values in the store at `t`, stale markers as "stale".
@@ -641,7 +641,7 @@ mod tests {
             token_file.display()
         );
         let sc: ScrapeConfig = serde_saphyr::from_str(&yaml).expect("yaml");
-        let t = Target::from_config(&sc, &crate::config::GlobalConfig::default()).remove(0);
+        let t = Target::from_config(&sc, &crate::config::GlobalConfig::default().scrape_defaults()).remove(0);
         let client = reqwest::Client::new();
 
         let mut body = Vec::new();
@@ -681,7 +681,7 @@ mod tests {
         tokio::spawn(async move { axum::serve(l, app).await });
         let sc: ScrapeConfig =
             serde_saphyr::from_str(&format!("job_name: j\nstatic_configs: [{{targets: ['{addr}']}}]\n")).expect("yaml");
-        let t = Target::from_config(&sc, &crate::config::GlobalConfig::default()).remove(0);
+        let t = Target::from_config(&sc, &crate::config::GlobalConfig::default().scrape_defaults()).remove(0);
         let client = reqwest::Client::new();
         let store = Store::new(i64::MAX);
         let mut before = ScrapeState::default();

@@ -285,7 +285,7 @@ impl RecoveryReport {
 
 /// Opens the store `storage` asks for: durable in `path/samples` when a
 /// path is set, in memory otherwise.
-pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Store, StoreError> {
+pub fn open_configured(storage: &super::StorageConfig) -> Result<Store, StoreError> {
     let options = StoreOptions {
         retention_ms: storage.retention.as_millis(),
         downsample_retention_ms: storage.downsample_retention.map(|d| d.as_millis()),
@@ -312,7 +312,7 @@ pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Store, 
 
 /// Starts the WAL flusher and the periodic snapshot of a durable store
 /// (nothing for an in-memory one). Needs a tokio runtime.
-pub fn spawn_persistence(store: &Arc<Store>, storage: &crate::config::StorageConfig) {
+pub fn spawn_persistence(store: &Arc<Store>, storage: &super::StorageConfig) {
     if store.durable.is_none() {
         return;
     }

@@ -20,8 +20,10 @@
 //!   the raw retention ([`Store::select_downsampled`]).
 //! - `wal`, `snapshot`, `frame`, `durable`: the write-ahead log, snapshots,
 //!   their CRC-checked framing, and [`Store::open`]/recovery/checkpoints.
+//! - `config`: the `storage` section of the config file ([`StorageConfig`]).
 
 mod codec;
+mod config;
 mod downsample;
 mod durable;
 mod frame;
@@ -35,6 +37,7 @@ mod snapshot;
 mod tests;
 pub mod wal;
 
+pub use config::StorageConfig;
 pub use downsample::{Aggregate, DOWNSAMPLE_MS};
 pub use durable::{open_configured, spawn_persistence, RecoveryReport, StoreError};
 pub use histograms::{HistogramSample, HistogramSeries};

@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(endpoint("http://am/prefix/").unwrap().path(), "/prefix/api/v2/alerts");
         assert_eq!(endpoint("http://am/api/v2/alerts").unwrap().path(), "/api/v2/alerts");
         assert!(endpoint("ftp://am").is_err());
-        let c: AlertmanagerConfig = crate::config::yaml::parse("a.yml", "urls: []\n").unwrap();
+        let c: AlertmanagerConfig = crate::yaml::parse("a.yml", "urls: []\n").unwrap();
         assert!(c.validate().unwrap_err().starts_with("urls"));
     }
 }

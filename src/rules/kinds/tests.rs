@@ -265,7 +265,7 @@ fn trend_window_is_cut_at_a_deploy_marker() {
     .unwrap();
     assert_eq!(marker[0].at, 3 * HOUR - 10 * MIN);
     let with_marker = EvalContext {
-        restarts: Some(crate::replay::restarts_hook(std::sync::Arc::new(marker))),
+        restarts: Some(crate::rules::RestartsHook::from_markers(std::sync::Arc::new(marker))),
         ..EvalContext::default()
     };
     let firing_now = |g: &mut RuleGroup, ctx: &EvalContext| !g.eval(&store, 3 * HOUR, ctx).alerts.is_empty();

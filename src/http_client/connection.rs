@@ -21,12 +21,12 @@ impl Connection {
     /// An HTTP client with this connection's TLS settings.
     pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, String> {
         let b = reqwest::Client::builder().timeout(timeout).user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")));
-        let tls = crate::http_client::TlsConfig {
+        let tls = super::TlsConfig {
             ca_file: self.ca_file.clone(),
             insecure_skip_verify: self.insecure_skip_verify,
             ..Default::default()
         };
-        let b = crate::http_client::apply_tls(b, &tls, crate::http_client::Keys::Flags).map_err(|e| e.to_string())?;
+        let b = super::apply_tls(b, &tls, super::Keys::Flags).map_err(|e| e.to_string())?;
         b.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
     }
 

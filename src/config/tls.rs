@@ -1,6 +1,7 @@
 //! TLS for the HTTP server: turns `http.tls_server_config` into a rustls
 //! server config. Files are read when the config is loaded or reloaded, so
-//! a renewed certificate takes effect on SIGHUP without a restart.
+//! a renewed certificate takes effect on SIGHUP without a restart; it lives
+//! with the config because loading the config checks these files.
 //!
 //! Prometheus's five `client_auth_type`s map onto rustls as follows: the
 //! two "Verify" kinds use webpki against `client_ca_file`; the two that only
@@ -18,7 +19,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-use crate::config::http::{ClientAuthType, TlsServerConfig};
+use super::http::{ClientAuthType, TlsServerConfig};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

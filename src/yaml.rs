@@ -1,7 +1,9 @@
 //! Reading YAML with errors that point at the file, line and column.
 //!
 //! Config and rule files are both written by hand and both must say exactly
-//! where they are wrong, so they share this one entry point. serde-saphyr
+//! where they are wrong, so they share this one entry point; like
+//! `labels` and `duration` it imports nothing of ours, so `rules` (and any
+//! stage) can read its files without importing `config`. serde-saphyr
 //! already tracks positions; this turns its errors into our
 //! `file:line:col: message` shape and strips the source snippet (callers
 //! print many errors in a row and the position says enough).
