@@ -22,6 +22,8 @@
 //! - Out: [`notify`] routes, groups, silences, inhibits and delivers to
 //!   receivers through a durable outbox; [`chart`] draws an alert's series
 //!   with its deploy lines for emails and pages.
+//! - Watching the watcher: [`selfmon`] ingests forewarn's own metrics as
+//!   `job="forewarn"` series and brings the built-in rules over them.
 //! - Faces: [`http`] (the Prometheus-compatible API, health, reload, own
 //!   metrics) and [`web`] (the pages); [`config`] reads the one YAML file,
 //!   [`daemon`] wires everything and owns reload and shutdown, [`state`]
@@ -51,6 +53,7 @@ pub mod replay;
 pub mod rules;
 pub mod ruletest;
 pub mod scrape;
+pub mod selfmon;
 pub mod state;
 pub mod store;
 pub mod web;
