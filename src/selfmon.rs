@@ -259,31 +259,59 @@ pub const METRICS: &[Metric] = &[
     ("forewarn_notification_delivery_latency_seconds", S, "Time from queueing a notification to its delivery."),
     ("forewarn_notifications_dropped_total", C, "Alerts not posted to an Alertmanager of alerting.alertmanagers."),
     ("forewarn_notifications_errors_total", C, "Failed posts to an Alertmanager of alerting.alertmanagers."),
-    ("forewarn_notifications_failed_total", C, "Notifications given up on (refused for good, older than outbox.max_age)."),
-    ("forewarn_notifications_oldest_queued_timestamp_seconds", G, "When the oldest notification in the outbox was queued (0: none queued)."),
+    (
+        "forewarn_notifications_failed_total",
+        C,
+        "Notifications given up on (refused for good, older than outbox.max_age).",
+    ),
+    (
+        "forewarn_notifications_oldest_queued_timestamp_seconds",
+        G,
+        "When the oldest notification in the outbox was queued (0: none queued).",
+    ),
     ("forewarn_notifications_queued", G, "Notifications waiting in the outbox."),
     ("forewarn_notifications_retried_total", C, "Failed delivery attempts that will be retried."),
     ("forewarn_notifications_sent_total", C, "Notifications delivered (alerts, for alerting.alertmanagers)."),
-    ("forewarn_remote_storage_highest_timestamp_in_seconds", G, "Newest sample read from the WAL for a remote_write queue."),
+    (
+        "forewarn_remote_storage_highest_timestamp_in_seconds",
+        G,
+        "Newest sample read from the WAL for a remote_write queue.",
+    ),
     ("forewarn_remote_storage_queue_highest_sent_timestamp_seconds", G, "Newest sample a remote_write queue sent."),
-    ("forewarn_remote_storage_samples_dropped_total", C, "Samples a remote_write queue dropped (relabeled away, too old)."),
+    (
+        "forewarn_remote_storage_samples_dropped_total",
+        C,
+        "Samples a remote_write queue dropped (relabeled away, too old).",
+    ),
     ("forewarn_remote_storage_samples_failed_total", C, "Samples a remote_write queue failed to send for good."),
     ("forewarn_remote_storage_samples_pending", G, "Samples read from the WAL and not acknowledged yet."),
     ("forewarn_remote_storage_samples_retried_total", C, "Samples a remote_write queue sent again after a failure."),
     ("forewarn_remote_storage_samples_total", C, "Samples a remote_write queue sent."),
-    ("forewarn_remote_storage_wal_segments_lost_total", C, "WAL segments deleted before a remote_write queue sent them."),
+    (
+        "forewarn_remote_storage_wal_segments_lost_total",
+        C,
+        "WAL segments deleted before a remote_write queue sent them.",
+    ),
     ("forewarn_rule_evaluation_failures_total", C, "Rule evaluations that failed, by group."),
     ("forewarn_rule_group_duration_seconds", S, "Time of one evaluation of a rule group."),
     ("forewarn_rule_group_evaluations_total", C, "Evaluations of a rule group."),
     ("forewarn_rule_group_interval_seconds", G, "A rule group's evaluation interval."),
-    ("forewarn_rule_group_iterations_missed_total", C, "Scheduled evaluations of a rule group skipped because the one before ran late."),
+    (
+        "forewarn_rule_group_iterations_missed_total",
+        C,
+        "Scheduled evaluations of a rule group skipped because the one before ran late.",
+    ),
     ("forewarn_rule_group_last_duration_seconds", G, "Time of a rule group's last evaluation."),
     ("forewarn_rule_group_last_evaluation_timestamp_seconds", G, "When a rule group last evaluated."),
     ("forewarn_rule_groups", G, "Rule groups running."),
     ("forewarn_scrape_cluster_targets_skipped", G, "Targets left to other scrape_cluster members."),
     ("forewarn_scrape_duration_seconds", S, "Time of one scrape, by scrape_job."),
     ("forewarn_scrape_failures_total", C, "Scrapes that failed, by scrape_job."),
-    ("forewarn_scrape_iterations_missed_total", C, "Scheduled scrapes skipped because the one before ran late, by scrape_job."),
+    (
+        "forewarn_scrape_iterations_missed_total",
+        C,
+        "Scheduled scrapes skipped because the one before ran late, by scrape_job.",
+    ),
     ("forewarn_scrape_targets", G, "Targets scraped."),
     ("forewarn_scrapes_total", C, "Scrapes, by scrape_job (the self scrape is scrape_job=\"forewarn\")."),
     ("forewarn_sd_discovered_targets", G, "Targets found by file service discovery."),
@@ -305,7 +333,11 @@ pub const METRICS: &[Metric] = &[
     ("forewarn_store_snapshot_duration_seconds", S, "Time of one sample snapshot."),
     ("forewarn_store_wal_bytes_dropped_total", C, "WAL bytes dropped because writing them failed."),
     ("forewarn_store_wal_bytes_total", C, "Bytes written to the sample WAL."),
-    ("forewarn_store_wal_held_segments_deleted_total", C, "WAL segments held for remote_write deleted over the size limit."),
+    (
+        "forewarn_store_wal_held_segments_deleted_total",
+        C,
+        "WAL segments held for remote_write deleted over the size limit.",
+    ),
     ("forewarn_web_silences_created_total", C, "Silences created from the web UI."),
     ("forewarn_web_silences_expired_total", C, "Silences expired from the web UI."),
 ];
@@ -325,9 +357,7 @@ pub fn describe() {
 /// [`METRICS`], or a summary's `_sum`/`_count`.
 pub fn exports(name: &str) -> bool {
     METRICS.iter().any(|&(m, kind, _)| {
-        m == name
-            || (kind == Kind::Summary
-                && ["_sum", "_count"].iter().any(|sfx| name.strip_suffix(sfx) == Some(m)))
+        m == name || (kind == Kind::Summary && ["_sum", "_count"].iter().any(|sfx| name.strip_suffix(sfx) == Some(m)))
     })
 }
 
@@ -393,7 +423,8 @@ mod tests {
     /// alert says how long, how bad and what to do.
     #[test]
     fn the_rules_read_exported_metrics_and_say_what_to_do() {
-        let groups = crate::rules::parse_rules(RULES_FILE, RULES, crate::duration::PromDuration::from_secs(15)).unwrap();
+        let groups =
+            crate::rules::parse_rules(RULES_FILE, RULES, crate::duration::PromDuration::from_secs(15)).unwrap();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].name, GROUP);
         let re = regex::Regex::new(r"(?m)^\s+expr: (\|\n)?((?:.+\n)+?)\s+for:").unwrap();

@@ -70,11 +70,18 @@ impl Hook {
     }
 }
 
+/// reqwest needs rustls's crypto provider chosen once per process.
+fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn start_daemon(cfg: &Path) -> Proc {
+    crypto();
     Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().expect("start forewarn"))
 }
 
 async fn get_json(url: &str) -> Option<Value> {
+    crypto();
     let r = reqwest::get(url).await.ok()?;
     if !r.status().is_success() {
         return None;
@@ -126,7 +133,7 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 
 fn write_config(path: &Path, listen: &str, body: &str) {
     let text = format!(
-        "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nhttp: {{ listen: \"{listen}\" }}\noutbox: {{ max_backoff: 1s }}\n{body}"
+        "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nhttp: {{ listen: \"{listen}\", enable_lifecycle: true }}\noutbox: {{ max_backoff: 1s }}\n{body}"
     );
     std::fs::write(path, text).expect("write forewarn.yml");
 }
@@ -322,11 +329,15 @@ fn check_and_unit_tests_of_the_shipped_rules() {
     let (code, text) = run(&["check", cfg.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("(+12 built-in self-monitoring rules)"), "{text}");
-    std::fs::write(&cfg, "route: { receiver: a }\nreceivers: [ { name: a } ]\nself_monitoring: { rules: false }\n").unwrap();
+    std::fs::write(&cfg, "route: { receiver: a }\nreceivers: [ { name: a } ]\nself_monitoring: { rules: false }\n")
+        .unwrap();
     let (_, text) = run(&["check", cfg.to_str().unwrap()]);
     assert!(!text.contains("built-in"), "{text}");
-    std::fs::write(&cfg, "route: { receiver: a }\nreceivers: [ { name: a } ]\nself_monitoring: { watchdog_receiver: dms }\n")
-        .unwrap();
+    std::fs::write(
+        &cfg,
+        "route: { receiver: a }\nreceivers: [ { name: a } ]\nself_monitoring: { watchdog_receiver: dms }\n",
+    )
+    .unwrap();
     let (code, text) = run(&["check", cfg.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("self_monitoring.watchdog_receiver: receiver \"dms\" is not defined"), "{text}");

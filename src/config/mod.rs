@@ -650,9 +650,7 @@ impl Config {
         }
         if let Some(name) = &self.self_monitoring.watchdog_receiver {
             if !names.contains(name) {
-                err(format!(
-                    "self_monitoring.watchdog_receiver: receiver {name:?} is not defined under `receivers`"
-                ));
+                err(format!("self_monitoring.watchdog_receiver: receiver {name:?} is not defined under `receivers`"));
             }
         }
         if self.self_monitoring.watchdog_repeat_interval.is_zero() {

@@ -155,8 +155,8 @@ impl RuleManager {
             .map(|o| o.alert_series.clone())
             .collect();
         old.clear(); // aborts the old tasks
-        // Then the alerts of groups gone end now: an evaluation still
-        // finishing writes at its own, earlier time, which the store drops.
+                     // Then the alerts of groups gone end now: an evaluation still
+                     // finishing writes at its own, earlier time, which the store drops.
         let mut ended = AlertSeries::default();
         for series in gone {
             ended.extend(std::mem::take(&mut *series.lock().unwrap_or_else(|e| e.into_inner())));
