@@ -68,7 +68,7 @@ ok "usr/bin/forewarn stripped, $(du -k "$tmp/root/usr/bin/forewarn" | cut -f1) K
 "$tmp/root/usr/bin/forewarn" check "$tmp/root/usr/share/forewarn/forewarn.example.yml" \
   || fail "/usr/share/forewarn/forewarn.example.yml fails forewarn check"
 unit="$tmp/root/usr/lib/systemd/system/forewarn.service"
-grep -qx 'ExecStart=/usr/bin/forewarn run --config /etc/forewarn/forewarn.yml' "$unit" || fail "the unit's ExecStart is not /usr/bin/forewarn"
+grep -qx 'ExecStart=/usr/bin/forewarn --log.format=logfmt --log.level=info run --config /etc/forewarn/forewarn.yml' "$unit" || fail "the unit's ExecStart is not /usr/bin/forewarn"
 grep -qx 'ProtectSystem=strict' "$unit" || fail "the unit lost its hardening (ProtectSystem=strict)"
 
 # Conffiles and maintainer scripts (cargo-deb's systemd handling).

@@ -66,6 +66,8 @@ pub struct Daemon {
     pub deploys: Arc<crate::deploys::DeployLog>,
     /// The `remote_write` queues.
     pub remote_write: crate::remote_write::RemoteWrite,
+    /// The daemon's own metrics ingested as `job="forewarn"` (`self_monitoring`).
+    pub selfmon: crate::selfmon::SelfScrape,
     /// `datasource:`: where rules, charts and queries read series instead
     /// of the local store.
     datasource: Mutex<Option<Arc<crate::datasource::RemoteSource>>>,
@@ -88,11 +90,30 @@ pub fn metrics_handle() -> Result<PrometheusHandle, DaemonError> {
     let h = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| DaemonError::Other(format!("cannot install metrics recorder: {e}")))?;
+    crate::selfmon::describe();
     Ok(HANDLE.get_or_init(|| h).clone())
 }
 
+/// The routing tree and receivers of `cfg`, with the `Watchdog` route of
+/// the built-in rules (see [`crate::selfmon::route_watchdog`]).
+pub fn dispatcher_of(cfg: &Config) -> Result<Dispatcher, DaemonError> {
+    let mut parts = crate::notify::dispatch::parts_of(cfg.notify_sections()).map_err(DaemonError::Route)?;
+    crate::selfmon::route_watchdog(&mut parts.root, cfg);
+    Ok(Dispatcher::from_parts(parts, cfg.external_url()))
+}
+
+/// The rule groups of `cfg`: its `rule_files`, then the built-in
+/// self-monitoring rules (unless off or replaced).
+pub fn rule_groups_of(cfg: &Config) -> Result<Vec<rules::RuleGroup>, DaemonError> {
+    let mut groups =
+        rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
+    let builtin = crate::selfmon::rule_groups(cfg, &groups).map_err(DaemonError::Rules)?;
+    groups.extend(builtin);
+    Ok(groups)
+}
+
 fn receivers_of(cfg: &Config, console: &Option<String>) -> Result<Parts, DaemonError> {
-    let mut d = Dispatcher::from_config(cfg.notify_sections(), cfg.external_url()).map_err(DaemonError::Route)?;
+    let mut d = dispatcher_of(cfg)?;
     if let Some(name) = console {
         d.add_console(name);
     }
@@ -110,13 +131,11 @@ impl Daemon {
         let remote_write = crate::remote_write::RemoteWrite::default();
         remote_write.apply(&cfg.remote_write, &cfg.external_labels(), &store);
         crate::store::spawn_persistence(&store, &cfg.storage);
-        let groups =
-            rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
+        let groups = rule_groups_of(&cfg)?;
         let scrape = ScrapeManager::new(store.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
         scrape.apply_config(&cfg.scrape_configs, &cfg.global.scrape_defaults(), cfg.scrape_cluster.clone());
 
-        let mut dispatcher =
-            Dispatcher::from_config(cfg.notify_sections(), cfg.external_url()).map_err(DaemonError::Route)?;
+        let mut dispatcher = dispatcher_of(&cfg)?;
         if let Some(name) = &options.console_receiver {
             dispatcher.add_console(name);
         }
@@ -173,7 +192,9 @@ impl Daemon {
         let stale_ms = cfg.storage.stale_series_retention.as_millis();
         let every_ms = if stale_ms > 0 { (stale_ms / 2).clamp(1000, 60_000) } else { 60_000 };
         let slots = cfg.query.max_concurrency;
+        let selfmon = crate::selfmon::SelfScrape::new(store.clone(), metrics.clone(), &cfg);
         let daemon = Arc::new(Daemon {
+            selfmon,
             query_slots: Mutex::new((slots, Arc::new(tokio::sync::Semaphore::new(slots)))),
             shutting_down,
             options,
@@ -192,6 +213,8 @@ impl Daemon {
             reload_lock: tokio::sync::Mutex::new(()),
         });
         metrics::gauge!("forewarn_config_last_reload_successful").set(1.0);
+        metrics::gauge!("forewarn_config_last_reload_success_timestamp_seconds")
+            .set(chrono::Utc::now().timestamp() as f64);
         deploys.set_chart_hook(png_hook(Arc::downgrade(&daemon)));
 
         // Retention: drop old samples and ended series once a minute (more
@@ -234,8 +257,7 @@ impl Daemon {
             Some(p) => Config::load(p).map_err(DaemonError::Config)?,
             None => self.config.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         };
-        let groups =
-            rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval).map_err(DaemonError::Rules)?;
+        let groups = rule_groups_of(&cfg)?;
         let parts = receivers_of(&cfg, &self.options.console_receiver)?;
         let am_changed = self.config.lock().unwrap_or_else(|e| e.into_inner()).alerting != cfg.alerting;
         let alertmanagers = if am_changed {
@@ -267,6 +289,7 @@ impl Daemon {
         self.deploys.set_settings(cfg.deploys.clone());
         self.silences.set_limits(cfg.silences.clone());
         self.remote_write.apply(&cfg.remote_write, &cfg.external_labels(), &self.store);
+        self.selfmon.apply(&cfg);
         if let Some(am) = alertmanagers {
             *self.alertmanagers.lock().unwrap_or_else(|e| e.into_inner()) = am;
         }

@@ -26,6 +26,8 @@
 //! - Wiring: [`config`] reads the one YAML file and assembles the sections
 //!   each stage owns, [`daemon`] wires the stages together and owns reload,
 //!   [`state`] opens the state dir that survives restarts.
+//! - Watching the watcher: [`selfmon`] ingests forewarn's own metrics as
+//!   `job="forewarn"` series and brings the built-in rules over them.
 //! - Faces: [`http`] (the Prometheus-compatible API, health, reload, own
 //!   metrics) and [`web`] (the pages); [`service`] runs the daemon with its
 //!   HTTP face until a signal (readiness, reload, clean shutdown).
@@ -60,6 +62,7 @@ pub mod rules;
 pub mod ruletest;
 pub mod scrape;
 pub mod service;
+pub mod selfmon;
 pub mod state;
 pub mod store;
 pub mod web;

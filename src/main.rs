@@ -565,8 +565,9 @@ fn route_test(config: &Path, verify: Option<&str>, labels: &[String]) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    let parts = match forewarn::notify::dispatch::parts_of(cfg.notify_sections()) {
-        Ok(p) => p,
+    // The daemon's tree: the user's routes plus the built-in `Watchdog` one.
+    let parts = match forewarn::daemon::dispatcher_of(&cfg) {
+        Ok(d) => d.into_parts(),
         Err(e) => {
             eprintln!("error: {}: {e}", config.display());
             return ExitCode::FAILURE;
@@ -678,8 +679,11 @@ fn check_path(path: &Path) -> Result<String, Vec<Located>> {
     }
     let cfg = Config::parse(&name, &text, path.parent())?;
     let groups = forewarn::rules::load_patterns(&cfg.rule_files, cfg.global.evaluation_interval)?;
+    let builtin = forewarn::selfmon::rule_groups(&cfg, &groups)?;
     let n: usize = groups.iter().map(|g| g.rules.len()).sum();
-    Ok(format!("config valid; {} rule files, {n} rules", cfg.rule_files.len()))
+    let own: usize = builtin.iter().map(|g| g.rules.len()).sum();
+    let own = if own > 0 { format!(" (+{own} built-in self-monitoring rules)") } else { String::new() };
+    Ok(format!("config valid; {} rule files, {n} rules{own}", cfg.rule_files.len()))
 }
 
 fn check_metrics(file: Option<&str>, format: &str) -> ExitCode {

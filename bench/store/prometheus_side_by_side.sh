@@ -13,6 +13,7 @@
 # start-up is left out; PERF_OUT=file records forewarn's profile too), CPU microseconds per scraped sample, RSS, series
 # count and RSS per series. Installs prometheus and victoria-metrics with
 # apt-get when missing (needs root); without victoria-metrics it runs two.
+# NO_BUILD=1 uses target/release/forewarn as it is.
 set -euo pipefail
 
 SERIES=${1:-10000}
@@ -32,7 +33,7 @@ trap cleanup EXIT
 if ! command -v prometheus >/dev/null || ! command -v victoria-metrics >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus victoria-metrics >/dev/null || true
 fi
-(cd "$ROOT" && cargo build --release -q)
+[ -n "${NO_BUILD:-}" ] || (cd "$ROOT" && cargo build --release -q)
 FW="$ROOT/target/release/forewarn"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -82,6 +82,54 @@ pub struct Config {
     /// of the local store.
     #[serde(default)]
     pub datasource: Option<crate::datasource::DatasourceConfig>,
+    /// forewarn's own: its `forewarn_*` metrics in its own store and the
+    /// built-in rules over them (`selfmon`).
+    #[serde(default)]
+    pub self_monitoring: SelfMonitoringConfig,
+}
+
+/// The `self_monitoring` section: watching the watcher.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfMonitoringConfig {
+    /// Ingest forewarn's own metrics every `global.scrape_interval` as
+    /// series with `job="forewarn"`, `instance=<http.listen>`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Also evaluate the built-in `rules/forewarn-self.yml` (only while
+    /// `enabled`).
+    #[serde(default = "yes")]
+    pub rules: bool,
+    /// The receiver that hears of the always-firing `Watchdog` alert every
+    /// `watchdog_repeat_interval` (a dead man's switch). Unset: `Watchdog`
+    /// is sent to no receiver (it still shows in the UI, the API and to
+    /// `alerting.alertmanagers`).
+    #[serde(default)]
+    pub watchdog_receiver: Option<String>,
+    #[serde(default = "default_watchdog_repeat")]
+    pub watchdog_repeat_interval: PromDuration,
+}
+
+impl Default for SelfMonitoringConfig {
+    fn default() -> Self {
+        SelfMonitoringConfig {
+            enabled: true,
+            rules: true,
+            watchdog_receiver: None,
+            watchdog_repeat_interval: default_watchdog_repeat(),
+        }
+    }
+}
+
+impl SelfMonitoringConfig {
+    /// Whether the built-in rules run.
+    pub fn rules_on(&self) -> bool {
+        self.enabled && self.rules
+    }
+}
+
+fn default_watchdog_repeat() -> PromDuration {
+    PromDuration::from_secs(300)
 }
 
 /// The `query` section: Prometheus's `--query.timeout`, `--query.max-samples`,
@@ -382,6 +430,14 @@ impl Config {
             if let Err(e) = ds.validate() {
                 err(format!("datasource.{e}"));
             }
+        }
+        if let Some(name) = &self.self_monitoring.watchdog_receiver {
+            if !names.contains(name) {
+                err(format!("self_monitoring.watchdog_receiver: receiver {name:?} is not defined under `receivers`"));
+            }
+        }
+        if self.self_monitoring.watchdog_repeat_interval.is_zero() {
+            err("self_monitoring.watchdog_repeat_interval must be greater than 0s".into());
         }
         if let Err(e) = self.alerting.validate() {
             err(format!("alerting.{e}"));

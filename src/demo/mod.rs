@@ -34,6 +34,8 @@ pub async fn run(listen: String) -> Result<(), DaemonError> {
         "forewarn demo: scraping built-in targets at {targets} every second.\n\
          In ~10 s memory starts leaking, at ~20 s a filter starts passing everything,\n\
          at ~30 s a backlog steps up. Alerts print below as they fire and resolve.\n\
+         forewarn also watches itself: its always-firing Watchdog shows on the alerts page\n\
+         (it goes to a dead man's switch when self_monitoring.watchdog_receiver is set; not printed here).\n\
          Web UI and API: http://{listen}/  (Ctrl-C to stop)\n"
     );
     let d = Daemon::start(cfg, Options { config_path: None, console_receiver: Some("terminal".into()) }).await?;

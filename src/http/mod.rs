@@ -106,9 +106,7 @@ pub async fn serve(
 }
 
 async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
-    let st = d.store.stats();
-    ::metrics::gauge!("forewarn_store_series").set(st.series as f64);
-    ::metrics::gauge!("forewarn_store_samples").set(st.samples as f64);
+    crate::selfmon::refresh_gauges(&d.store);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], d.metrics.render())
         .into_response()
 }

@@ -192,11 +192,16 @@ impl Dispatcher {
     /// Builds the dispatcher from the config's `route`, `receivers`,
     /// `inhibit_rules` and `time_intervals`.
     pub fn from_config(cfg: NotifySections<'_>, external_url: String) -> Result<Self, String> {
-        let parts = parts_of(cfg)?;
+        Ok(Dispatcher::from_parts(parts_of(cfg)?, external_url))
+    }
+
+    /// Builds the dispatcher from parts the caller may have added to (the
+    /// daemon's `Watchdog` route).
+    pub fn from_parts(parts: Parts, external_url: String) -> Self {
         let mut d = Dispatcher::new(parts.root, parts.receivers, external_url);
         d.inhibit = parts.inhibit;
         d.intervals = parts.intervals;
-        Ok(d)
+        d
     }
 
     /// Makes the pipeline durable: opens the outbox and the silences in the
@@ -593,8 +598,22 @@ fn notified(
 }
 
 /// One attempt to send one notification through one integration; the
-/// outbox decides about retries.
+/// outbox decides about retries. Each attempt is counted, as Alertmanager's
+/// `notifications_total` and `notifications_failed_total` (what the
+/// `ForewarnNotificationsFailing` ratio is taken of).
 pub async fn deliver_once(senders: &Senders, integ: &Integration, n: &Notification) -> Result<(), DeliveryError> {
+    let result = attempt(senders, integ, n).await;
+    let (receiver, kind) = (n.receiver.clone(), integ.kind());
+    metrics::counter!("forewarn_notification_attempts_total", "receiver" => receiver.clone(), "integration" => kind)
+        .increment(1);
+    if result.is_err() {
+        metrics::counter!("forewarn_notification_attempts_failed_total", "receiver" => receiver, "integration" => kind)
+            .increment(1);
+    }
+    result
+}
+
+async fn attempt(senders: &Senders, integ: &Integration, n: &Notification) -> Result<(), DeliveryError> {
     match integ {
         Integration::Webhook(cfg) => senders.webhook.send(cfg, n).await,
         Integration::Email(cfg) => super::email::send(cfg, n).await,

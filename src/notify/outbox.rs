@@ -285,8 +285,15 @@ impl Outbox {
         self.len() == 0
     }
 
+    /// When the oldest queued notification was queued (ms), if any.
+    pub fn oldest_created(&self) -> Option<i64> {
+        self.conn().query_row("SELECT MIN(created_ms) FROM outbox", [], |r| r.get::<_, Option<i64>>(0)).ok().flatten()
+    }
+
     fn update_gauge(&self) {
         metrics::gauge!("forewarn_notifications_queued").set(self.len() as f64);
+        let oldest = self.oldest_created().map_or(0.0, |ms| ms as f64 / 1000.0);
+        metrics::gauge!("forewarn_notifications_oldest_queued_timestamp_seconds").set(oldest);
     }
 }
 

@@ -35,6 +35,9 @@ pub struct AlertBatch {
 pub struct RunningGroup {
     pub group: Arc<Mutex<RuleGroup>>,
     pub health: Arc<Mutex<Vec<RuleHealth>>>,
+    /// The `ALERTS`/`ALERTS_FOR_STATE` series its last evaluation wrote:
+    /// they end (staleness markers) when the group goes, as in Prometheus.
+    alert_series: Arc<Mutex<AlertSeries>>,
     task: JoinHandle<()>,
 }
 
@@ -43,6 +46,8 @@ impl Drop for RunningGroup {
         self.task.abort();
     }
 }
+
+type AlertSeries = std::collections::HashSet<crate::labels::Labels>;
 
 /// Owns the running groups.
 pub struct RuleManager {
@@ -121,6 +126,7 @@ impl RuleManager {
             // A group of the first rule set with no state saved here gets
             // what the datasource remembers (a fresh HA replica).
             let mut from_datasource = first;
+            let mut written = AlertSeries::default();
             if let Some(prev) = old.iter().find(|o| {
                 let og = o.group.lock().unwrap_or_else(|e| e.into_inner());
                 og.file == g.file && og.name == g.name
@@ -128,13 +134,36 @@ impl RuleManager {
                 let mut og = prev.group.lock().unwrap_or_else(|e| e.into_inner());
                 g.inherit(&mut og);
                 from_datasource = false;
+                // The new task ends what the old one wrote and it does not.
+                written = std::mem::take(&mut *prev.alert_series.lock().unwrap_or_else(|e| e.into_inner()));
             } else if let (Some(s), Some((_, opts))) = (saved.remove(&g.key()), &self.persist) {
                 from_datasource = s.alerts.is_empty();
                 g.restore(s, now, opts);
             }
-            running.push(self.start(g, from_datasource));
+            running.push(self.start(g, from_datasource, written));
         }
+        // A group gone keeps no "slow" reading behind (the gauge cannot be removed).
+        for o in &old {
+            let name = o.group.lock().unwrap_or_else(|e| e.into_inner()).name.clone();
+            if !keys_named(&keys, &name) {
+                metrics::gauge!("forewarn_rule_group_last_duration_seconds", "group" => name).set(0.0);
+            }
+        }
+        let gone: Vec<Arc<Mutex<AlertSeries>>> = old
+            .iter()
+            .filter(|o| !keys.contains(&o.group.lock().unwrap_or_else(|e| e.into_inner()).key()))
+            .map(|o| o.alert_series.clone())
+            .collect();
         old.clear(); // aborts the old tasks
+                     // Then the alerts of groups gone end now: an evaluation still
+                     // finishing writes at its own, earlier time, which the store drops.
+        let mut ended = AlertSeries::default();
+        for series in gone {
+            ended.extend(std::mem::take(&mut *series.lock().unwrap_or_else(|e| e.into_inner())));
+        }
+        if !ended.is_empty() {
+            write_alert_series(&self.store, chrono::Utc::now().timestamp_millis(), &[], &mut ended);
+        }
         for (key, s) in saved.into_iter().filter(|(_, s)| !s.alerts.is_empty()) {
             let n: usize = s.alerts.values().map(Vec::len).sum();
             tracing::warn!(group = %key.replace('\u{1f}', " "), alerts = n, "saved alert state dropped: the group is gone");
@@ -148,7 +177,7 @@ impl RuleManager {
         metrics::gauge!("forewarn_rule_groups").set(running.len() as f64);
     }
 
-    fn start(&self, g: RuleGroup, restore_from_datasource: bool) -> RunningGroup {
+    fn start(&self, g: RuleGroup, restore_from_datasource: bool, written: AlertSeries) -> RunningGroup {
         let interval = g.interval.0.max(Duration::from_millis(100));
         let n_rules = g.rules.len();
         let name = g.name.clone();
@@ -159,6 +188,8 @@ impl RuleManager {
         let ctx = self.ctx.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (store, tx) = (self.store.clone(), self.alerts_tx.clone());
         let (g2, h2) = (group.clone(), health.clone());
+        let alert_series = Arc::new(Mutex::new(written));
+        let a2 = alert_series.clone();
         let valid_for_ms = 4 * (interval.as_millis() as i64).max(60_000);
         let persist = self.persist.as_ref().map(|(p, _)| p.clone());
         // The group's own names: a scrape of other metrics does not wake it.
@@ -167,13 +198,19 @@ impl RuleManager {
             (store.watch_ingest(g.reads_mask()), g.writes_mask())
         };
         let restore = self.persist.as_ref().map(|(_, o)| *o).unwrap_or_default();
+        metrics::gauge!("forewarn_rule_group_interval_seconds", "group" => name.clone()).set(interval.as_secs_f64());
+        let missed = metrics::counter!("forewarn_rule_group_iterations_missed_total", "group" => name.clone());
+        missed.increment(0);
+        let last_duration = metrics::gauge!("forewarn_rule_group_last_duration_seconds", "group" => name.clone());
+        let last_evaluation =
+            metrics::gauge!("forewarn_rule_group_last_evaluation_timestamp_seconds", "group" => name.clone());
         let task = tokio::spawn(async move {
             if let Some(src) = restore_from {
                 restore_until_answered(&src, &g2, &h2, &ctx.external_labels, &restore).await;
             }
             let mut next = tokio::time::Instant::now();
             // ALERTS series written at the last evaluation (ended ones get a stale marker).
-            let mut alert_series: std::collections::HashSet<crate::labels::Labels> = Default::default();
+            let alert_series = a2;
             loop {
                 let boundary = next;
                 tokio::time::sleep_until(boundary).await;
@@ -187,7 +224,10 @@ impl RuleManager {
                 let fresh = source.is_none() && watch.wait(interval * 3 / 4).await;
                 let arrivals = watch.take();
                 let now = tokio::time::Instant::now();
-                next = next_evaluation(boundary, now, interval, fresh.then(|| (arrivals, watch.last_arrival().into())));
+                let (after, skipped) =
+                    next_evaluation(boundary, now, interval, fresh.then(|| (arrivals, watch.last_arrival().into())));
+                next = after;
+                missed.increment(skipped);
                 let t = chrono::Utc::now().timestamp_millis();
                 let started = std::time::Instant::now();
                 let outcome = {
@@ -197,7 +237,8 @@ impl RuleManager {
                             Some(src) => g.eval_reading(&src.reader(), &store, t, &ctx),
                             None => g.eval(&store, t, &ctx),
                         };
-                        write_alert_series(&store, t, &g.alert_series(), &mut alert_series);
+                        let mut written = alert_series.lock().unwrap_or_else(|e| e.into_inner());
+                        write_alert_series(&store, t, &g.alert_series(), &mut written);
                         if let Some(p) = &persist {
                             // Saved before the batch goes to the notifier: what a
                             // receiver hears about is on disk first.
@@ -235,12 +276,14 @@ impl RuleManager {
                     .increment(failures as u64);
                 metrics::histogram!("forewarn_rule_group_duration_seconds", "group" => name.clone())
                     .record(took.as_secs_f64());
+                last_duration.set(took.as_secs_f64());
+                last_evaluation.set(t as f64 / 1000.0);
                 if tx.send(AlertBatch { at: t, valid_for_ms, alerts: outcome.alerts }).is_err() {
                     return;
                 }
             }
         });
-        RunningGroup { group, health, task }
+        RunningGroup { group, health, alert_series, task }
     }
 
     /// Calls `f` on each running group (for the API), in load order.
@@ -258,7 +301,8 @@ impl RuleManager {
 }
 
 /// When a group evaluates next, after evaluating `now` for the schedule
-/// point `boundary`. `data`: how many batches of the group's names arrived
+/// point `boundary`, and how many schedule points after `boundary` passed
+/// before `now` (skipped: `forewarn_rule_group_iterations_missed_total`). `data`: how many batches of the group's names arrived
 /// since its last evaluation and when the latest did, if any did.
 ///
 /// With one batch per interval (one scrape loop feeding the group at its
@@ -273,9 +317,10 @@ fn next_evaluation(
     now: tokio::time::Instant,
     interval: Duration,
     data: Option<(u64, tokio::time::Instant)>,
-) -> tokio::time::Instant {
+) -> (tokio::time::Instant, u64) {
     let margin = (interval / 4).min(Duration::from_millis(100));
-    match data {
+    let skipped = (now.saturating_duration_since(boundary).as_nanos() / interval.as_nanos().max(1)) as u64;
+    let next = match data {
         Some((1, arrived)) => (arrived + interval - margin).max(now + interval / 2),
         _ => {
             let mut next = boundary + interval;
@@ -284,7 +329,13 @@ fn next_evaluation(
             }
             next
         }
-    }
+    };
+    (next, skipped)
+}
+
+/// Whether a group called `name` is among the group keys (file and name).
+fn keys_named(keys: &std::collections::HashSet<String>, name: &str) -> bool {
+    keys.iter().any(|k| k.rsplit('\u{1f}').next() == Some(name))
 }
 
 /// Whether any alerting rule of the group has a `for` to restore.
@@ -371,13 +422,14 @@ mod schedule_tests {
         let t0 = Instant::now();
         // Data arrived 700 ms into the interval; evaluated at once after it.
         let arrived = t0 + Duration::from_millis(700);
-        let next = next_evaluation(t0, arrived + Duration::from_millis(2), S, Some((1, arrived)));
+        let (next, skipped) = next_evaluation(t0, arrived + Duration::from_millis(2), S, Some((1, arrived)));
         assert_eq!(next, arrived + S - Duration::from_millis(100));
+        assert_eq!(skipped, 0);
         // Data that arrived just after the last evaluation, found at the
         // boundary: not sooner than half an interval, then the wait for the
         // batch after it lands right on it.
         let arrived = t0 - Duration::from_millis(950);
-        let next = next_evaluation(t0, t0, S, Some((1, arrived)));
+        let (next, _) = next_evaluation(t0, t0, S, Some((1, arrived)));
         assert_eq!(next, t0 + S / 2);
     }
 
@@ -386,9 +438,14 @@ mod schedule_tests {
     #[test]
     fn keeps_the_period_otherwise() {
         let t0 = Instant::now();
-        assert_eq!(next_evaluation(t0, t0 + S / 2, S, None), t0 + S);
-        assert_eq!(next_evaluation(t0, t0, S * 15, Some((15, t0))), t0 + S * 15);
-        assert_eq!(next_evaluation(t0, t0 + S * 3 + S / 2, S, None), t0 + S * 4);
+        assert_eq!(next_evaluation(t0, t0 + S / 2, S, None), (t0 + S, 0));
+        assert_eq!(next_evaluation(t0, t0, S * 15, Some((15, t0))), (t0 + S * 15, 0));
+        // Evaluating took 3.5 intervals: the points at 1, 2 and 3 s are
+        // skipped and counted.
+        assert_eq!(next_evaluation(t0, t0 + S * 3 + S / 2, S, None), (t0 + S * 4, 3));
+        // An evaluation late after its data's batch counts too.
+        let arrived = t0 + Duration::from_millis(200);
+        assert_eq!(next_evaluation(t0, t0 + S * 2 + S / 2, S, Some((1, arrived))).1, 2);
     }
 }
 

@@ -168,8 +168,18 @@ impl Inner {
             let mut tick = tokio::time::interval(t.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut state = ScrapeState::default();
+            let mut last: Option<tokio::time::Instant> = None;
+            let missed = metrics::counter!("forewarn_scrape_iterations_missed_total", "scrape_job" => t.job.clone());
+            missed.increment(0);
             loop {
-                tick.tick().await;
+                let at = tick.tick().await;
+                // A late tick skips the points it overran (`Skip`): the
+                // gap between two ticks' schedule points counts them.
+                if let Some(prev) = last {
+                    let gap = at.duration_since(prev).as_nanos() / t.interval.as_nanos().max(1);
+                    missed.increment(gap.saturating_sub(1) as u64);
+                }
+                last = Some(at);
                 if state.detector.is_none() {
                     state.detector = det.get().cloned();
                 }

@@ -355,6 +355,17 @@ impl ScrapeState {
         Ok(scraped)
     }
 
+    /// Ends every series of the target, `up` and the other synthetic
+    /// series too (the target went away), in one commit.
+    pub fn end(&mut self, store: &Store, now: i64) {
+        let mut app = store.appender();
+        self.end_all(&mut app, now);
+        for r in self.synthetic.drain(..) {
+            app.append_to(&r, now, stale_nan());
+        }
+        app.commit();
+    }
+
     /// Ends every remembered series (a failed scrape) and forgets them.
     fn end_all(&mut self, app: &mut crate::store::Appender<'_>, now: i64) {
         for c in self.cached.drain(..) {
@@ -518,10 +529,10 @@ pub fn ingest(
         app.append_live(r, now, v);
     }
     state.batch = Some(app.into_batch());
-    metrics::counter!("forewarn_scrapes_total", "job" => t.job.clone()).increment(1);
-    metrics::histogram!("forewarn_scrape_duration_seconds", "job" => t.job.clone()).record(duration);
+    metrics::counter!("forewarn_scrapes_total", "scrape_job" => t.job.clone()).increment(1);
+    metrics::histogram!("forewarn_scrape_duration_seconds", "scrape_job" => t.job.clone()).record(duration);
     if let Some(e) = &error {
-        metrics::counter!("forewarn_scrape_failures_total", "job" => t.job.clone()).increment(1);
+        metrics::counter!("forewarn_scrape_failures_total", "scrape_job" => t.job.clone()).increment(1);
         tracing::warn!(target = %t.url, job = %t.job, error = %e, "scrape failed");
     }
     TargetHealth {
