@@ -28,7 +28,9 @@
 //!   opens the state dir that survives restarts.
 //! - Offline: [`replay`] runs the rule engine over recorded history,
 //!   [`ruletest`] runs promtool-format rule tests, [`demo`] serves built-in
-//!   targets so the whole chain can be seen at once; the CLI in `main.rs`.
+//!   targets so the whole chain can be seen at once; [`import`] writes a
+//!   forewarn config from prometheus.yml, alertmanager.yml and a web config
+//!   file; the CLI in `main.rs`.
 
 pub mod alerts;
 pub mod analysis;
@@ -41,6 +43,7 @@ pub mod deploys;
 pub mod duration;
 pub mod http;
 pub mod http_client;
+pub mod import;
 pub mod labels;
 pub mod logging;
 pub mod native_histogram;
