@@ -66,7 +66,11 @@ fn check_passes(config: &Path) {
     let out = Command::new(BIN).arg("check").arg(config).output().expect("run forewarn check");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let text = std::fs::read_to_string(config).unwrap_or_default();
-    assert!(out.status.success(), "forewarn check failed:\n{stdout}{}\n--- output ---\n{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "forewarn check failed:\n{stdout}{}\n--- output ---\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn yaml(text: &str) -> Value {
@@ -83,7 +87,9 @@ fn leaves(v: &Value, path: String, out: &mut Vec<(String, Value)>) {
     let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
     match v {
         Value::Object(m) if !m.is_empty() => m.iter().for_each(|(k, x)| leaves(x, join(k), out)),
-        Value::Array(a) if !a.is_empty() => a.iter().enumerate().for_each(|(i, x)| leaves(x, format!("{path}[{i}]"), out)),
+        Value::Array(a) if !a.is_empty() => {
+            a.iter().enumerate().for_each(|(i, x)| leaves(x, format!("{path}[{i}]"), out))
+        }
         _ => out.push((path, v.clone())),
     }
 }
@@ -175,18 +181,29 @@ fn debian_defaults_round_trip() {
         ]
     );
     assert!(reported(&run, "debian-alertmanager.yml", "templates").why.contains("Go template"));
-    assert!(reported(&run, "debian-alertmanager.yml", "receivers[1].pagerduty_configs").why.contains("no pagerduty integration"));
+    assert!(reported(&run, "debian-alertmanager.yml", "receivers[1].pagerduty_configs")
+        .why
+        .contains("no pagerduty integration"));
 
     // The daemon's loader reads the same jobs, route tree and receivers.
     let cfg = forewarn::config::Config::load(&run.config).expect("loads");
     let jobs: Vec<(&str, Option<String>, Vec<String>)> = cfg
         .scrape_configs
         .iter()
-        .map(|j| (j.job_name.as_str(), j.scrape_interval.map(|d| d.to_string()), j.static_configs.iter().flat_map(|s| s.targets.clone()).collect()))
+        .map(|j| {
+            (
+                j.job_name.as_str(),
+                j.scrape_interval.map(|d| d.to_string()),
+                j.static_configs.iter().flat_map(|s| s.targets.clone()).collect(),
+            )
+        })
         .collect();
     assert_eq!(
         jobs,
-        vec![("prometheus", Some("5s".to_string()), vec!["localhost:9090".to_string()]), ("node", None, vec!["localhost:9100".to_string()])]
+        vec![
+            ("prometheus", Some("5s".to_string()), vec!["localhost:9090".to_string()]),
+            ("node", None, vec!["localhost:9100".to_string()])
+        ]
     );
     assert_eq!(cfg.global.scrape_interval.to_string(), "15s");
     assert_eq!(cfg.global.external_labels.get("monitor").map(String::as_str), Some("example"));
@@ -195,11 +212,16 @@ fn debian_defaults_round_trip() {
     let route = cfg.route.as_ref().expect("route");
     assert_eq!(route.receiver.as_deref(), Some("team-X-mails"));
     assert_eq!(route.group_by.as_deref(), Some(&["alertname".to_string(), "cluster".into(), "service".into()][..]));
-    let tree: Vec<(Option<&str>, usize)> = route.routes.iter().map(|r| (r.receiver.as_deref(), r.routes.len())).collect();
+    let tree: Vec<(Option<&str>, usize)> =
+        route.routes.iter().map(|r| (r.receiver.as_deref(), r.routes.len())).collect();
     assert_eq!(tree, vec![(Some("team-X-mails"), 1), (Some("team-Y-mails"), 1), (Some("team-DB-pager"), 2)]);
     assert_eq!(route.routes[0].match_re.get("service").map(String::as_str), Some("^(foo1|foo2|baz)$"));
-    let receivers: Vec<(&str, usize)> = cfg.receivers.iter().map(|r| (r.name.as_str(), r.email_configs.len())).collect();
-    assert_eq!(receivers, vec![("team-X-mails", 1), ("team-X-pager", 1), ("team-Y-mails", 1), ("team-Y-pager", 0), ("team-DB-pager", 0)]);
+    let receivers: Vec<(&str, usize)> =
+        cfg.receivers.iter().map(|r| (r.name.as_str(), r.email_configs.len())).collect();
+    assert_eq!(
+        receivers,
+        vec![("team-X-mails", 1), ("team-X-pager", 1), ("team-Y-mails", 1), ("team-Y-pager", 0), ("team-DB-pager", 0)]
+    );
     assert_eq!(cfg.inhibit_rules.len(), 1);
     assert_eq!(cfg.inhibit_rules[0].equal, vec!["alertname", "cluster", "service"]);
 
@@ -212,7 +234,11 @@ fn debian_defaults_round_trip() {
     );
     // ...beside the keys they describe.
     assert!(run.text.contains("scrape_interval: 15s # Set the scrape interval to every 15 seconds."), "{}", run.text);
-    assert!(run.text.contains("  # Attach these labels to any time series or alerts when communicating with\n"), "{}", run.text);
+    assert!(
+        run.text.contains("  # Attach these labels to any time series or alerts when communicating with\n"),
+        "{}",
+        run.text
+    );
     assert!(run.text.contains("  # A default receiver\n  receiver: team-X-mails\n"), "{}", run.text);
 }
 
@@ -223,7 +249,10 @@ fn upstream_test_configs_round_trip() {
     let run = import("import-upstream", &["--prometheus", &prom, "--alertmanager", &am]);
     check_passes(&run.config);
     let out = yaml(&run.text);
-    let bearer = |p: &str| p.replace(".bearer_token_file", ".authorization.credentials_file").replace(".bearer_token", ".authorization.credentials");
+    let bearer = |p: &str| {
+        p.replace(".bearer_token_file", ".authorization.credentials_file")
+            .replace(".bearer_token", ".authorization.credentials")
+    };
     every_key_accounted("prometheus-conf.good.yml", &read_yaml(&prom), &out, &run.report, bearer);
     every_key_accounted("alertmanager-conf.good.yml", &read_yaml(&am), &out, &run.report, same);
 
@@ -255,14 +284,20 @@ fn upstream_test_configs_round_trip() {
     let cfg = forewarn::config::Config::load(&run.config).expect("loads");
     let input = read_yaml(&prom);
     let jobs: Vec<&str> = cfg.scrape_configs.iter().map(|j| j.job_name.as_str()).collect();
-    let in_jobs: Vec<&str> = input["scrape_configs"].as_array().map(|a| a.iter().filter_map(|j| j["job_name"].as_str()).collect()).unwrap_or_default();
+    let in_jobs: Vec<&str> = input["scrape_configs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|j| j["job_name"].as_str()).collect())
+        .unwrap_or_default();
     assert_eq!(jobs, in_jobs);
     let relabels = cfg.scrape_configs[0].relabel_configs.iter().map(|r| r.target_label.as_str()).collect::<Vec<_>>();
     assert_eq!(relabels, vec!["job", "cde", "abc", "abc"], "keepequal and dropequal rules are not carried");
     assert_eq!(cfg.scrape_configs[1].scheme, "https");
     assert_eq!(cfg.scrape_configs[1].metrics_path, "/my_path");
     let receivers: Vec<&str> = cfg.receivers.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(receivers.len(), yaml(&std::fs::read_to_string(&am).unwrap_or_default())["receivers"].as_array().map_or(0, Vec::len));
+    assert_eq!(
+        receivers.len(),
+        yaml(&std::fs::read_to_string(&am).unwrap_or_default())["receivers"].as_array().map_or(0, Vec::len)
+    );
     assert_eq!(cfg.global.smtp_hello.as_deref(), Some("host.example.org"));
     assert_eq!(cfg.global.smtp_auth_password.as_deref(), Some("multiline\nmysecret"));
     assert!(run.text.contains("# my global config\nglobal:\n"), "{}", &run.text[..200.min(run.text.len())]);
@@ -294,7 +329,9 @@ fn exporter_toolkit_web_configs() {
     let run = import("import-web-users", &["--web-config", &users]);
     check_passes(&run.config);
     assert!(run.report.is_empty(), "{:?}", run.report);
-    every_key_accounted("web-web_config_users.good.yml", &read_yaml(&users), &yaml(&run.text), &run.report, |p| format!("http.{p}"));
+    every_key_accounted("web-web_config_users.good.yml", &read_yaml(&users), &yaml(&run.text), &run.report, |p| {
+        format!("http.{p}")
+    });
 
     let mtls = data("web-tls_config_noAuth.requireandverifyclientcert.good.yml");
     let run = import("import-web-mtls", &["--web-config", &mtls]);
@@ -315,17 +352,22 @@ fn strict_fails_and_writes_nothing_when_keys_are_left() {
     let dir = temp_dir("import-strict");
     let config = dir.join("forewarn.yml");
     let am = data("debian-alertmanager.yml");
-    let out = Command::new(BIN).args(["import", "--strict", "--alertmanager", &am, "-o"]).arg(&config).output().expect("run");
+    let out =
+        Command::new(BIN).args(["import", "--strict", "--alertmanager", &am, "-o"]).arg(&config).output().expect("run");
     assert!(!out.status.success());
     assert!(!config.exists());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("debian-alertmanager.yml:12:1: key `templates` not carried:"), "{stderr}");
     assert!(stderr.contains("--strict"), "{stderr}");
     // Nothing left behind: --strict succeeds; no -o prints the config.
-    let prom = data("prometheus-docs-example.yml");
+    let prom = data("debian-prometheus.yml");
     let out = Command::new(BIN).args(["import", "--strict", "--prometheus", &prom]).output().expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("  - job_name: \"prometheus\"\n"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("  - job_name: 'prometheus'\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -342,7 +384,7 @@ fn bad_inputs_name_the_place() {
     let broken = dir.join("broken.yml");
     std::fs::write(&broken, "global:\n  scrape_interval: 15s\nscrape_configs: [ { job_name: x }\n").expect("write");
     let e = run(&["--prometheus", &broken.display().to_string()]);
-    assert!(e.contains(&format!("{}:", broken.display())) && e.contains(":4:"), "{e}");
+    assert!(e.contains(&format!("{}:", broken.display())) && e.contains(":3:"), "{e}");
     let shape = dir.join("shape.yml");
     std::fs::write(&shape, "# jobs\nscrape_configs:\n  job_name: x\n").expect("write");
     let e = run(&["--prometheus", &shape.display().to_string()]);

@@ -41,7 +41,8 @@ const TABLE: &[(&str, &str)] = &[
 const INTEGRATION_SETTING: &str =
     "a setting of an integration forewarn does not have (it sends email, webhooks and to Alertmanagers)";
 
-const PATH_KEYS: &[&str] = &["ca_file", "cert_file", "key_file", "password_file", "credentials_file", "auth_password_file", "url_file"];
+const PATH_KEYS: &[&str] =
+    &["ca_file", "cert_file", "key_file", "password_file", "credentials_file", "auth_password_file", "url_file"];
 
 /// Moves alertmanager.yml's sections into the output.
 pub(crate) fn carry(root: Node, out: &mut Out, fix: &PathFix) -> Result<(), ImportError> {
@@ -108,10 +109,10 @@ fn drop_integrations(out: &mut Out, e: &mut Entry) {
 
 /// Alertmanager's `global` joins the one `global` (the keys do not overlap).
 fn merge_global(out: &mut Out, e: Entry) {
-    let Kind::Map(add) = e.value.kind else { return };
-    if add.is_empty() {
-        return;
-    }
+    let Kind::Map(mut add) = e.value.kind else { return };
+    let Some(first) = add.first_mut() else { return };
+    // The comments above Alertmanager's `global:` (often the file's header) go with its first key.
+    first.value.lead_from = first.value.lead_from.min(e.value.lead_from);
     match out.section("global") {
         Some(g) => {
             if g.value.is_null() {

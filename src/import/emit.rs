@@ -187,6 +187,11 @@ impl Writer<'_> {
                 let after = if e.value.is_null() { e.key_pos.line } else { e.value.end_line.max(e.key_pos.line) };
                 self.trailing(e.value.file, after, e.key_pos.col + 1, indent + 2, false);
             }
+            if !top && entries.get(i + 1).is_none_or(|n| n.value.file != e.value.file) {
+                // A merged mapping: the comments closing this file's part follow its last key.
+                let after = e.value.end_line.max(e.key_pos.line);
+                self.trailing(e.value.file, after, e.key_pos.col, indent, false);
+            }
             if top {
                 // Comments after a file's last key end that file's part.
                 let after = e.value.end_line.max(e.key_pos.line);
@@ -285,7 +290,8 @@ fn is_block(v: &Node) -> bool {
 
 /// A flow collection of plain values only (written back on one line).
 fn flat(v: &Node) -> bool {
-    let scalar = |n: &Node| matches!(&n.kind, Kind::Scalar { value, style } if *style != Style::Block && !value.contains('\n'));
+    let scalar =
+        |n: &Node| matches!(&n.kind, Kind::Scalar { value, style } if *style != Style::Block && !value.contains('\n'));
     match &v.kind {
         Kind::Seq(items) => items.iter().all(scalar),
         Kind::Map(entries) => entries.iter().all(|e| scalar(&e.value)),
@@ -298,7 +304,11 @@ fn flow_text(v: &Node) -> String {
         Kind::Seq(items) => format!("[{}]", items.iter().map(flow_scalar).collect::<Vec<_>>().join(", ")),
         Kind::Map(entries) => format!(
             "{{ {} }}",
-            entries.iter().map(|e| format!("{}: {}", key_text(&e.key), flow_scalar(&e.value))).collect::<Vec<_>>().join(", ")
+            entries
+                .iter()
+                .map(|e| format!("{}: {}", key_text(&e.key), flow_scalar(&e.value)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Kind::Scalar { .. } => scalar_text(v),
     }
@@ -388,7 +398,7 @@ mod tests {
     fn comments_stay_next_to_their_keys() {
         let text = "# head\n\nglobal:\n  a: 1 # one\n  # above b\n  b: [x, y]\n  # end of global\njobs:\n  - name: x # n\n    # above t\n    t: |\n      two\n      lines\n  - 'q'\n# tail\n";
         let out = round(text);
-        assert_eq!(out, "# head\nglobal:\n  a: 1 # one\n  # above b\n  b: [x, y]\n  # end of global\njobs:\n  - name: x # n\n    # above t\n    t: |\n      two\n      lines\n  - 'q'\n# tail\n");
+        assert_eq!(out, "# head\n\nglobal:\n  a: 1 # one\n  # above b\n  b: [x, y]\n  # end of global\njobs:\n  - name: x # n\n    # above t\n    t: |\n      two\n      lines\n  - 'q'\n# tail\n");
     }
 
     #[test]

@@ -81,7 +81,11 @@ struct Source {
 
 /// Reads the inputs and builds the forewarn config.
 pub fn import(inputs: &Inputs) -> Result<Imported, ImportError> {
-    let given = [(&inputs.prometheus, SourceKind::Prometheus), (&inputs.alertmanager, SourceKind::Alertmanager), (&inputs.web_config, SourceKind::Web)];
+    let given = [
+        (&inputs.prometheus, SourceKind::Prometheus),
+        (&inputs.alertmanager, SourceKind::Alertmanager),
+        (&inputs.web_config, SourceKind::Web),
+    ];
     let mut docs = Vec::new();
     let mut sources = Vec::new();
     let mut kinds = Vec::new();
@@ -211,6 +215,13 @@ impl Out {
                     path = item;
                 }
             }
+            if err.message.starts_with("expected sequence start") {
+                if let Some(n) = node_at(&mut self.root, &path).filter(|n| n.is_null()) {
+                    // `targets:` with its items commented out: Prometheus reads an empty list.
+                    n.kind = Kind::Seq(Vec::new());
+                    continue;
+                }
+            }
             let Some((node, pos)) = remove_at(&mut self.root, &path) else { return Err(ImportError::Invalid(errs)) };
             if node.file.is_none() {
                 // A key the importer made up was refused: a bug here, not in the input.
@@ -294,6 +305,19 @@ fn inherit_lead(root: &mut Node, path: &[usize], lead_from: usize) {
     }
 }
 
+/// The value at an output path (an entry's value or a list item).
+fn node_at<'a>(root: &'a mut Node, path: &[usize]) -> Option<&'a mut Node> {
+    let mut node = root;
+    for &i in path {
+        node = match &mut node.kind {
+            Kind::Map(m) => &mut m.get_mut(i)?.value,
+            Kind::Seq(s) => s.get_mut(i)?,
+            Kind::Scalar { .. } => return None,
+        };
+    }
+    Some(node)
+}
+
 /// Removes the node at an output path; returns it with its input position
 /// (the key's for an entry, the item's for a list item).
 fn remove_at(root: &mut Node, path: &[usize]) -> Option<(Node, tree::Pos)> {
@@ -361,6 +385,9 @@ impl PathFix {
 }
 
 fn fix_paths(node: &mut Node, base: &Path) {
+    if node.is_null() {
+        return;
+    }
     match &mut node.kind {
         Kind::Scalar { value, style } if !value.is_empty() && Path::new(value.as_str()).is_relative() => {
             *value = base.join(&*value).display().to_string();
@@ -379,7 +406,13 @@ fn expect_map(out: &Out, e: &Entry) -> Result<(), ImportError> {
         return Ok(());
     }
     let file = e.value.file.and_then(|f| out.names.get(f)).cloned().unwrap_or_default();
-    Err(ImportError::Shape { file, line: e.key_pos.line, col: e.key_pos.col, path: e.value.path.clone(), expected: "mapping" })
+    Err(ImportError::Shape {
+        file,
+        line: e.key_pos.line,
+        col: e.key_pos.col,
+        path: e.value.path.clone(),
+        expected: "mapping",
+    })
 }
 
 fn expect_seq(out: &Out, e: &Entry) -> Result<(), ImportError> {
@@ -387,7 +420,13 @@ fn expect_seq(out: &Out, e: &Entry) -> Result<(), ImportError> {
         return Ok(());
     }
     let file = e.value.file.and_then(|f| out.names.get(f)).cloned().unwrap_or_default();
-    Err(ImportError::Shape { file, line: e.key_pos.line, col: e.key_pos.col, path: e.value.path.clone(), expected: "list" })
+    Err(ImportError::Shape {
+        file,
+        line: e.key_pos.line,
+        col: e.key_pos.col,
+        path: e.value.path.clone(),
+        expected: "list",
+    })
 }
 
 #[cfg(test)]
@@ -410,7 +449,8 @@ mod tests {
 
     #[test]
     fn missing_file_names_it() {
-        let e = import(&Inputs { prometheus: Some("/nonexistent/prometheus.yml".into()), ..Default::default() }).unwrap_err();
+        let e = import(&Inputs { prometheus: Some("/nonexistent/prometheus.yml".into()), ..Default::default() })
+            .unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/prometheus.yml: cannot read:"), "{e}");
         assert!(matches!(import(&Inputs::default()), Err(ImportError::NoInput)));
     }
@@ -436,7 +476,10 @@ mod tests {
         )
         .expect("imports");
         let got: Vec<(usize, usize, &str)> = ok.not_carried.iter().map(|n| (n.line, n.col, n.path.as_str())).collect();
-        assert_eq!(got, vec![(3, 5, "scrape_configs[0].scrape_interval"), (4, 5, "scrape_configs[0].scrape_intervall")]);
+        assert_eq!(
+            got,
+            vec![(3, 5, "scrape_configs[0].scrape_interval"), (4, 5, "scrape_configs[0].scrape_intervall")]
+        );
         assert!(ok.not_carried[0].why.contains("does not accept this value"), "{:?}", ok.not_carried[0]);
         assert!(ok.not_carried[1].why.contains("did you mean `scrape_interval`?"), "{:?}", ok.not_carried[1]);
         Config::parse("out.yml", &ok.config, None).expect("the output loads");
@@ -452,7 +495,9 @@ mod tests {
         .expect("imports");
         assert!(ok.not_carried.is_empty(), "{:?}", ok.not_carried);
         assert!(
-            ok.config.starts_with("# prom\nglobal:\n  scrape_interval: 15s # fast\n  # the relay\n  smtp_smarthost: 'mx:25'\n"),
+            ok.config.starts_with(
+                "# prom\nglobal:\n  scrape_interval: 15s # fast\n  # the relay\n  smtp_smarthost: 'mx:25'\n"
+            ),
             "{}",
             ok.config
         );

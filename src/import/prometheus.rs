@@ -42,8 +42,16 @@ const TABLE: &[(&str, &str)] = &[
 ];
 
 /// Where relative file paths are, so that they keep pointing at the same files.
-const PATH_KEYS: &[&str] =
-    &["rule_files", "files", "ca_file", "cert_file", "key_file", "password_file", "credentials_file", "bearer_token_file"];
+const PATH_KEYS: &[&str] = &[
+    "rule_files",
+    "files",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "password_file",
+    "credentials_file",
+    "bearer_token_file",
+];
 
 /// Moves prometheus.yml's sections into the output.
 pub(crate) fn carry(root: Node, out: &mut Out, fix: &PathFix) -> Result<(), ImportError> {

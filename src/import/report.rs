@@ -81,7 +81,9 @@ pub fn why_unknown(loader_message: &str) -> String {
         let expected: Vec<String> = tail
             .split_once("expected ")
             .map(|(_, e)| e.trim_start_matches("one of "))
-            .map(|e| e.split(", ").flat_map(|x| x.split(" or ")).map(|x| x.trim().trim_matches('`').to_string()).collect())
+            .map(|e| {
+                e.split(", ").flat_map(|x| x.split(" or ")).map(|x| x.trim().trim_matches('`').to_string()).collect()
+            })
             .unwrap_or_default();
         let close = expected.iter().filter(|e| distance(e, key) <= 2).min_by_key(|e| distance(e, key));
         return match close {
@@ -115,7 +117,8 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// Scrape and Alertmanager discovery forewarn has, for the `*_sd_configs` message.
-pub const DISCOVERY: &str = "forewarn discovers targets from static_configs and file_sd_configs only: have a sidecar or \
+pub const DISCOVERY: &str =
+    "forewarn discovers targets from static_configs and file_sd_configs only: have a sidecar or \
                              cron job write these targets into a file_sd file and list it under file_sd_configs";
 
 /// HTTP client settings forewarn lacks, wherever they appear.
@@ -159,9 +162,14 @@ mod tests {
         assert_eq!(m, "forewarn has no `scrape_intervall` here; did you mean `scrape_interval`?");
         let m = why_unknown("unknown field `zzz`, expected `a` or `b`");
         assert!(m.contains("it takes a, b"), "{m}");
-        let m = why_unknown("unknown field `scrape_intervall`, expected one of job_name, scrape_interval at line 3, column 5");
+        let m = why_unknown(
+            "unknown field `scrape_intervall`, expected one of job_name, scrape_interval at line 3, column 5",
+        );
         assert_eq!(m, "forewarn has no `scrape_intervall` here; did you mean `scrape_interval`?");
         let m = why_unknown("unknown variant `keepequal`, expected one of replace, keep at line 70, column 17");
-        assert!(m.ends_with("(unknown variant `keepequal`, expected one of replace, keep); set it by hand in the output"), "{m}");
+        assert!(
+            m.ends_with("(unknown variant `keepequal`, expected one of replace, keep); set it by hand in the output"),
+            "{m}"
+        );
     }
 }

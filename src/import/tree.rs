@@ -240,7 +240,8 @@ impl<'a> Builder<'a> {
         self.i += 1;
         let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
         let file = self.file;
-        let base = |kind, end_line, flow| Node { kind, file: Some(file), pos, end_line, lead_from, flow, path: path.clone() };
+        let base =
+            |kind, end_line, flow| Node { kind, file: Some(file), pos, end_line, lead_from, flow, path: path.clone() };
         let (node, anchor) = match event {
             Event::Scalar(value, style, anchor, _) => {
                 let style = match style {
@@ -250,7 +251,12 @@ impl<'a> Builder<'a> {
                     ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
                 };
                 // A block scalar's span ends at the start of the line after it.
-                let end = if span.end.col() == 0 && span.end.line() > pos.line { span.end.line() - 1 } else { span.end.line() };
+                // A block scalar's span runs over the blank lines after it.
+                let mut end = span.end.line();
+                let blank = |l: usize| text.lines().nth(l.saturating_sub(1)).is_none_or(|t| t.trim().is_empty());
+                while end > pos.line && (blank(end) || (span.end.col() == 0 && end == span.end.line())) {
+                    end -= 1;
+                }
                 (base(Kind::Scalar { value: value.into_owned(), style }, end, false), anchor)
             }
             Event::Alias(id) => {
@@ -275,7 +281,8 @@ impl<'a> Builder<'a> {
                             let end_line = end.end.line();
                             self.i += 1;
                             let flow = style == StructureStyle::Flow;
-                            let last = if flow { end_line } else { items.last().map_or(pos.line, |n: &Node| n.end_line) };
+                            let last =
+                                if flow { end_line } else { items.last().map_or(pos.line, |n: &Node| n.end_line) };
                             break (base(Kind::Seq(items), last, flow), anchor);
                         }
                         Some(_) => {
@@ -340,7 +347,9 @@ impl<'a> Builder<'a> {
 fn merge_into(entries: &mut Vec<Entry>, base: Node) {
     let bases = match base.kind {
         Kind::Map(m) => vec![m],
-        Kind::Seq(items) => items.into_iter().filter_map(|n| if let Kind::Map(m) = n.kind { Some(m) } else { None }).collect(),
+        Kind::Seq(items) => {
+            items.into_iter().filter_map(|n| if let Kind::Map(m) = n.kind { Some(m) } else { None }).collect()
+        }
         Kind::Scalar { .. } => Vec::new(),
     };
     for m in bases {
@@ -366,7 +375,7 @@ mod tests {
         let Kind::Seq(items) = &m[1].value.kind else { panic!("{:?}", m[1].value) };
         assert_eq!(items[1].as_map().unwrap()[0].value.as_str(), Some("d"));
         assert_eq!(items[1].path, "b[1]");
-        assert_eq!((m[2].value.pos.line, m[2].value.end_line), (6, 8));
+        assert_eq!((m[2].value.pos.line, m[2].value.end_line), (7, 8));
         assert_eq!(m[3].value.lead_from, 8);
         let c: Vec<(usize, bool)> = d.comments.iter().map(|c| (c.line, c.own_line)).collect();
         assert_eq!(c, vec![(1, true), (2, false)]);

@@ -7,7 +7,8 @@
 use super::tree::{Entry, Kind, Node};
 use super::{ImportError, Out, PathFix};
 
-const RUSTLS: &str = "forewarn uses rustls's defaults (TLS 1.2 and 1.3 with modern cipher suites and curves); they cannot be changed";
+const RUSTLS: &str =
+    "forewarn uses rustls's defaults (TLS 1.2 and 1.3 with modern cipher suites and curves); they cannot be changed";
 
 /// Keys with no equivalent, and what to do instead.
 const TABLE: &[(&str, &str)] = &[
