@@ -265,7 +265,7 @@ impl Writer<'_> {
             self.units.push(Unit { line: self.line, col: self.col(), end_line: 0, path: path.clone() });
             self.push("-");
             match &it.kind {
-                Kind::Map(entries) if !entries.is_empty() && !(it.flow && flat(it)) => {
+                Kind::Map(entries) if !(entries.is_empty() || it.flow && flat(it)) => {
                     self.push(" ");
                     self.entries(entries, indent + 2, path, true, false);
                     let src_col = entries.first().map_or(1, |e| e.key_pos.col);
@@ -282,8 +282,8 @@ impl Writer<'_> {
 /// Written over several lines (a non-empty block mapping or list).
 fn is_block(v: &Node) -> bool {
     match &v.kind {
-        Kind::Seq(items) => !items.is_empty() && !(v.flow && flat(v)),
-        Kind::Map(entries) => !entries.is_empty() && !(v.flow && flat(v)),
+        Kind::Seq(items) => !(items.is_empty() || v.flow && flat(v)),
+        Kind::Map(entries) => !(entries.is_empty() || v.flow && flat(v)),
         Kind::Scalar { .. } => false,
     }
 }
