@@ -33,7 +33,9 @@
 //!   HTTP face until a signal (readiness, reload, clean shutdown).
 //! - Offline: [`replay`] runs the rule engine over recorded history,
 //!   [`ruletest`] runs promtool-format rule tests, [`demo`] serves built-in
-//!   targets so the whole chain can be seen at once; the CLI in `main.rs`
+//!   targets so the whole chain can be seen at once, [`import`] writes a
+//!   forewarn config from prometheus.yml, alertmanager.yml and a web config
+//!   file; the CLI in `main.rs`
 //!   parses arguments and calls one of these per subcommand.
 //!
 //! Each module imports only modules listed before it in ARCHITECTURE.md's
@@ -51,6 +53,7 @@ pub mod deploys;
 pub mod duration;
 pub mod http;
 pub mod http_client;
+pub mod import;
 pub mod labels;
 pub mod logging;
 pub mod native_histogram;

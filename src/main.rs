@@ -57,6 +57,24 @@ enum Cmd {
         #[arg(long)]
         lint_fatal: bool,
     },
+    /// Write a forewarn config from prometheus.yml, alertmanager.yml and a web config file; keys that cannot be carried are listed on stderr.
+    Import {
+        /// Prometheus's config file.
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
+        /// Alertmanager's config file.
+        #[arg(long, value_name = "FILE")]
+        alertmanager: Option<PathBuf>,
+        /// Prometheus's web config file (--web.config.file): TLS and basic auth of the listener.
+        #[arg(long = "web-config", value_name = "FILE")]
+        web_config: Option<PathBuf>,
+        /// Write the config here (stdout without it).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Exit 1, writing nothing, when any key could not be carried.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Manage silences on a running daemon (add, ls, expire).
     Silence {
         /// The daemon's HTTP address.
@@ -249,6 +267,10 @@ fn cli_main() -> ExitCode {
     match cli.cmd {
         Cmd::Check { paths, format, lint_fatal } => check(&paths, &format, lint_fatal),
         Cmd::Run { config } => exit(daemon_runtime(forewarn::service::run(config))),
+        Cmd::Import { prometheus, alertmanager, web_config, output, strict } => {
+            let inputs = forewarn::import::Inputs { prometheus, alertmanager, web_config, output_dir: PathBuf::new() };
+            import(inputs, output, strict)
+        }
         Cmd::Demo { listen } => exit(daemon_runtime(forewarn::demo::run(listen))),
         Cmd::Deploy(args) => exit(runtime().and_then(|rt| rt.block_on(deploy(args)))),
         Cmd::Silence { url, conn, cmd } => exit(runtime().and_then(|rt| rt.block_on(silence(&url, &conn, cmd)))),
@@ -662,6 +684,38 @@ fn check(paths: &[String], format: &str, lint_fatal: bool) -> ExitCode {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `forewarn import`: the config on stdout or in `--output`, the keys not carried on stderr.
+fn import(mut inputs: forewarn::import::Inputs, output: Option<PathBuf>, strict: bool) -> ExitCode {
+    inputs.output_dir = output.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let imported = match forewarn::import::import(&inputs) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for n in &imported.not_carried {
+        eprintln!("{n}");
+    }
+    if strict && !imported.not_carried.is_empty() {
+        eprintln!("error: {} keys not carried (--strict); nothing written", imported.not_carried.len());
+        return ExitCode::FAILURE;
+    }
+    match output {
+        Some(path) => match std::fs::write(&path, &imported.config) {
+            Ok(()) => {
+                eprintln!("wrote {}; {} keys not carried", path.display(), imported.not_carried.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+        None => print_out(imported.config.as_bytes()),
     }
 }
 
