@@ -105,6 +105,8 @@ scrape_configs:
 rule_files: [ rules.yml ]
 storage: {{ path: "{}" }}
 http: {{ listen: "{listen}" }}
+# The Alertmanagers are to see exactly the test's alerts, not Watchdog.
+self_monitoring: {{ enabled: false }}
 alerting:
   resend_delay: 1s
   alertmanagers:

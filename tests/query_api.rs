@@ -40,6 +40,8 @@ route: {{ receiver: team }}
 receivers: [ {{ name: team }} ]
 storage: {{ path: "{}" }}
 http: {{ listen: "{listen}" }}
+# The label and series endpoints are checked against exactly the target's series.
+self_monitoring: {{ enabled: false }}
 "#,
         dir.join("data").display()
     );
