@@ -593,3 +593,8 @@ http: { listen: "127.0.0.1:9099" }
         assert!(has("scrape_cluster: member_num 2 must be below members_count 2"), "{e:?}");
     }
 }
+
+/// serde's default for a switch that is on unless turned off.
+fn yes() -> bool {
+    true
+}
