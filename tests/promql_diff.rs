@@ -107,7 +107,8 @@ fn start_forewarn(dir: &std::path::Path, target: &str) -> (Proc, String) {
         "global: {{ scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }}\n\
          scrape_configs:\n  - job_name: app\n    static_configs: [ {{ targets: [\"{target}\"] }} ]\n\
          route: {{ receiver: team }}\nreceivers: [ {{ name: team }} ]\n\
-         storage: {{ path: \"{}\" }}\nhttp: {{ listen: \"{listen}\" }}\n",
+         storage: {{ path: \"{}\" }}\nhttp: {{ listen: \"{listen}\" }}\n\
+         self_monitoring: {{ enabled: false }}\n",
         dir.join("forewarn-data").display()
     );
     let path = dir.join("forewarn.yml");

@@ -38,6 +38,7 @@ scrape_configs:
 {}
 storage: {{ path: "{}", wal_fsync_interval: 500ms }}
 http: {{ listen: "{listen}" }}
+self_monitoring: {{ enabled: false }}
 remote_write:
   - url: "{vm}/api/v1/write"
     queue_config: {{ batch_send_deadline: 500ms }}

@@ -74,6 +74,7 @@ scrape_configs:
     static_configs: [ {{ targets: ["{addr}"] }} ]
 storage: {{ stale_series_retention: 2s }}
 http: {{ listen: "{listen}" }}
+self_monitoring: {{ enabled: false }}
 "#
     );
     let path = dir.join("forewarn.yml");

@@ -520,6 +520,11 @@ fn check_route_intervals(
     }
 }
 
+/// serde's default for a switch that is on unless turned off.
+fn yes() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,9 +597,4 @@ http: { listen: "127.0.0.1:9099" }
         assert!(has("alerting.alertmanagers[0].api_version"), "{e:?}");
         assert!(has("scrape_cluster: member_num 2 must be below members_count 2"), "{e:?}");
     }
-}
-
-/// serde's default for a switch that is on unless turned off.
-fn yes() -> bool {
-    true
 }
