@@ -5,7 +5,7 @@
 //! `time_intervals`. Integrations forewarn lacks (Slack, PagerDuty, ...) and
 //! `templates` are explained here.
 
-use super::report::{self, HTTP_CLIENT};
+use super::report::HTTP_CLIENT;
 use super::tree::{Entry, Kind, Node};
 use super::{ImportError, Out, PathFix};
 
@@ -46,22 +46,13 @@ const PATH_KEYS: &[&str] =
 
 /// Moves alertmanager.yml's sections into the output.
 pub(crate) fn carry(root: Node, out: &mut Out, fix: &PathFix) -> Result<(), ImportError> {
-    let Kind::Map(entries) = root.kind else { return Ok(()) };
-    let mut lead = None;
-    for mut e in entries {
-        if let Some(why) = report::lookup(TABLE, e.path()).filter(|w| !w.is_empty()) {
-            lead = lead.or(Some(e.value.lead_from));
-            out.drop_entry(&e, why);
-            continue;
-        }
-        if let Some(l) = lead.take() {
-            e.value.lead_from = l;
-        }
-        match e.key.as_str() {
-            "global" | "route" => super::expect_map(out, &e)?,
-            "receivers" | "inhibit_rules" | "time_intervals" | "mute_time_intervals" => super::expect_seq(out, &e)?,
-            _ => {}
-        }
+    for mut e in super::top_level(
+        root,
+        out,
+        TABLE,
+        &["global", "route"],
+        &["receivers", "inhibit_rules", "time_intervals", "mute_time_intervals"],
+    )? {
         out.drop_known(&mut e.value, &[TABLE, HTTP_CLIENT]);
         drop_integrations(out, &mut e);
         fix.apply(&mut e.value, PATH_KEYS);

@@ -400,33 +400,43 @@ fn fix_paths(node: &mut Node, base: &Path) {
     }
 }
 
-/// Checks that a top-level value has the shape the importer moves it as.
-fn expect_map(out: &Out, e: &Entry) -> Result<(), ImportError> {
-    if e.value.as_map().is_some() || e.value.is_null() {
-        return Ok(());
+/// The top-level entries of an input worth carrying: those `table` reports
+/// are dropped (and listed), the comments that led them move to the next
+/// entry kept, and each kept section named in `maps` or `lists` must be a
+/// mapping or a list, as the importer moves it.
+fn top_level(
+    root: Node,
+    out: &mut Out,
+    table: &[(&str, &str)],
+    maps: &[&str],
+    lists: &[&str],
+) -> Result<Vec<Entry>, ImportError> {
+    let Kind::Map(entries) = root.kind else { return Ok(Vec::new()) };
+    let (mut kept, mut lead) = (Vec::new(), None);
+    for mut e in entries {
+        if let Some(why) = report::lookup(table, e.path()).filter(|w| !w.is_empty()) {
+            lead = lead.or(Some(e.value.lead_from));
+            out.drop_entry(&e, why);
+            continue;
+        }
+        if let Some(l) = lead.take() {
+            e.value.lead_from = l;
+        }
+        let k = e.key.as_str();
+        if maps.contains(&k) && e.value.as_map().is_none() && !e.value.is_null() {
+            return Err(shape_error(out, &e, "mapping"));
+        }
+        if lists.contains(&k) && !matches!(e.value.kind, Kind::Seq(_)) && !e.value.is_null() {
+            return Err(shape_error(out, &e, "list"));
+        }
+        kept.push(e);
     }
-    let file = e.value.file.and_then(|f| out.names.get(f)).cloned().unwrap_or_default();
-    Err(ImportError::Shape {
-        file,
-        line: e.key_pos.line,
-        col: e.key_pos.col,
-        path: e.value.path.clone(),
-        expected: "mapping",
-    })
+    Ok(kept)
 }
 
-fn expect_seq(out: &Out, e: &Entry) -> Result<(), ImportError> {
-    if matches!(e.value.kind, Kind::Seq(_)) || e.value.is_null() {
-        return Ok(());
-    }
+fn shape_error(out: &Out, e: &Entry, expected: &'static str) -> ImportError {
     let file = e.value.file.and_then(|f| out.names.get(f)).cloned().unwrap_or_default();
-    Err(ImportError::Shape {
-        file,
-        line: e.key_pos.line,
-        col: e.key_pos.col,
-        path: e.value.path.clone(),
-        expected: "list",
-    })
+    ImportError::Shape { file, line: e.key_pos.line, col: e.key_pos.col, path: e.value.path.clone(), expected }
 }
 
 #[cfg(test)]

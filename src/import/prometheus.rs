@@ -4,7 +4,7 @@
 //! has and forewarn does not (service discovery other than static and file,
 //! remote read, TSDB settings, global scrape limits) is explained here.
 
-use super::report::{self, DISCOVERY, HTTP_CLIENT};
+use super::report::{DISCOVERY, HTTP_CLIENT};
 use super::tree::{Entry, Kind, Node};
 use super::{ImportError, Out, PathFix};
 
@@ -55,22 +55,13 @@ const PATH_KEYS: &[&str] = &[
 
 /// Moves prometheus.yml's sections into the output.
 pub(crate) fn carry(root: Node, out: &mut Out, fix: &PathFix) -> Result<(), ImportError> {
-    let Kind::Map(entries) = root.kind else { return Ok(()) };
-    let mut lead = None;
-    for mut e in entries {
-        if let Some(why) = report::lookup(TABLE, e.path()).filter(|w| !w.is_empty()) {
-            lead = lead.or(Some(e.value.lead_from));
-            out.drop_entry(&e, why);
-            continue;
-        }
-        if let Some(l) = lead.take() {
-            e.value.lead_from = l;
-        }
-        match e.key.as_str() {
-            "global" | "alerting" | "storage" => super::expect_map(out, &e)?,
-            "scrape_configs" | "remote_write" | "rule_files" => super::expect_seq(out, &e)?,
-            _ => {}
-        }
+    for mut e in super::top_level(
+        root,
+        out,
+        TABLE,
+        &["global", "alerting", "storage"],
+        &["scrape_configs", "remote_write", "rule_files"],
+    )? {
         out.drop_known(&mut e.value, &[TABLE, HTTP_CLIENT]);
         bearer_to_authorization(&mut e.value);
         fix.apply(&mut e.value, PATH_KEYS);
