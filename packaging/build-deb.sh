@@ -52,9 +52,8 @@ gzip -9nf "$out"/man/*.1
 
 # --strip: the symbol table goes too (release keeps it for perf); --dbgsym
 # keeps it in a separate package instead.
-cargo deb --no-build --locked --strip "$@" >&2
-version=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"name":"forewarn","version":"\([^"]*\)".*/\1/p')
-arch=$(dpkg --print-architecture)
-deb="$target_dir/debian/forewarn_${version}-1_${arch}.deb"
-[ -f "$deb" ] || { echo "build-deb: error: cargo deb did not write $deb" >&2; exit 1; }
+# cargo deb prints the package's path (its name follows --deb-version,
+# --deb-revision and the target, so it is not rebuilt here).
+deb=$(cargo deb --no-build --locked --strip "$@" | grep '\.deb$' | tail -n 1)
+[ -f "$deb" ] || { echo "build-deb: error: cargo deb did not say where it wrote the package" >&2; exit 1; }
 echo "$deb"

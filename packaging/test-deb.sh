@@ -42,7 +42,7 @@ expected=(
   /usr/share/doc/forewarn/ARCHITECTURE.md
   /usr/share/doc/forewarn/copyright
 )
-for rule in rules/*.yml; do expected+=("/usr/share/forewarn/$rule"); done
+for rule in rules/*.yml rules/tests/*.yml; do expected+=("/usr/share/forewarn/$rule"); done
 for page in "$tmp"/man/*.1; do expected+=("/usr/share/man/man1/$(basename "$page").gz"); done
 for path in "${expected[@]}"; do
   grep -qxF "$path" "$tmp/contents" || fail "$path is not in the package"

@@ -24,9 +24,9 @@ use crate::store::Store;
 /// Why the daemon could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("{}", join(.0))]
+    #[error("{}", Located::join(.0))]
     Config(Vec<Located>),
-    #[error("{}", join(.0))]
+    #[error("{}", Located::join(.0))]
     Rules(Vec<Located>),
     #[error("route: {0}")]
     Route(String),
@@ -34,10 +34,6 @@ pub enum DaemonError {
     Listen { addr: String, source: std::io::Error },
     #[error("{0}")]
     Other(String),
-}
-
-fn join(errs: &[Located]) -> String {
-    errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 /// How the daemon was started.
@@ -91,6 +87,11 @@ pub fn metrics_handle() -> Result<PrometheusHandle, DaemonError> {
         .install_recorder()
         .map_err(|e| DaemonError::Other(format!("cannot install metrics recorder: {e}")))?;
     crate::selfmon::describe();
+    // A counter first seen at 1 has no increase() to alert on: the first
+    // failed write must count from an existing 0.
+    for kind in [crate::state::WriteKind::Wal, crate::state::WriteKind::Snapshot, crate::state::WriteKind::Sqlite] {
+        metrics::counter!("forewarn_storage_write_failures_total", "what" => kind.as_str()).increment(0);
+    }
     Ok(HANDLE.get_or_init(|| h).clone())
 }
 
@@ -224,9 +225,7 @@ impl Daemon {
             loop {
                 tick.tick().await;
                 store.compact(chrono::Utc::now().timestamp_millis());
-                let st = store.stats();
-                metrics::gauge!("forewarn_store_series").set(st.series as f64);
-                metrics::gauge!("forewarn_store_samples").set(st.samples as f64);
+                crate::selfmon::refresh_gauges(&store);
             }
         });
         Ok(daemon)

@@ -39,7 +39,8 @@
 //!   parses arguments and calls one of these per subcommand.
 //!
 //! Each module imports only modules listed before it in ARCHITECTURE.md's
-//! table, so no two import each other.
+//! table, so no two import each other (unit tests, which may build their
+//! inputs with `config`, aside).
 
 pub mod alerts;
 pub mod analysis;

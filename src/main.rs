@@ -576,7 +576,7 @@ fn route_test(config: &Path, verify: Option<&str>, labels: &[String]) -> ExitCod
     let cfg = match Config::load(config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}", lines(&e));
+            eprintln!("{}", Located::join(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -644,10 +644,6 @@ where
     let result = rt.block_on(main);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(result?)
-}
-
-fn lines(errs: &[Located]) -> String {
-    errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 /// `forewarn check`: every problem as `file:line:col: message`, exit 1 on

@@ -103,8 +103,10 @@ impl Settings {
 /// The running self scrape.
 struct Running {
     settings: Settings,
-    target: Target,
-    state: Arc<Mutex<ScrapeState>>,
+    /// `None` once stopped: a tick already past its wait when the task was
+    /// aborted finds nothing to ingest into, so no sample follows the
+    /// staleness markers.
+    state: Arc<Mutex<Option<ScrapeState>>>,
     task: JoinHandle<()>,
 }
 
@@ -135,8 +137,10 @@ impl SelfScrape {
         }
         if let Some(old) = running.take() {
             old.task.abort();
-            let mut state = old.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.end(&self.store, chrono::Utc::now().timestamp_millis());
+            let state = old.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(mut state) = state {
+                state.end(&self.store, chrono::Utc::now().timestamp_millis());
+            }
         }
         if let Some(settings) = want {
             tracing::info!(instance = %settings.instance, interval_ms = settings.interval.as_millis() as u64,
@@ -147,8 +151,8 @@ impl SelfScrape {
 
     fn start(&self, settings: Settings) -> Running {
         let target = self_target(&settings);
-        let state = Arc::new(Mutex::new(ScrapeState::default()));
-        let (store, handle, t, st) = (self.store.clone(), self.handle.clone(), target.clone(), state.clone());
+        let state = Arc::new(Mutex::new(Some(ScrapeState::default())));
+        let (store, handle, st) = (self.store.clone(), self.handle.clone(), state.clone());
         let interval = settings.interval;
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -159,15 +163,11 @@ impl SelfScrape {
                 // A render and a parse of a few hundred lines: short
                 // enough to run on the runtime's thread.
                 let mut state = st.lock().unwrap_or_else(|e| e.into_inner());
-                ingest_once(&handle, &t, &store, &mut state, now);
+                let Some(state) = state.as_mut() else { return };
+                ingest_once(&handle, &target, &store, state, now);
             }
         });
-        Running { settings, target, state, task }
-    }
-
-    /// The self target's labels (`job`, `instance`), while it runs.
-    pub fn target_labels(&self) -> Option<Labels> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|r| r.target.labels.clone())
+        Running { settings, state, task }
     }
 }
 
@@ -204,17 +204,18 @@ fn self_target(s: &Settings) -> Target {
     }
 }
 
-/// One self scrape: refresh the gauges `/metrics` refreshes when read,
-/// render the registry, and ingest it as a scrape body.
+/// One self scrape: render the registry and ingest it as a scrape body.
+/// (The store's series and sample gauges are refreshed by the retention
+/// pass once a minute, not here: counting walks every series.)
 fn ingest_once(handle: &PrometheusHandle, t: &Target, store: &Store, state: &mut ScrapeState, now: i64) {
     let started = Instant::now();
-    refresh_gauges(store);
     let body = handle.render();
     ingest(t, Ok((body.as_bytes(), Format::Prometheus)), store, state, now, started.elapsed().as_secs_f64());
 }
 
 /// The gauges computed when read rather than kept up to date as they
-/// change (`/metrics` calls this too).
+/// change: `/metrics` calls this, and the daemon's retention pass once a
+/// minute (what the self series see).
 pub fn refresh_gauges(store: &Store) {
     let st = store.stats();
     metrics::gauge!("forewarn_store_series").set(st.series as f64);

@@ -22,6 +22,13 @@ pub struct Located {
     pub message: String,
 }
 
+impl Located {
+    /// Problems one to a line, as `forewarn check` and the error paths print them.
+    pub fn join(errs: &[Located]) -> String {
+        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    }
+}
+
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.line, self.col) {

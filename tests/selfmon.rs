@@ -108,17 +108,11 @@ async fn get_json(url: &str) -> Option<Value> {
 
 /// The instant query's result vector (empty while the daemon is not up).
 async fn query(base: &str, q: &str) -> Vec<Value> {
-    let url = format!("{base}/api/v1/query?query={}", urlencode(q));
-    get_json(&url).await.and_then(|v| v["data"]["result"].as_array().cloned()).unwrap_or_default()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crypto();
+    let req = reqwest::Client::new().get(format!("{base}/api/v1/query")).query(&[("query", q)]);
+    let Ok(r) = req.send().await else { return Vec::new() };
+    let v: Option<Value> = if r.status().is_success() { r.json().await.ok() } else { None };
+    v.and_then(|v| v["data"]["result"].as_array().cloned()).unwrap_or_default()
 }
 
 /// Rule groups the daemon runs, as (file, name).
@@ -198,6 +192,14 @@ async fn self_series_watchdog_and_turning_it_off() {
     })
     .await;
     assert!(scrapes >= 2.0);
+    // Failure counters start at 0, so the first failure is an increase()
+    // the built-in rules see (a counter first seen at 1 has none).
+    let failed = query(&base, "forewarn_notifications_failed_total{job=\"forewarn\",receiver=\"team\"}").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["metric"]["integration"], "webhook", "{failed:?}");
+    assert_eq!(failed[0]["value"][1], "0", "{failed:?}");
+    let writes = query(&base, "forewarn_storage_write_failures_total{job=\"forewarn\"}").await;
+    assert_eq!(writes.len(), 3, "wal, snapshot and sqlite: {writes:?}");
     assert_eq!(
         rule_groups(&base).await,
         vec![("forewarn-self.yml (built in)".to_string(), "forewarn-self".to_string())]

@@ -7,7 +7,7 @@
 //! after two warm-up scrapes:
 //! - allocations per scraped sample, counted by a global allocator wrapper
 //!   (the design's goal: none; what is left is per scrape, not per sample);
-//! - CPU time per sample (this thread's, from /proc/thread-self/schedstat);
+//! - CPU time per sample (this thread's CPU clock);
 //! - the same for a target with `metric_relabel_configs` and one whose
 //!   values change every scrape (as real counters do);
 //! - the same with the caches evicted before each scrape (a 512 MiB sweep,
@@ -48,12 +48,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// This thread's CPU time in ns (wall time if the kernel does not say).
+/// This thread's CPU time in ns, from the thread's CPU clock: exact at any
+/// moment (`/proc/thread-self/schedstat` moves only at scheduler ticks, as
+/// coarse as one scrape) and without an allocation to count.
 fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
-        .unwrap_or_else(|| std::time::UNIX_EPOCH.elapsed().map(|d| d.as_nanos() as u64).unwrap_or(0))
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A node_exporter-like body of about `n` series; `round` changes values.
@@ -102,10 +107,10 @@ struct Run {
 
 /// Evicts the CPU caches as the time between two scrapes 15 s apart does
 /// on a busy host: touches every cache line of a buffer larger than the L3.
-fn evict(buf: &mut [u64]) -> u64 {
+fn evict(buf: &[u64]) -> u64 {
+    // Reads only: dirty lines would make the scrape pay for their write-back.
     let mut sum = 0u64;
-    for (i, x) in buf.iter_mut().enumerate().step_by(8) {
-        *x = x.wrapping_add(i as u64);
+    for x in buf.iter().step_by(8) {
         sum = sum.wrapping_add(*x);
     }
     std::hint::black_box(sum)
@@ -126,11 +131,12 @@ fn run(relabel: bool, changing: bool, cold: bool, n: usize, scrapes: u64) -> Run
         now += 15_000;
     }
     // 512 MiB (the L3 this VM reports is 480 MiB), allocated before counting starts.
-    let mut sweep = if cold { vec![0u64; 64 << 20] } else { Vec::new() };
+    // Filled with ones so every page is really backed, not the shared zero page.
+    let sweep = if cold { vec![1u64; 64 << 20] } else { Vec::new() };
     let (mut allocs, mut cpu, mut samples) = (0, 0, 0);
     for k in 2..2 + scrapes {
         if cold {
-            evict(&mut sweep);
+            evict(&sweep);
         }
         let (a0, c0) = (ALLOCS.load(Ordering::Relaxed), cpu_ns());
         samples += scrape(k, now, &mut state).samples;

@@ -90,23 +90,19 @@ pub struct Config {
 
 /// The `self_monitoring` section: watching the watcher.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SelfMonitoringConfig {
     /// Ingest forewarn's own metrics every `global.scrape_interval` as
     /// series with `job="forewarn"`, `instance=<http.listen>`.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Also evaluate the built-in `rules/forewarn-self.yml` (only while
     /// `enabled`).
-    #[serde(default = "yes")]
     pub rules: bool,
     /// The receiver that hears of the always-firing `Watchdog` alert every
     /// `watchdog_repeat_interval` (a dead man's switch). Unset: `Watchdog`
     /// is sent to no receiver (it still shows in the UI, the API and to
     /// `alerting.alertmanagers`).
-    #[serde(default)]
     pub watchdog_receiver: Option<String>,
-    #[serde(default = "default_watchdog_repeat")]
     pub watchdog_repeat_interval: PromDuration,
 }
 
@@ -116,7 +112,7 @@ impl Default for SelfMonitoringConfig {
             enabled: true,
             rules: true,
             watchdog_receiver: None,
-            watchdog_repeat_interval: default_watchdog_repeat(),
+            watchdog_repeat_interval: PromDuration::from_secs(300),
         }
     }
 }
@@ -126,10 +122,6 @@ impl SelfMonitoringConfig {
     pub fn rules_on(&self) -> bool {
         self.enabled && self.rules
     }
-}
-
-fn default_watchdog_repeat() -> PromDuration {
-    PromDuration::from_secs(300)
 }
 
 /// The `query` section: Prometheus's `--query.timeout`, `--query.max-samples`,
@@ -518,11 +510,6 @@ fn check_route_intervals(
     for (i, child) in r.routes.iter().enumerate() {
         check_route_intervals(child, intervals, &format!("{path}.routes[{i}]"), err);
     }
-}
-
-/// serde's default for a switch that is on unless turned off.
-fn yes() -> bool {
-    true
 }
 
 #[cfg(test)]

@@ -357,13 +357,6 @@ impl PathFix {
         PathFix { base: if i == o { None } else { i } }
     }
 
-    /// Rewrites the path (or list of paths) `node` itself.
-    fn apply_value(&self, node: &mut Node) {
-        if let Some(base) = &self.base {
-            fix_paths(node, base);
-        }
-    }
-
     /// Applies to the scalar values of the keys named in `keys`, and to the
     /// items of lists under those keys, anywhere under `node`.
     fn apply(&self, node: &mut Node, keys: &[&str]) {

@@ -30,7 +30,7 @@ const TABLE: &[(&str, &str)] = &[
     ("scrape_configs[].file_sd_configs", ""),
     ("scrape_configs[].*_sd_configs", DISCOVERY),
     ("alerting.alertmanagers[].static_configs", ""),
-    ("alerting.alertmanagers[].*_sd_configs", DISCOVERY),
+    ("alerting.alertmanagers[].*_sd_configs", "forewarn finds Alertmanagers only in static_configs: list their addresses there"),
     ("alerting.alertmanagers[].relabel_configs", "forewarn does not relabel Alertmanager targets: list the final addresses in static_configs"),
     ("alerting.alertmanagers[].alert_relabel_configs", "forewarn applies alert_relabel_configs to all Alertmanagers: move the rules to `alerting.alert_relabel_configs`"),
     ("scrape_configs[].fallback_scrape_protocol", "forewarn reads the Prometheus text and OpenMetrics formats by their Content-Type"),
@@ -54,7 +54,9 @@ const PATH_KEYS: &[&str] = &[
 ];
 
 /// Moves prometheus.yml's sections into the output.
-pub(crate) fn carry(root: Node, out: &mut Out, fix: &PathFix) -> Result<(), ImportError> {
+pub(crate) fn carry(mut root: Node, out: &mut Out, fix: &PathFix) -> Result<(), ImportError> {
+    // Over the whole file at once: `rule_files` is a top-level key.
+    fix.apply(&mut root, PATH_KEYS);
     for mut e in super::top_level(
         root,
         out,
@@ -64,10 +66,6 @@ pub(crate) fn carry(root: Node, out: &mut Out, fix: &PathFix) -> Result<(), Impo
     )? {
         out.drop_known(&mut e.value, &[TABLE, HTTP_CLIENT]);
         bearer_to_authorization(&mut e.value);
-        fix.apply(&mut e.value, PATH_KEYS);
-        if e.key == "rule_files" {
-            fix.apply_value(&mut e.value);
-        }
         if e.key == "rule_files" && e.value.is_null() {
             // `rule_files:` with every line commented out: an empty list.
             e.value.kind = Kind::Seq(Vec::new());

@@ -158,6 +158,10 @@ impl AlertmanagerNotifier {
         if targets.is_empty() {
             return Ok(None);
         }
+        // From 0, so that the first failed post is an increase() to alert on.
+        for t in &targets {
+            metrics::counter!("forewarn_notifications_dropped_total", "alertmanager" => t.url.clone()).increment(0);
+        }
         let relabel = Relabel::compile(&cfg.alert_relabel_configs)?;
         Ok(Some(AlertmanagerNotifier {
             targets: std::sync::Arc::new(targets),

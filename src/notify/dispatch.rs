@@ -128,6 +128,18 @@ pub struct Parts {
     pub intervals: HashMap<String, TimeInterval>,
 }
 
+/// Starts `forewarn_notifications_failed_total` at 0 for every receiver
+/// and integration: a counter first seen at 1 has no `increase()`, so the
+/// first dropped notification would go unnoticed by the built-in rules.
+fn zero_failure_counters(receivers: &HashMap<String, Vec<Integration>>) {
+    for (name, list) in receivers {
+        for i in list {
+            metrics::counter!("forewarn_notifications_failed_total", "receiver" => name.clone(), "integration" => i.kind())
+                .increment(0);
+        }
+    }
+}
+
 /// The senders, shared by all deliveries (connection pools).
 #[derive(Clone, Debug, Default)]
 pub struct Senders {
@@ -168,6 +180,7 @@ const LOG_RETENTION_MS: i64 = 120 * 3600 * 1000;
 
 impl Dispatcher {
     pub fn new(root: Route, receivers: HashMap<String, Vec<Integration>>, external_url: String) -> Self {
+        zero_failure_counters(&receivers);
         Dispatcher {
             root: Arc::new(root),
             receivers: Arc::new(RwLock::new(receivers)),
@@ -190,13 +203,8 @@ impl Dispatcher {
     }
 
     /// Builds the dispatcher from the config's `route`, `receivers`,
-    /// `inhibit_rules` and `time_intervals`.
-    pub fn from_config(cfg: NotifySections<'_>, external_url: String) -> Result<Self, String> {
-        Ok(Dispatcher::from_parts(parts_of(cfg)?, external_url))
-    }
-
-    /// Builds the dispatcher from parts the caller may have added to (the
-    /// daemon's `Watchdog` route).
+    /// `inhibit_rules` and `time_intervals` ([`parts_of`]), to which the
+    /// caller may have added (the daemon's `Watchdog` route).
     pub fn from_parts(parts: Parts, external_url: String) -> Self {
         let mut d = Dispatcher::new(parts.root, parts.receivers, external_url);
         d.inhibit = parts.inhibit;
@@ -231,6 +239,7 @@ impl Dispatcher {
     /// Swaps routes and receivers on reload. Groups whose route still exists
     /// keep their alerts and notification log, so a reload re-sends nothing.
     pub fn reconfigure(&mut self, parts: Parts) {
+        zero_failure_counters(&parts.receivers);
         let root = Arc::new(parts.root);
         let routes: HashMap<String, Route> = root.walk().into_iter().map(|r| (r.id.clone(), r.clone())).collect();
         self.groups.retain(|(id, _), g| match routes.get(id) {

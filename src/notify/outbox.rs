@@ -285,14 +285,17 @@ impl Outbox {
         self.len() == 0
     }
 
-    /// When the oldest queued notification was queued (ms), if any.
-    pub fn oldest_created(&self) -> Option<i64> {
-        self.conn().query_row("SELECT MIN(created_ms) FROM outbox", [], |r| r.get::<_, Option<i64>>(0)).ok().flatten()
-    }
-
+    /// The queue's length and when its oldest notification was queued
+    /// (seconds; 0 when empty), read in one query.
     fn update_gauge(&self) {
-        metrics::gauge!("forewarn_notifications_queued").set(self.len() as f64);
-        let oldest = self.oldest_created().map_or(0.0, |ms| ms as f64 / 1000.0);
+        let (len, oldest_ms) = self
+            .conn()
+            .query_row("SELECT COUNT(*), MIN(created_ms) FROM outbox", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .unwrap_or((0, None));
+        metrics::gauge!("forewarn_notifications_queued").set(len as f64);
+        let oldest = oldest_ms.map_or(0.0, |ms| ms as f64 / 1000.0);
         metrics::gauge!("forewarn_notifications_oldest_queued_timestamp_seconds").set(oldest);
     }
 }

@@ -50,7 +50,7 @@ pub struct Source {
 /// Why a replay could not run; each message names the flag or file.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("{}", lines(.0))]
+    #[error("{}", Located::join(.0))]
     Rules(Vec<Located>),
     #[error("--{flag}: {err}")]
     Time { flag: &'static str, err: time::TimeError },
@@ -68,10 +68,6 @@ pub enum CommandError {
     Source(#[from] SourceError),
     #[error("cannot write the JSON report: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-fn lines(errs: &[Located]) -> String {
-    errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CommandError> {

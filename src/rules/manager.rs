@@ -154,9 +154,10 @@ impl RuleManager {
             .filter(|o| !keys.contains(&o.group.lock().unwrap_or_else(|e| e.into_inner()).key()))
             .map(|o| o.alert_series.clone())
             .collect();
-        old.clear(); // aborts the old tasks
-                     // Then the alerts of groups gone end now: an evaluation still
-                     // finishing writes at its own, earlier time, which the store drops.
+        // Abort the old tasks; then the alerts of groups gone end now (an
+        // evaluation still finishing writes at its own, earlier time, which
+        // the store drops).
+        old.clear();
         let mut ended = AlertSeries::default();
         for series in gone {
             ended.extend(std::mem::take(&mut *series.lock().unwrap_or_else(|e| e.into_inner())));
