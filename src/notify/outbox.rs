@@ -204,8 +204,10 @@ impl Outbox {
     /// due at `now`, skipping the keys in `busy` (being delivered).
     pub fn due(&self, now: i64, busy: &HashSet<(String, String)>, limit: usize) -> Result<Vec<Queued>, OutboxError> {
         let conn = self.conn();
+        // Cached: the worker asks on every wake-up, and parsing the query
+        // again each time cost more than running it on an empty table.
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, group_key, integration, notification, created_ms, attempts FROM outbox o
                  WHERE next_attempt_ms <= ?1
                    AND id = (SELECT MIN(id) FROM outbox p WHERE p.group_key = o.group_key AND p.integration = o.integration)
@@ -251,8 +253,9 @@ impl Outbox {
 
     /// When the earliest queued notification is due, if any.
     pub fn next_attempt(&self) -> Result<Option<i64>, OutboxError> {
-        self.conn()
-            .query_row("SELECT MIN(next_attempt_ms) FROM outbox", [], |r| r.get::<_, Option<i64>>(0))
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT MIN(next_attempt_ms) FROM outbox").map_err(|e| self.err(e))?;
+        stmt.query_row([], |r| r.get::<_, Option<i64>>(0))
             .optional()
             .map(Option::flatten)
             .map_err(|e| self.err(e))
@@ -372,7 +375,10 @@ pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, senders: Send
             Err(e) => tracing::error!(error = %e, "outbox: cannot read queued notifications; retrying in 1s"),
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let next = outbox.next_attempt().ok().flatten().map_or(1000, |t| (t - now).clamp(0, 1000));
+        // Every commit wakes the worker (`outbox.wake`), so it need not poll
+        // an empty outbox each second; it sleeps until the next attempt is
+        // due, at most 30 s (a safety net should the wall clock jump).
+        let next = outbox.next_attempt().ok().flatten().map_or(30_000, |t| (t - now).clamp(0, 30_000));
         // A due row whose key is busy must not spin the loop.
         let sleep = if next == 0 && !busy.is_empty() { 1000 } else { next.max(5) };
         tokio::select! {

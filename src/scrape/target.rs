@@ -88,13 +88,6 @@ pub struct ScrapeState {
     index: HashMap<(u64, u64), u32, parse::hash::IdBuild>,
     /// Scrapes so far; an entry's `epoch` says when it was last seen.
     epoch: u32,
-    /// This scrape's samples, checked against the limits before any is
-    /// written (a scrape is all-or-nothing); kept for its capacity.
-    pending: Vec<Pending>,
-    /// The WAL batch buffer, kept for its capacity.
-    batch: Option<crate::store::wal::SampleBatch>,
-    /// The body buffer, kept for its capacity.
-    body: Vec<u8>,
     /// `up`, `scrape_duration_seconds`, ... of this target.
     synthetic: Vec<SeriesRef>,
     /// Sees every good scrape's samples to record deploys and restarts.
@@ -111,9 +104,9 @@ struct Cached {
     /// `None`: dropped by relabeling, or new in this scrape (not written yet).
     series: Option<SeriesRef>,
     epoch: u32,
-    /// The labels, kept only for the few series the deploy detector reads
-    /// (`*_build_info`, `process_start_time_seconds`).
-    watched: Option<Labels>,
+    /// One of the few series the deploy detector reads (`*_build_info`,
+    /// `process_start_time_seconds`); their labels come from the store.
+    watched: bool,
     /// Where the series' next append writes (from the last one; 0 before
     /// it): loaded ahead with the series ([`SeriesRef::prefetch`]).
     tail: usize,
@@ -139,6 +132,34 @@ enum Pending {
 /// How many samples ahead the ingest loop touches a series' memory.
 const PREFETCH_AHEAD: usize = 8;
 
+/// Buffers a scrape works in, reused so that a scrape of a steady target
+/// allocates nothing. They are pooled across targets instead of kept by
+/// each: a target needs them only while it scrapes, and scrapes are spread
+/// over the interval, so a daemon holds about one set instead of one per
+/// target (at 10,000 series a set is about 1.5 MB: the body, the parsed
+/// samples and the WAL batch).
+struct Pool<T>(std::sync::Mutex<Vec<T>>);
+
+impl<T: Default> Pool<T> {
+    const fn new() -> Self {
+        Pool(std::sync::Mutex::new(Vec::new()))
+    }
+
+    fn take(&self) -> T {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default()
+    }
+
+    fn give_back(&self, t: T) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+    }
+}
+
+/// Response bodies (held across the fetch's awaits, so apart from `WORK`).
+static BODIES: Pool<Vec<u8>> = Pool::new();
+/// A scrape's samples, checked against the limits before any is written (a
+/// scrape is all-or-nothing), and its WAL batch.
+static WORK: Pool<(Vec<Pending>, crate::store::wal::SampleBatch)> = Pool::new();
+
 /// Series older than this are invisible to queries anyway (the lookback
 /// delta), so a restart longer than it needs no staleness markers.
 const SEED_LOOKBACK_MS: i64 = 5 * 60 * 1000;
@@ -158,9 +179,9 @@ pub enum ScrapeError {
     LabelLimit { url: String, message: String },
 }
 
-/// Fetches the body, honouring timeout and size limit.
-/// Fetches the target's body into `body` (cleared first; a scraper reuses
-/// one buffer, so a steady-size body costs no allocation or regrowth).
+/// Fetches the target's body into `body`, honouring timeout and size limit
+/// (cleared first; the buffer comes from [`BODIES`], so a steady-size body
+/// costs no allocation or regrowth).
 async fn fetch(client: &reqwest::Client, t: &Target, body: &mut Vec<u8>) -> Result<Format, ScrapeError> {
     let http = |message: String| ScrapeError::Http { url: t.url.clone(), message };
     if let Some(e) = &t.client.setup_error {
@@ -291,11 +312,18 @@ fn over_label_limits(t: &Target, labels: &Labels) -> Option<String> {
 impl ScrapeState {
     /// Parses `body` into `pending`, through the cache. Returns how many
     /// samples the body held (before relabeling).
-    fn parse(&mut self, t: &Target, body: &[u8], format: Format, now: i64) -> Result<usize, ScrapeError> {
+    fn parse(
+        &mut self,
+        t: &Target,
+        body: &[u8],
+        format: Format,
+        now: i64,
+        pending: &mut Vec<Pending>,
+    ) -> Result<usize, ScrapeError> {
         let mut scraped = 0usize;
         let mut limit_err: Option<String> = None;
         let epoch = self.epoch;
-        let (cached, index, pending) = (&mut self.cached, &mut self.index, &mut self.pending);
+        let (cached, index) = (&mut self.cached, &mut self.index);
         let mut next_slot = 0u32;
         // (`forewarn check metrics` stays strict.)
         let opts = parse::ParseOptions::scrape();
@@ -331,24 +359,23 @@ impl ScrapeState {
             next_slot = slot + 1;
             index.insert(key, slot);
             let Some(labels) = series_labels(t, s) else {
-                cached.push(Cached { key, series: None, epoch, watched: None, tail: 0 });
+                cached.push(Cached { key, series: None, epoch, watched: false, tail: 0 });
                 return;
             };
             if let Some(e) = over_label_limits(t, &labels) {
                 limit_err = Some(e);
             }
-            let watch = watched(s.name).then(|| labels.clone());
-            cached.push(Cached { key, series: None, epoch, watched: watch, tail: 0 });
+            cached.push(Cached { key, series: None, epoch, watched: watched(s.name), tail: 0 });
             pending.push(Pending::New { slot, labels, t: ts, v: s.value });
         });
         res.map_err(|e| ScrapeError::Parse { url: t.url.clone(), source: e })?;
         if let Some(message) = limit_err {
             return Err(ScrapeError::LabelLimit { url: t.url.clone(), message });
         }
-        if t.sample_limit > 0 && self.pending.len() > t.sample_limit {
+        if t.sample_limit > 0 && pending.len() > t.sample_limit {
             return Err(ScrapeError::SampleLimit {
                 url: t.url.clone(),
-                count: self.pending.len(),
+                count: pending.len(),
                 limit: t.sample_limit,
             });
         }
@@ -412,7 +439,7 @@ pub async fn scrape_once(
     now: i64,
 ) -> TargetHealth {
     let started = Instant::now();
-    let mut body = std::mem::take(&mut state.body);
+    let mut body = BODIES.take();
     let fetched = fetch(client, t, &mut body).await;
     let duration = started.elapsed().as_secs_f64();
     let health = ingest(
@@ -423,7 +450,7 @@ pub async fn scrape_once(
         now,
         duration,
     );
-    state.body = body;
+    BODIES.give_back(body);
     health
 }
 
@@ -448,16 +475,15 @@ pub fn ingest(
         }
     }
     state.epoch = state.epoch.wrapping_add(1);
-    state.pending.clear();
+    let (mut pending, batch) = WORK.take();
     let result = match body {
-        Ok((body, format)) => state.parse(t, body, format, now).map_err(|e| e.to_string()),
+        Ok((body, format)) => state.parse(t, body, format, now, &mut pending).map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
     // One batch per scrape: a single WAL record for all its samples.
-    let mut app = store.appender_reusing(state.batch.take().unwrap_or_default());
+    let mut app = store.appender_reusing(batch);
     let (up, scraped, kept, added, error) = match result {
         Ok(scraped) => {
-            let mut pending = std::mem::take(&mut state.pending);
             let (mut added, mut kept) = (0, 0);
             // What the deploy detector reads (a few series per target).
             let mut watched: Vec<(Labels, i64, f64)> = Vec::new();
@@ -492,12 +518,11 @@ pub fn ingest(
                         (slot, t, v)
                     }
                 };
-                if let (Some(l), Some(_)) = (&state.cached[slot as usize].watched, &state.detector) {
-                    watched.push((l.clone(), t, v));
+                let c = &state.cached[slot as usize];
+                if let (true, Some(r), Some(_)) = (c.watched, &c.series, &state.detector) {
+                    watched.push((r.labels(), t, v));
                 }
             }
-            pending.clear();
-            state.pending = pending;
             // What is left of the last scrape is gone from this one.
             state.end_unseen(&mut app, now);
             if let (Some(d), false) = (&state.detector, watched.is_empty()) {
@@ -506,7 +531,6 @@ pub fn ingest(
             (1.0, scraped, kept, added, None)
         }
         Err(e) => {
-            state.pending.clear();
             state.end_all(&mut app, now);
             (0.0, 0, 0, 0, Some(e))
         }
@@ -528,7 +552,8 @@ pub fn ingest(
     for (r, v) in state.synthetic.iter_mut().zip(values) {
         app.append_live(r, now, v);
     }
-    state.batch = Some(app.into_batch());
+    pending.clear();
+    WORK.give_back((pending, app.into_batch()));
     metrics::counter!("forewarn_scrapes_total", "scrape_job" => t.job.clone()).increment(1);
     metrics::histogram!("forewarn_scrape_duration_seconds", "scrape_job" => t.job.clone()).record(duration);
     if let Some(e) = &error {

@@ -22,7 +22,10 @@ pub struct StorageConfig {
     /// How often the sample WAL is written and synced: a crash loses at most this much.
     #[serde(default = "default_wal_fsync_interval")]
     pub wal_fsync_interval: PromDuration,
-    /// How often all samples are snapshotted (the WAL is truncated after each).
+    /// How often to check whether a snapshot is due: one is written (and the
+    /// WAL truncated) when the WAL since the last one has reached a quarter
+    /// of that snapshot's size, so snapshots cost in proportion to what
+    /// arrives, not to what is retained (`durable::checkpoint_due`).
     #[serde(default = "default_snapshot_interval")]
     pub snapshot_interval: PromDuration,
     /// A series that ended (went stale) this long ago leaves memory with

@@ -188,6 +188,17 @@ impl Store {
         self.durable.as_ref().ok_or(StoreError::NotDurable)?.wal.flush()
     }
 
+    /// Whether WAL records wait to be written (false for an in-memory store).
+    pub fn wal_pending(&self) -> bool {
+        self.durable.as_ref().is_some_and(|d| d.wal.has_pending())
+    }
+
+    /// Bytes of WAL written since the last checkpoint (0 for an in-memory
+    /// store).
+    pub fn wal_bytes_since_checkpoint(&self) -> u64 {
+        self.durable.as_ref().map_or(0, |d| d.wal.segment_bytes())
+    }
+
     /// Snapshots every series and deletes the WAL segments the snapshot
     /// covers; returns the snapshot's size in bytes.
     pub fn checkpoint(&self) -> Result<u64, StoreError> {
@@ -310,6 +321,22 @@ pub fn open_configured(storage: &super::StorageConfig) -> Result<Store, StoreErr
     Ok(store)
 }
 
+/// A snapshot rewrites every sample in memory, so taking one every
+/// `snapshot_interval` would cost in proportion to the data retained (days
+/// of it), not to what arrived: at 8 days and 50,000 series that is GBs
+/// every few minutes. Instead one is due when the WAL written since the last
+/// one has reached a quarter of that snapshot's size (the samples in the
+/// WAL take ~8x the bytes they take in chunks): snapshots then cost a
+/// bounded multiple of the WAL writes, a restart replays a WAL at most a
+/// quarter of the snapshot's size, and an idle store writes none. The first
+/// one after a start (size unknown) is due whenever the WAL holds anything.
+fn checkpoint_due(wal_bytes: u64, last_snapshot: Option<u64>) -> bool {
+    match last_snapshot {
+        None => wal_bytes > 0,
+        Some(size) => wal_bytes > 0 && wal_bytes >= size / 4,
+    }
+}
+
 /// Starts the WAL flusher and the periodic snapshot of a durable store
 /// (nothing for an in-memory one). Needs a tokio runtime.
 pub fn spawn_persistence(store: &Arc<Store>, storage: &super::StorageConfig) {
@@ -324,6 +351,12 @@ pub fn spawn_persistence(store: &Arc<Store>, storage: &super::StorageConfig) {
         let mut tick = tokio::time::interval(flush_every);
         loop {
             tick.tick().await;
+            // Nothing new (a quiet second between 15 s scrapes): no thread
+            // hand-off and no fdatasync, which would cost an idle daemon
+            // most of its CPU.
+            if !s.wal_pending() {
+                continue;
+            }
             let s = s.clone();
             // Failures are counted, logged once a minute and turn /-/ready
             // to 503 (crate::state::Faults), not logged at every flush.
@@ -338,15 +371,40 @@ pub fn spawn_persistence(store: &Arc<Store>, storage: &super::StorageConfig) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(snapshot_every);
         tick.tick().await; // the first tick is immediate; recovery just ran
+        let mut last_size: Option<u64> = None;
         loop {
             tick.tick().await;
+            if !checkpoint_due(s.wal_bytes_since_checkpoint(), last_size) {
+                continue;
+            }
             let s = s.clone();
             // A failed snapshot leaves the WAL growing until one succeeds.
             match tokio::task::spawn_blocking(move || s.checkpoint()).await {
-                Ok(Ok(_)) => faults().ok(WriteKind::Snapshot, "store"),
+                Ok(Ok(size)) => {
+                    last_size = Some(size);
+                    faults().ok(WriteKind::Snapshot, "store")
+                }
                 Ok(Err(e)) => faults().failed(WriteKind::Snapshot, "store", &e),
                 Err(e) => faults().failed(WriteKind::Snapshot, "store", &e),
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint_due;
+
+    #[test]
+    fn a_checkpoint_is_due_once_the_wal_reaches_a_quarter_of_the_snapshot() {
+        // After a start: whenever anything was logged.
+        assert!(!checkpoint_due(0, None));
+        assert!(checkpoint_due(1, None));
+        // Nothing new: never, however small the snapshot.
+        assert!(!checkpoint_due(0, Some(0)));
+        assert!(!checkpoint_due(0, Some(1000)));
+        assert!(!checkpoint_due(249, Some(1000)));
+        assert!(checkpoint_due(250, Some(1000)));
+        assert!(checkpoint_due(1, Some(3)));
+    }
 }

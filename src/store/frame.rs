@@ -50,9 +50,15 @@ pub fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
 
 /// Wraps `payload` as one frame.
 pub fn put_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    put_frame_header(out, payload);
+    out.extend_from_slice(payload);
+}
+
+/// The 8 bytes [`put_frame`] writes before `payload`, for a writer that
+/// writes the payload itself.
+pub fn put_frame_header(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32(payload).to_le_bytes());
-    out.extend_from_slice(payload);
 }
 
 /// Why a frame could not be read.

@@ -575,6 +575,11 @@ impl SeriesRef {
         }
     }
 
+    /// The series' labels (decoded: for the few series that need them).
+    pub fn labels(&self) -> Labels {
+        self.0.labels.to_labels()
+    }
+
     /// Whether another handle besides this one and the store's is held
     /// (two raw series a scraper's relabeling turned into one).
     pub fn shared(&self) -> bool {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::codec::{decode_range, Chunk, HeadChunk};
 use super::downsample::{Aggregate, Downsample};
-use super::frame::{put_bytes, put_f64, put_frame, put_labels, put_uvarint, put_varint, Frames, Reader};
+use super::frame::{put_bytes, put_f64, put_frame_header, put_labels, put_uvarint, put_varint, Frames, Reader};
 use super::memory::Entry;
 use super::series::SeriesData;
 use super::{Sample, StoreError};
@@ -24,8 +24,9 @@ use crate::labels::Labels;
 /// snapshot of another version is reported and skipped, never misread.
 pub const SNAP_MAGIC: &[u8; 8] = b"FWSNAP\x02\0";
 const SNAP_PREFIX: &[u8; 6] = b"FWSNAP";
-/// Series are grouped into frames of about this size.
-const FRAME_TARGET: usize = 1 << 20;
+/// Series are grouped into frames of about this size (a damaged frame
+/// loses the series in it; the payload buffer is this big while writing).
+const FRAME_TARGET: usize = 1 << 18;
 
 pub fn snapshot_name(n: u64) -> String {
     format!("snapshot-{n:08}")
@@ -56,10 +57,14 @@ fn write_to(dir: &Path, tmp: &Path, n: u64, entries: &[std::sync::Arc<Entry>]) -
     for (i, e) in entries.iter().enumerate() {
         put_series(&mut payload, &e.labels.to_labels(), e.r, &e.lock());
         if payload.len() >= FRAME_TARGET || i + 1 == entries.len() {
+            // The frame's header, then the payload as it is: no copy of a
+            // frame-sized buffer (transient memory a snapshot would add to
+            // the daemon's peak).
             frame.clear();
-            put_frame(&mut frame, &payload);
+            put_frame_header(&mut frame, &payload);
             out.write_all(&frame).map_err(err("cannot write snapshot (disk full?)"))?;
-            size += frame.len() as u64;
+            out.write_all(&payload).map_err(err("cannot write snapshot (disk full?)"))?;
+            size += (frame.len() + payload.len()) as u64;
             payload.clear();
         }
     }

@@ -92,6 +92,17 @@ impl Wal {
         batch.clear();
     }
 
+    /// Bytes written to the current segment: the WAL a restart would replay
+    /// on top of the last snapshot (segments are only cut by checkpoints).
+    pub fn segment_bytes(&self) -> u64 {
+        self.segment.lock().unwrap_or_else(|e| e.into_inner()).len
+    }
+
+    /// Whether records wait in the buffer for the next [`Wal::flush`].
+    pub fn has_pending(&self) -> bool {
+        !self.buf.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     /// Writes buffered records as one frame and syncs them to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         let mut seg = self.segment.lock().unwrap_or_else(|e| e.into_inner());
