@@ -356,7 +356,7 @@ impl Config {
             }
             for c in r.integrations() {
                 if let Err(e) = c.integration.check() {
-                    err(format!("receivers[{}].{}[{}]: {}", r.name, c.key, c.index, e));
+                    err(format!("receivers[{}].{}[{}]: {}", r.name, c.field, c.index, e));
                 }
             }
         }

@@ -72,7 +72,7 @@ fn drop_integrations(out: &mut Out, e: &mut Entry) {
         return;
     }
     let Kind::Seq(receivers) = &mut e.value.kind else { return };
-    let ours = crate::notify::config::ReceiverConfig::integration_keys();
+    let ours = crate::notify::config::ReceiverConfig::integration_fields();
     for r in receivers {
         let Some(m) = r.as_map_mut() else { continue };
         let mut kept = Vec::new();

@@ -101,31 +101,32 @@ pub struct ReceiverConfig {
 /// One integration of a receiver and where the config file has it.
 #[derive(Clone, Debug)]
 pub struct Configured {
-    /// The receiver's key it is listed under, e.g. `webhook_configs`.
-    pub key: &'static str,
+    /// The receiver's list it is in, e.g. `webhook_configs`.
+    pub field: &'static str,
     /// Its position in that list.
     pub index: usize,
     pub integration: Arc<dyn Integration>,
 }
 
-/// The integrations of one receiver, and every key that may list them.
+/// The integrations of one receiver, and every list that may hold them.
 #[derive(Debug, Default)]
 struct Registry {
-    keys: Vec<&'static str>,
+    fields: Vec<&'static str>,
     configured: Vec<Configured>,
 }
 
 impl Registry {
-    fn register<T: Integration + Clone + 'static>(&mut self, key: &'static str, list: &[T]) {
-        self.keys.push(key);
-        let at = |(index, c): (usize, &T)| Configured { key, index, integration: Arc::new(c.clone()) };
+    fn register<T: Integration + Clone + 'static>(&mut self, field: &'static str, list: &[T]) {
+        self.fields.push(field);
+        let at = |(index, c): (usize, &T)| Configured { field, index, integration: Arc::new(c.clone()) };
         self.configured.extend(list.iter().enumerate().map(at));
     }
 }
 
 impl ReceiverConfig {
-    /// The one place receiver kinds are listed: their key in a receiver
-    /// and its entries. The order is that of notifications per flush.
+    /// The one place receiver kinds are listed: the field of a receiver
+    /// holding each kind's entries. The order is that of notifications per
+    /// flush.
     fn registry(&self) -> Registry {
         let mut r = Registry::default();
         r.register("webhook_configs", &self.webhook_configs);
@@ -141,11 +142,11 @@ impl ReceiverConfig {
         self.registry().configured
     }
 
-    /// The keys a receiver may list integrations under (`webhook_configs`,
+    /// The fields a receiver may list integrations in (`webhook_configs`,
     /// ...), for `forewarn import` to tell which Alertmanager integrations
     /// forewarn has.
-    pub fn integration_keys() -> Vec<&'static str> {
-        ReceiverConfig::default().registry().keys
+    pub fn integration_fields() -> Vec<&'static str> {
+        ReceiverConfig::default().registry().fields
     }
 }
 
@@ -161,7 +162,7 @@ mod tests {
         )
         .unwrap();
         let got: Vec<(&str, usize, &str)> =
-            r.integrations().iter().map(|c| (c.key, c.index, c.integration.kind())).collect();
+            r.integrations().iter().map(|c| (c.field, c.index, c.integration.kind())).collect();
         assert_eq!(
             got,
             vec![
@@ -173,11 +174,11 @@ mod tests {
         );
         // Every key is `<kind>_configs`, as Alertmanager spells them.
         assert_eq!(
-            ReceiverConfig::integration_keys(),
+            ReceiverConfig::integration_fields(),
             vec!["webhook_configs", "email_configs", "alertmanager_configs"]
         );
         for c in r.integrations() {
-            assert_eq!(c.key, format!("{}_configs", c.integration.kind()));
+            assert_eq!(c.field, format!("{}_configs", c.integration.kind()));
         }
     }
 }

@@ -181,14 +181,15 @@ impl Dispatcher {
         self.intervals = parts.intervals;
     }
 
-    /// Adds a receiver that prints to the terminal (used by the demo).
-    pub fn add_console(&mut self, receiver: &str) {
+    /// Adds an integration that is not in the config file to `receiver`
+    /// (the demo's console printer), after the configured ones.
+    pub fn add_integration(&mut self, receiver: &str, integration: Arc<dyn Integration>) {
         self.receivers
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .entry(receiver.to_string())
             .or_default()
-            .push(Arc::new(super::console::ConsoleReceiver));
+            .push(integration);
     }
 
     /// Takes in a batch from rule evaluation.

@@ -19,8 +19,9 @@
 //! rule, whether it wants a chart, config checks, `send`). Adding one is
 //! that folder, a `pub mod` line below, and in `config.rs` its
 //! `<kind>_configs` list in [`config::ReceiverConfig`] and one `register`
-//! line in `ReceiverConfig::registry`; nothing in `dispatch`, `pipeline`,
-//! `outbox` or the config loader names a receiver.
+//! line in `ReceiverConfig::registry`. Nothing in `dispatch`, `pipeline` or
+//! `outbox` names a receiver, and the config loader only checks each
+//! integration (and fills in email's `global.smtp_*` defaults).
 
 pub mod alertmanager;
 pub mod alertmanagers;
