@@ -116,7 +116,7 @@ pub fn rule_groups_of(cfg: &Config) -> Result<Vec<rules::RuleGroup>, DaemonError
 fn receivers_of(cfg: &Config, console: &Option<String>) -> Result<Parts, DaemonError> {
     let mut d = dispatcher_of(cfg)?;
     if let Some(name) = console {
-        d.add_console(name);
+        d.add_integration(name, Arc::new(crate::notify::console::ConsoleReceiver));
     }
     Ok(d.into_parts())
 }
@@ -138,7 +138,7 @@ impl Daemon {
 
         let mut dispatcher = dispatcher_of(&cfg)?;
         if let Some(name) = &options.console_receiver {
-            dispatcher.add_console(name);
+            dispatcher.add_integration(name, Arc::new(crate::notify::console::ConsoleReceiver));
         }
         // The state dir holds the outbox, the notification log and silences.
         let state = crate::state::StateDir::open_or_fallback(cfg.storage.path.as_deref())

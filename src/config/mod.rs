@@ -342,7 +342,9 @@ impl Config {
             if !names.insert(r.name.clone()) {
                 err(format!("receivers: duplicate receiver name {:?}", r.name));
             }
-            for (i, e) in r.email_configs.iter_mut().enumerate() {
+            // `global.smtp_*` lives in this module's section, so the email
+            // receiver gets its defaults here, before it is checked.
+            for e in r.email_configs.iter_mut() {
                 e.apply_defaults(&crate::notify::email::SmtpDefaults {
                     smtp_from: g.smtp_from.clone(),
                     smtp_smarthost: g.smtp_smarthost.clone(),
@@ -351,13 +353,10 @@ impl Config {
                     smtp_auth_password: g.smtp_auth_password.clone(),
                     smtp_require_tls: g.smtp_require_tls,
                 });
-                if let Err(e) = e.validate() {
-                    err(format!("receivers[{}].email_configs[{}]: {}", r.name, i, e));
-                }
             }
-            for (i, a) in r.alertmanager_configs.iter().enumerate() {
-                if let Err(e) = a.validate() {
-                    err(format!("receivers[{}].alertmanager_configs[{}]: {}", r.name, i, e));
+            for c in r.integrations() {
+                if let Err(e) = c.integration.check() {
+                    err(format!("receivers[{}].{}[{}]: {}", r.name, c.field, c.index, e));
                 }
             }
         }
@@ -564,6 +563,26 @@ http: { listen: "127.0.0.1:9099" }
         assert!(has("route.routes[0]: active_time_intervals: \"weekends\""), "{e:?}");
         assert!(has("time_intervals[x]") && has("funday"), "{e:?}");
         assert!(has("inhibit_rules[0]: target_matchers"), "{e:?}");
+    }
+
+    #[test]
+    fn every_receiver_kind_is_checked_at_load() {
+        let ok = "route: { receiver: t }\nreceivers: [ { name: t, webhook_configs: [ { url: 'http://hook/' } ] } ]\n";
+        Config::parse("f.yml", ok, None).unwrap();
+        let bad = "route: { receiver: t }\nreceivers:\n  - name: t\n    webhook_configs: [ { url: 'http://hook/' }, { send_resolved: false } ]\n    email_configs: [ { from: a@b.c, smarthost: 'mail:25' } ]\n    alertmanager_configs: [ { urls: [] } ]\n";
+        let e: Vec<String> = Config::parse("f.yml", bad, None).unwrap_err().iter().map(|e| e.message.clone()).collect();
+        assert_eq!(
+            e,
+            vec![
+                "receivers[t].webhook_configs[1]: webhook_configs: missing `url`",
+                "receivers[t].email_configs[0]: email_configs: missing `to`",
+                "receivers[t].alertmanager_configs[0]: urls: at least one Alertmanager URL is needed",
+            ]
+        );
+        // global.smtp_* fills in before the email receiver is checked.
+        let defaults = "global: { smtp_from: a@b.c, smtp_smarthost: 'mail:25' }\nroute: { receiver: t }\nreceivers: [ { name: t, email_configs: [ { to: x@y.z } ] } ]\n";
+        let c = Config::parse("f.yml", defaults, None).unwrap();
+        assert_eq!(c.receivers[0].email_configs[0].from.as_deref(), Some("a@b.c"));
     }
 
     #[test]

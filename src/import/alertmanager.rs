@@ -65,12 +65,14 @@ pub(crate) fn carry(root: Node, out: &mut Out, fix: &PathFix) -> Result<(), Impo
     Ok(())
 }
 
-/// `receivers[].slack_configs` and the like: forewarn has email, webhook and alertmanager.
+/// `receivers[].slack_configs` and the like: the kinds forewarn has are
+/// those registered in `notify::config` (email, webhook, alertmanager).
 fn drop_integrations(out: &mut Out, e: &mut Entry) {
     if e.key != "receivers" {
         return;
     }
     let Kind::Seq(receivers) = &mut e.value.kind else { return };
+    let ours = crate::notify::config::ReceiverConfig::integration_fields();
     for r in receivers {
         let Some(m) = r.as_map_mut() else { continue };
         let mut kept = Vec::new();
@@ -78,7 +80,7 @@ fn drop_integrations(out: &mut Out, e: &mut Entry) {
         for mut x in std::mem::take(m) {
             let name = x.key.strip_suffix("_configs");
             match name {
-                Some(n) if !matches!(n, "email" | "webhook" | "alertmanager") => {
+                Some(n) if !ours.contains(&x.key.as_str()) => {
                     lead = lead.or(Some(x.value.lead_from));
                     let why = format!(
                         "forewarn has no {n} integration: reach it through a webhook_configs bridge, or forward the \

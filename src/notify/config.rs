@@ -1,14 +1,17 @@
 //! The notification sections of `forewarn.yml`: Alertmanager's `route` and
 //! `receivers` (same keys, so they can be pasted across), forewarn's
 //! `outbox`, and [`NotifySections`], the borrowed view `config` hands to
-//! [`super::dispatch`]. A receiver's own settings live next to its sender.
+//! [`super::dispatch`]. A receiver's own settings live next to its sender;
+//! [`ReceiverConfig::integrations`] is where each kind is registered.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::email::EmailConfig;
 use super::inhibit::InhibitRuleConfig;
+use super::integration::Integration;
 use super::time_interval::TimeIntervalConfig;
 use super::webhook::WebhookConfig;
 use crate::duration::PromDuration;
@@ -79,8 +82,10 @@ fn default_max_backoff() -> PromDuration {
     PromDuration::from_secs(60)
 }
 
-/// One named receiver with any number of integrations.
-#[derive(Clone, Debug, Deserialize)]
+/// One named receiver with any number of integrations. A new kind of
+/// receiver adds its `<kind>_configs` list here and one `register` line in
+/// `ReceiverConfig::registry` below.
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     pub name: String,
@@ -91,4 +96,89 @@ pub struct ReceiverConfig {
     /// forewarn extension: forward alerts to Alertmanagers' `/api/v2/alerts`.
     #[serde(default)]
     pub alertmanager_configs: Vec<super::alertmanager::AlertmanagerConfig>,
+}
+
+/// One integration of a receiver and where the config file has it.
+#[derive(Clone, Debug)]
+pub struct Configured {
+    /// The receiver's list it is in, e.g. `webhook_configs`.
+    pub field: &'static str,
+    /// Its position in that list.
+    pub index: usize,
+    pub integration: Arc<dyn Integration>,
+}
+
+/// The integrations of one receiver, and every list that may hold them.
+#[derive(Debug, Default)]
+struct Registry {
+    fields: Vec<&'static str>,
+    configured: Vec<Configured>,
+}
+
+impl Registry {
+    fn register<T: Integration + Clone + 'static>(&mut self, field: &'static str, list: &[T]) {
+        self.fields.push(field);
+        let at = |(index, c): (usize, &T)| Configured { field, index, integration: Arc::new(c.clone()) };
+        self.configured.extend(list.iter().enumerate().map(at));
+    }
+}
+
+impl ReceiverConfig {
+    /// The one place receiver kinds are listed: the field of a receiver
+    /// holding each kind's entries. The order is that of notifications per
+    /// flush.
+    fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register("webhook_configs", &self.webhook_configs);
+        r.register("email_configs", &self.email_configs);
+        r.register("alertmanager_configs", &self.alertmanager_configs);
+        r
+    }
+
+    /// This receiver's integrations, in config order within each kind (an
+    /// integration's key counts within its kind, see
+    /// [`integration_key`](super::integration::integration_key)).
+    pub fn integrations(&self) -> Vec<Configured> {
+        self.registry().configured
+    }
+
+    /// The fields a receiver may list integrations in (`webhook_configs`,
+    /// ...), for `forewarn import` to tell which Alertmanager integrations
+    /// forewarn has.
+    pub fn integration_fields() -> Vec<&'static str> {
+        ReceiverConfig::default().registry().fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrations_are_registered_with_their_key_and_index() {
+        let r: ReceiverConfig = crate::yaml::parse(
+            "r.yml",
+            "name: team\nwebhook_configs: [ { url: 'http://a/' }, { url: 'http://b/' } ]\nalertmanager_configs: [ { urls: ['http://am:9093'] } ]\nemail_configs: [ { to: a@b.c } ]\n",
+        )
+        .unwrap();
+        let got: Vec<(&str, usize, &str)> =
+            r.integrations().iter().map(|c| (c.field, c.index, c.integration.kind())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("webhook_configs", 0, "webhook"),
+                ("webhook_configs", 1, "webhook"),
+                ("email_configs", 0, "email"),
+                ("alertmanager_configs", 0, "alertmanager"),
+            ]
+        );
+        // Every key is `<kind>_configs`, as Alertmanager spells them.
+        assert_eq!(
+            ReceiverConfig::integration_fields(),
+            vec!["webhook_configs", "email_configs", "alertmanager_configs"]
+        );
+        for c in r.integrations() {
+            assert_eq!(c.field, format!("{}_configs", c.integration.kind()));
+        }
+    }
 }

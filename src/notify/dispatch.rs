@@ -2,108 +2,39 @@
 //!
 //! Alerts arrive in batches from rule evaluation. Each is routed, then put
 //! into an aggregation group (route + the `group_by` labels). A new group is
-//! flushed after `group_wait`, then every `group_interval`; a flush leaves
-//! out silenced and inhibited alerts, skips routes muted by a time interval,
-//! and sends a notification to each of the receiver's integrations only when
-//! something changed since that integration last heard (a new firing alert,
-//! a newly resolved one if it wants resolutions) or `repeat_interval` has
-//! passed. This is Alertmanager's dispatcher and notification pipeline,
-//! in-process. What each integration was told (the log) and what is to be
-//! sent are committed to the [`Outbox`] together, so restarts neither lose
-//! nor repeat notifications. Time is passed into every method; only
+//! flushed after `group_wait`, then every `group_interval`. This module is
+//! Alertmanager's dispatcher, in-process: it owns the groups, their timers
+//! and the notification log, and a flush runs the stages of
+//! [`pipeline`] over each due group in order (leave out
+//! silenced and inhibited alerts, skip routes muted by a time interval,
+//! notify each integration only when something changed since it last heard
+//! or its repeat interval has passed, build the message). What each
+//! integration was told (the log) and what is to be sent are committed to
+//! the [`Outbox`] together, so restarts neither lose nor repeat
+//! notifications. Time is passed into every method; only
 //! [`Dispatcher::run`] reads the clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::config::NotifySections;
 use super::inhibit::InhibitRule;
-use super::outbox::{LogChange, Outbox, OutboxError, Receivers, WorkerOptions};
+use super::integration::{
+    deliver_once, find_integration, integration_key, Integration, ReceiverMap, Receivers, SendContext,
+};
+use super::outbox::{LogChange, Outbox, OutboxError, WorkerOptions};
+use super::pipeline::{self, BuildContext, Entry, LogEntry};
 use super::route::Route;
 use super::silence::Silences;
 use super::time_interval::TimeInterval;
-use super::{DeliveryError, Notification, NotifiedAlert, Status};
-use crate::alerts::{Alert, AlertState};
+use super::Notification;
 use crate::labels::Labels;
 use crate::rules::manager::AlertBatch;
 use crate::state::StateDir;
-
-/// One way to reach a receiver.
-#[derive(Clone, Debug)]
-pub enum Integration {
-    Webhook(super::webhook::WebhookConfig),
-    Email(super::email::EmailConfig),
-    Alertmanager(super::alertmanager::AlertmanagerConfig),
-    /// Prints to the terminal (`forewarn demo`).
-    Console,
-}
-
-impl Integration {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Integration::Webhook(_) => "webhook",
-            Integration::Email(_) => "email",
-            Integration::Alertmanager(_) => "alertmanager",
-            Integration::Console => "console",
-        }
-    }
-
-    fn send_resolved(&self) -> bool {
-        match self {
-            Integration::Webhook(w) => w.send_resolved,
-            Integration::Email(e) => e.send_resolved,
-            Integration::Alertmanager(a) => a.send_resolved,
-            Integration::Console => true,
-        }
-    }
-}
-
-/// The stable name of the `i`th integration of a receiver, e.g.
-/// `team/webhook/0`: the key of its log entries and queued notifications,
-/// unchanged by a reload that keeps the receiver's shape.
-pub fn integration_key(receiver: &str, list: &[Integration], i: usize) -> String {
-    let kind = list[i].kind();
-    let n = list[..i].iter().filter(|x| x.kind() == kind).count();
-    format!("{receiver}/{kind}/{n}")
-}
-
-/// The integration a key names, if it is still configured.
-pub fn find_integration(receivers: &HashMap<String, Vec<Integration>>, key: &str) -> Option<Integration> {
-    let receiver = key.rsplitn(3, '/').nth(2)?;
-    let list = receivers.get(receiver)?;
-    (0..list.len()).find(|&i| integration_key(receiver, list, i) == key).map(|i| list[i].clone())
-}
-
-/// What the dispatcher knows of one alert.
-#[derive(Clone, Debug)]
-struct Entry {
-    labels: Labels,
-    annotations: Labels,
-    starts_at: i64,
-    /// When the problem began (deploys are correlated against it).
-    onset: i64,
-    /// Resolved at this time, or valid until it if still firing.
-    ends_at: i64,
-    fingerprint: u64,
-}
-
-impl Entry {
-    fn resolved(&self, now: i64) -> bool {
-        self.ends_at <= now
-    }
-}
-
-/// What an integration was last told about a group (Alertmanager's nflog).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LogEntry {
-    pub firing: HashSet<u64>,
-    pub resolved: HashSet<u64>,
-    pub at: i64,
-}
 
 struct Group {
     route: Arc<Route>,
@@ -123,7 +54,7 @@ impl Group {
 /// Everything a reload can change.
 pub struct Parts {
     pub root: Route,
-    pub receivers: HashMap<String, Vec<Integration>>,
+    pub receivers: ReceiverMap,
     pub inhibit: Vec<InhibitRule>,
     pub intervals: HashMap<String, TimeInterval>,
 }
@@ -131,20 +62,13 @@ pub struct Parts {
 /// Starts `forewarn_notifications_failed_total` at 0 for every receiver
 /// and integration: a counter first seen at 1 has no `increase()`, so the
 /// first dropped notification would go unnoticed by the built-in rules.
-fn zero_failure_counters(receivers: &HashMap<String, Vec<Integration>>) {
+fn zero_failure_counters(receivers: &ReceiverMap) {
     for (name, list) in receivers {
         for i in list {
             metrics::counter!("forewarn_notifications_failed_total", "receiver" => name.clone(), "integration" => i.kind())
                 .increment(0);
         }
     }
-}
-
-/// The senders, shared by all deliveries (connection pools).
-#[derive(Clone, Debug, Default)]
-pub struct Senders {
-    pub webhook: super::webhook::WebhookSender,
-    pub alertmanager: super::alertmanager::AlertmanagerSender,
 }
 
 /// The notification pipeline's state.
@@ -156,7 +80,8 @@ pub struct Dispatcher {
     silences: Arc<Silences>,
     groups: HashMap<(String, u64), Group>,
     external_url: String,
-    senders: Senders,
+    /// The receivers' shared clients; kept across reloads (pooled connections).
+    send_context: SendContext,
     /// The log as loaded from the outbox, claimed by groups as they reappear.
     restored: HashMap<String, HashMap<String, LogEntry>>,
     /// Log changes since the last [`Dispatcher::take_log_changes`].
@@ -168,7 +93,7 @@ pub struct Dispatcher {
 
 /// A notification ready to go out through one integration.
 pub struct Outgoing {
-    pub integration: Integration,
+    pub integration: Arc<dyn Integration>,
     /// See [`integration_key`].
     pub key: String,
     pub notification: Notification,
@@ -179,7 +104,7 @@ pub struct Outgoing {
 const LOG_RETENTION_MS: i64 = 120 * 3600 * 1000;
 
 impl Dispatcher {
-    pub fn new(root: Route, receivers: HashMap<String, Vec<Integration>>, external_url: String) -> Self {
+    pub fn new(root: Route, receivers: ReceiverMap, external_url: String) -> Self {
         zero_failure_counters(&receivers);
         Dispatcher {
             root: Arc::new(root),
@@ -189,7 +114,7 @@ impl Dispatcher {
             silences: Arc::new(Silences::in_memory()),
             groups: HashMap::new(),
             external_url,
-            senders: Senders::default(),
+            send_context: SendContext::default(),
             restored: HashMap::new(),
             log_changes: Vec::new(),
             outbox: None,
@@ -219,7 +144,8 @@ impl Dispatcher {
         let outbox = Arc::new(Outbox::open(state)?);
         self.restored = outbox.load_log(Utc::now().timestamp_millis(), LOG_RETENTION_MS)?;
         self.silences = Arc::new(Silences::open(state)?);
-        tokio::spawn(super::outbox::run_worker(outbox.clone(), self.receivers.clone(), self.senders.clone(), opts));
+        let worker = super::outbox::run_worker(outbox.clone(), self.receivers.clone(), self.send_context.clone(), opts);
+        tokio::spawn(worker);
         self.outbox = Some(outbox);
         Ok(self.silences.clone())
     }
@@ -255,20 +181,21 @@ impl Dispatcher {
         self.intervals = parts.intervals;
     }
 
-    /// Adds a receiver that prints to the terminal (used by the demo).
-    pub fn add_console(&mut self, receiver: &str) {
+    /// Adds an integration that is not in the config file to `receiver`
+    /// (the demo's console printer), after the configured ones.
+    pub fn add_integration(&mut self, receiver: &str, integration: Arc<dyn Integration>) {
         self.receivers
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .entry(receiver.to_string())
             .or_default()
-            .push(Integration::Console);
+            .push(integration);
     }
 
     /// Takes in a batch from rule evaluation.
     pub fn ingest(&mut self, batch: &AlertBatch, now: i64) {
         for a in &batch.alerts {
-            let entry = entry_for(a, batch);
+            let entry = Entry::of(a, batch);
             let routes: Vec<Route> = self.root.matching(&a.labels).into_iter().cloned().collect();
             for route in routes {
                 let glabels = route.group_by.group_labels(&a.labels);
@@ -312,7 +239,9 @@ impl Dispatcher {
         std::mem::take(&mut self.log_changes)
     }
 
-    /// Flushes every group due at `now` and returns what must be sent.
+    /// Flushes every group due at `now` and returns what must be sent:
+    /// the stages of [`pipeline`] in Alertmanager's order (mute, inhibit,
+    /// time interval, dedup, build) for each due group and integration.
     pub fn flush_due(&mut self, now: i64) -> Vec<Outgoing> {
         let mut out = Vec::new();
         let mut dead = Vec::new();
@@ -321,13 +250,7 @@ impl Dispatcher {
         let firing_all: Vec<&Labels> = if self.inhibit.is_empty() {
             Vec::new()
         } else {
-            let mut seen = HashSet::new();
-            self.groups
-                .values()
-                .flat_map(|g| g.alerts.values())
-                .filter(|e| !e.resolved(now) && seen.insert(e.fingerprint))
-                .map(|e| &e.labels)
-                .collect()
+            pipeline::firing_labels(self.groups.values().flat_map(|g| g.alerts.values()), now)
         };
         let muted: HashSet<u64> = self
             .groups
@@ -335,59 +258,36 @@ impl Dispatcher {
             .filter(|g| g.next_flush <= now)
             .flat_map(|g| g.alerts.values())
             .filter(|e| {
-                self.silences.is_silenced(&e.labels, now)
-                    || self.inhibit.iter().any(|r| r.mutes(&e.labels, e.fingerprint, &firing_all))
+                pipeline::silenced(&self.silences, e, now) || pipeline::inhibited(&self.inhibit, e, &firing_all)
             })
             .map(|e| e.fingerprint)
             .collect();
+        let cx = BuildContext { external_url: &self.external_url, deploys: self.deploys.as_deref(), now };
         for (key, g) in self.groups.iter_mut() {
             if g.next_flush > now || g.alerts.is_empty() {
                 continue;
             }
             g.next_flush = now + g.route.group_interval.as_millis();
             let group_key = g.key();
-            let route_muted = time_muted(&g.route, &self.intervals, now);
+            let route_muted = pipeline::time_muted(&g.route, &self.intervals, now);
             let visible: Vec<&Entry> = g.alerts.values().filter(|e| !muted.contains(&e.fingerprint)).collect();
             // Muted (time interval) or nothing left after silences and
             // inhibitions: Alertmanager stops the pipeline here, so the log
             // stays as it was and the alerts count as new once unmuted.
             if !route_muted && !visible.is_empty() {
-                let firing: HashSet<u64> = visible.iter().filter(|e| !e.resolved(now)).map(|e| e.fingerprint).collect();
-                let resolved: HashSet<u64> =
-                    visible.iter().filter(|e| e.resolved(now)).map(|e| e.fingerprint).collect();
-                let integrations = receivers.get(&g.route.receiver).cloned().unwrap_or_default();
+                let integrations = receivers.get(&g.route.receiver).map(Vec::as_slice).unwrap_or_default();
                 for (i, integ) in integrations.iter().enumerate() {
-                    let ikey = integration_key(&g.route.receiver, &integrations, i);
-                    let send_resolved = integ.send_resolved();
-                    let resolved_seen: HashSet<u64> = if send_resolved { resolved.clone() } else { HashSet::new() };
-                    let mut repeat = g.route.repeat_interval.as_millis();
-                    if matches!(integ, Integration::Alertmanager(_)) {
-                        // Alertmanager resolves alerts it stops hearing about.
-                        repeat = repeat.min(g.route.group_interval.as_millis());
-                    }
-                    if !needs_update(g.log.get(&ikey), &firing, &resolved_seen, send_resolved, repeat, now) {
+                    let ikey = integration_key(&g.route.receiver, integrations, i);
+                    let Some(entry) = pipeline::dedup(g.log.get(&ikey), &visible, integ.as_ref(), &g.route, now) else {
                         continue;
-                    }
-                    let entry = LogEntry { firing: firing.clone(), resolved: resolved_seen.clone(), at: now };
+                    };
                     g.log.insert(ikey.clone(), entry.clone());
                     self.log_changes.push(LogChange::Set {
                         group_key: group_key.clone(),
                         integration: ikey.clone(),
                         entry,
                     });
-                    let alerts: Vec<NotifiedAlert> = visible
-                        .iter()
-                        .filter(|e| !e.resolved(now) || send_resolved)
-                        .map(|e| {
-                            notified(
-                                e,
-                                now,
-                                &self.external_url,
-                                self.deploys.as_deref(),
-                                matches!(integ, Integration::Email(_)),
-                            )
-                        })
-                        .collect();
+                    let alerts = pipeline::build(&visible, integ.as_ref(), cx);
                     if alerts.is_empty() {
                         continue;
                     }
@@ -444,9 +344,9 @@ impl Dispatcher {
             changes.extend(self.take_log_changes());
             let Some(outbox) = &self.outbox else {
                 for o in out {
-                    let senders = self.senders.clone();
+                    let ctx = self.send_context.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = deliver_once(&senders, &o.integration, &o.notification).await {
+                        if let Err(e) = deliver_once(&ctx, o.integration.as_ref(), &o.notification).await {
                             tracing::error!(receiver = %o.notification.receiver, integration = o.integration.kind(), error = %e, "notification failed (no outbox: not retried)");
                         }
                     });
@@ -473,9 +373,9 @@ impl Dispatcher {
                 let receivers = self.receivers.read().unwrap_or_else(|p| p.into_inner()).clone();
                 for (key, n) in items {
                     let Some(integ) = find_integration(&receivers, &key) else { continue };
-                    let senders = self.senders.clone();
+                    let ctx = self.send_context.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = deliver_once(&senders, &integ, &n).await {
+                        if let Err(e) = deliver_once(&ctx, integ.as_ref(), &n).await {
                             tracing::error!(receiver = %n.receiver, integration = integ.kind(), error = %e, "notification failed");
                         }
                     });
@@ -513,10 +413,7 @@ pub fn parts_of(cfg: NotifySections<'_>) -> Result<Parts, String> {
     let mut receivers = HashMap::new();
     if cfg.route.is_some() {
         for r in cfg.receivers {
-            let mut list: Vec<Integration> = r.webhook_configs.iter().cloned().map(Integration::Webhook).collect();
-            list.extend(r.email_configs.iter().cloned().map(Integration::Email));
-            list.extend(r.alertmanager_configs.iter().cloned().map(Integration::Alertmanager));
-            receivers.insert(r.name.clone(), list);
+            receivers.insert(r.name.clone(), r.integrations().into_iter().map(|c| c.integration).collect());
         }
     }
     let mut inhibit = Vec::new();
@@ -533,111 +430,13 @@ pub fn parts_of(cfg: NotifySections<'_>) -> Result<Parts, String> {
     Ok(Parts { root, receivers, inhibit, intervals })
 }
 
-/// Whether a route must stay quiet at `now`: inside one of its
-/// `mute_time_intervals`, or outside all of its `active_time_intervals`.
-fn time_muted(route: &Route, intervals: &HashMap<String, TimeInterval>, now: i64) -> bool {
-    let inside = |name: &String| intervals.get(name).is_some_and(|t| t.contains(now));
-    route.mute_time_intervals.iter().any(inside)
-        || (!route.active_time_intervals.is_empty() && !route.active_time_intervals.iter().any(inside))
-}
-
-/// Alertmanager's dedup rule: notify when a firing alert is new to this
-/// integration, when everything resolved (to clear its log), when a new
-/// resolution is wanted, or when the repeat interval has passed.
-fn needs_update(
-    entry: Option<&LogEntry>,
-    firing: &HashSet<u64>,
-    resolved: &HashSet<u64>,
-    send_resolved: bool,
-    repeat_ms: i64,
-    now: i64,
-) -> bool {
-    let Some(e) = entry else { return !firing.is_empty() };
-    if !firing.is_subset(&e.firing) {
-        return true;
-    }
-    if firing.is_empty() {
-        return !e.firing.is_empty();
-    }
-    if send_resolved && !resolved.is_subset(&e.resolved) {
-        return true;
-    }
-    now - e.at >= repeat_ms
-}
-
-fn entry_for(a: &Alert, batch: &AlertBatch) -> Entry {
-    let ends_at = match (a.state, a.resolved_at) {
-        (AlertState::Inactive, Some(r)) => r,
-        _ => batch.at + batch.valid_for_ms,
-    };
-    Entry {
-        labels: a.labels.clone(),
-        annotations: a.annotations.clone(),
-        starts_at: a.fired_at.unwrap_or(a.active_at),
-        onset: a.onset.min(a.active_at),
-        ends_at,
-        fingerprint: a.labels.fingerprint(),
-    }
-}
-
-fn ts(ms: i64) -> chrono::DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-fn notified(
-    e: &Entry,
-    now: i64,
-    external_url: &str,
-    deploys: Option<&crate::deploys::DeployLog>,
-    png: bool,
-) -> NotifiedAlert {
-    let resolved = e.resolved(now);
-    let (fp, res_at) = (e.fingerprint, resolved.then_some(e.ends_at));
-    let notes = crate::deploys::notes_for(deploys, &e.labels, fp, e.onset, res_at, now, external_url, png);
-    NotifiedAlert {
-        status: if resolved { Status::Resolved } else { Status::Firing },
-        labels: e.labels.clone(),
-        annotations: e.annotations.clone(),
-        starts_at: ts(e.starts_at),
-        ends_at: resolved.then(|| ts(e.ends_at)),
-        generator_url: format!("{}/api/v1/alerts?alertname={}", external_url, e.labels.value("alertname")),
-        fingerprint: format!("{:016x}", e.fingerprint),
-        notes,
-    }
-}
-
-/// One attempt to send one notification through one integration; the
-/// outbox decides about retries. Each attempt is counted, as Alertmanager's
-/// `notifications_total` and `notifications_failed_total` (what the
-/// `ForewarnNotificationsFailing` ratio is taken of).
-pub async fn deliver_once(senders: &Senders, integ: &Integration, n: &Notification) -> Result<(), DeliveryError> {
-    let result = attempt(senders, integ, n).await;
-    let (receiver, kind) = (n.receiver.clone(), integ.kind());
-    metrics::counter!("forewarn_notification_attempts_total", "receiver" => receiver.clone(), "integration" => kind)
-        .increment(1);
-    if result.is_err() {
-        metrics::counter!("forewarn_notification_attempts_failed_total", "receiver" => receiver, "integration" => kind)
-            .increment(1);
-    }
-    result
-}
-
-async fn attempt(senders: &Senders, integ: &Integration, n: &Notification) -> Result<(), DeliveryError> {
-    match integ {
-        Integration::Webhook(cfg) => senders.webhook.send(cfg, n).await,
-        Integration::Email(cfg) => super::email::send(cfg, n).await,
-        Integration::Alertmanager(cfg) => senders.alertmanager.send(cfg, n).await,
-        Integration::Console => {
-            super::console::ConsoleReceiver.print(n);
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::{Alert, AlertState};
     use crate::config::RouteConfig;
+    use crate::notify::console::ConsoleReceiver;
+    use crate::notify::Status;
 
     fn alert(name: &str, job: &str, state: AlertState, at: i64) -> Alert {
         Alert {
@@ -658,7 +457,7 @@ mod tests {
     fn dispatcher(y: &str) -> Dispatcher {
         let cfg: RouteConfig = crate::yaml::parse("r", y).unwrap();
         let mut receivers = HashMap::new();
-        receivers.insert("team".to_string(), vec![Integration::Console]);
+        receivers.insert("team".to_string(), vec![Arc::new(ConsoleReceiver) as Arc<dyn Integration>]);
         Dispatcher::new(Route::from_config(&cfg).unwrap(), receivers, "http://fw".into())
     }
 
@@ -800,7 +599,7 @@ mod tests {
         )
         .unwrap();
         let mut receivers = HashMap::new();
-        receivers.insert("team".to_string(), vec![Integration::Console]);
+        receivers.insert("team".to_string(), vec![Arc::new(ConsoleReceiver) as Arc<dyn Integration>]);
         let mut d = Dispatcher::new(Route::from_config(&cfg).unwrap(), receivers, "http://fw".into());
         let ti: crate::notify::time_interval::TimeIntervalConfig = crate::yaml::parse(
             "t",
@@ -825,20 +624,5 @@ mod tests {
         let out = d.flush_due(day);
         assert_eq!(out.len(), 1, "x unmuted by day and news; y already told");
         assert_eq!(out[0].notification.alerts[0].labels.value("job"), "x");
-    }
-
-    #[test]
-    fn integration_keys_are_stable_and_found() {
-        let list = vec![
-            Integration::Console,
-            Integration::Webhook(crate::notify::webhook::WebhookConfig::new("http://a/")),
-            Integration::Console,
-        ];
-        assert_eq!(integration_key("team/ops", &list, 2), "team/ops/console/1");
-        let mut m = HashMap::new();
-        m.insert("team/ops".to_string(), list);
-        assert!(matches!(find_integration(&m, "team/ops/webhook/0"), Some(Integration::Webhook(_))));
-        assert!(find_integration(&m, "team/ops/webhook/1").is_none());
-        assert!(find_integration(&m, "nobody/console/0").is_none());
     }
 }

@@ -1,14 +1,27 @@
 //! Notifications: from alerts to a receiver's inbox.
 //!
-//! The pipeline, in the order an alert passes through it: `route` picks the
-//! receivers, `dispatch` groups alerts and decides when a group is due
-//! (group_wait, group_interval, repeat_interval), and each receiver folder
-//! (`webhook/`, `email/`, `console/`) turns a [`Notification`] into bytes on
-//! the wire. A receiver's config lives next to its sender; `config` holds
-//! the `route`, `receivers` and `outbox` sections. Between `dispatch`
-//! and the receivers sit `silence`, `inhibit` and `time_interval` (what must
-//! not be sent now) and `outbox` (every notification is stored in the state
-//! dir before it is sent, and retried until delivered).
+//! This module owns everything between an alert and a receiver's inbox,
+//! in the order an alert passes through it: `route` picks the receivers;
+//! `dispatch` groups alerts and decides when a group is due (group_wait,
+//! group_interval), then runs the stages of `pipeline` over it: mute
+//! (`silence`), inhibit (`inhibit`), time interval (`time_interval`), dedup
+//! against what each integration was last told (repeat_interval) and build
+//! the [`Notification`]; `outbox` stores every notification in the state
+//! dir before it is sent, and retries until delivered, through
+//! `integration::deliver_once` (the send stage). `config` holds the
+//! `route`, `receivers` and `outbox` sections; `alertmanagers` and `client`
+//! are the `alerting` section's forwarding and the CLI's side of silences.
+//!
+//! A receiver is one folder (`webhook/`, `email/`, `alertmanager/`,
+//! `console/`) holding its config, its sender and its implementation of
+//! [`integration::Integration`], the trait through which the rest of the
+//! pipeline sees it (its kind, whether it wants resolutions, its repeat
+//! rule, whether it wants a chart, config checks, `send`). Adding one is
+//! that folder, a `pub mod` line below, and in `config.rs` its
+//! `<kind>_configs` list in [`config::ReceiverConfig`] and one `register`
+//! line in `ReceiverConfig::registry`. Nothing in `dispatch`, `pipeline` or
+//! `outbox` names a receiver, and the config loader only checks each
+//! integration (and fills in email's `global.smtp_*` defaults).
 
 pub mod alertmanager;
 pub mod alertmanagers;
@@ -18,7 +31,9 @@ pub mod console;
 pub mod dispatch;
 pub mod email;
 pub mod inhibit;
+pub mod integration;
 pub mod outbox;
+pub mod pipeline;
 pub mod route;
 pub mod silence;
 pub mod time_interval;

@@ -16,14 +16,15 @@
 //! and never an old state after a newer one (one delivery per key at a time).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
 use tokio::sync::{mpsc, Notify};
 
-use super::dispatch::{deliver_once, find_integration, Integration, LogEntry, Senders};
+use super::integration::{deliver_once, find_integration, Receivers, SendContext};
+use super::pipeline::LogEntry;
 use super::{DeliveryError, Notification};
 use crate::labels::Labels;
 use crate::state::{StateDir, StateError};
@@ -38,10 +39,6 @@ pub enum OutboxError {
     #[error("outbox in {path}: {source} (check the state dir's disk space and permissions)")]
     Sqlite { path: String, source: rusqlite::Error },
 }
-
-/// The receivers by name, shared by the dispatcher (which swaps them on
-/// reload) and the delivery worker (which looks integrations up by key).
-pub type Receivers = Arc<RwLock<HashMap<String, Vec<Integration>>>>;
 
 /// A change to the notification log, committed with the notifications.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +59,7 @@ pub enum LogChange {
 pub struct Queued {
     pub id: i64,
     pub group_key: String,
-    /// `receiver/kind/index`, see [`integration_key`](crate::notify::dispatch::integration_key).
+    /// `receiver/kind/index`, see [`integration_key`](crate::notify::integration::integration_key).
     pub integration: String,
     pub notification: Notification,
     pub created_ms: i64,
@@ -340,7 +337,7 @@ type Done = (Queued, &'static str, Result<(), DeliveryError>);
 
 /// Delivers what the outbox holds until the process ends. Reads the clock:
 /// this is the edge of the pipeline, where time is real.
-pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, senders: Senders, opts: WorkerOptions) {
+pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, ctx: SendContext, opts: WorkerOptions) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut busy: HashSet<(String, String)> = HashSet::new();
     loop {
@@ -365,9 +362,9 @@ pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, senders: Send
                     }
                     busy.insert((q.group_key.clone(), q.integration.clone()));
                     let tx = done_tx.clone();
-                    let senders = senders.clone();
+                    let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        let r = deliver_once(&senders, &integ, &q.notification).await;
+                        let r = deliver_once(&ctx, integ.as_ref(), &q.notification).await;
                         let _ = tx.send((q, integ.kind(), r));
                     });
                 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::integration::{CheckError, Integration, SendContext, SendFuture};
 use super::webhook::{redact_url, rfc3339, HttpConfig, Secret};
 use super::{DeliveryError, Notification, Status};
 use crate::duration::PromDuration;
@@ -60,6 +61,31 @@ impl AlertmanagerConfig {
             return Err("alert_ttl: must be greater than 0s".into());
         }
         Ok(())
+    }
+}
+
+impl Integration for AlertmanagerConfig {
+    fn kind(&self) -> &'static str {
+        "alertmanager"
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
+    /// Alertmanager resolves alerts it stops hearing about, so firing
+    /// alerts are re-sent at least every `group_interval`.
+    fn repeat_interval(&self, route_repeat: Duration, group_interval: Duration) -> Duration {
+        route_repeat.min(group_interval)
+    }
+
+    fn check(&self) -> Result<(), CheckError> {
+        Ok(self.validate()?)
+    }
+
+    fn send<'a>(&'a self, ctx: &'a SendContext, n: &'a Notification) -> SendFuture<'a> {
+        // One sender per daemon: its client pools the connections.
+        Box::pin(async move { ctx.shared::<AlertmanagerSender>().send(self, n).await })
     }
 }
 
@@ -239,5 +265,15 @@ mod tests {
         assert!(endpoint("ftp://am").is_err());
         let c: AlertmanagerConfig = crate::yaml::parse("a.yml", "urls: []\n").unwrap();
         assert!(c.validate().unwrap_err().starts_with("urls"));
+        assert!(c.check().unwrap_err().to_string().starts_with("urls"), "check() is validate()");
+    }
+
+    #[test]
+    fn repeats_at_least_every_group_interval() {
+        let c: AlertmanagerConfig = crate::yaml::parse("a.yml", "urls: ['http://am:9093']\n").unwrap();
+        let (hour, minute) = (Duration::from_secs(3600), Duration::from_secs(60));
+        assert_eq!(c.repeat_interval(hour, minute), minute, "Alertmanager must hear again before alert_ttl");
+        assert_eq!(c.repeat_interval(Duration::from_secs(30), minute), Duration::from_secs(30));
+        assert!(c.send_resolved() && !c.wants_chart() && c.check().is_ok());
     }
 }

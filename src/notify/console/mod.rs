@@ -13,6 +13,7 @@ use std::io::{IsTerminal, Write};
 use chrono::{DateTime, Utc};
 
 use crate::notify::email::render::{humanize, subject};
+use crate::notify::integration::{Integration, SendContext, SendFuture};
 use crate::notify::{Notification, NotifiedAlert, Status};
 
 /// Prints notifications to stdout. Stateless, so usable as a unit value.
@@ -31,6 +32,23 @@ impl ConsoleReceiver {
         if let Err(e) = lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
             tracing::debug!(receiver = %n.receiver, error = %e, "console: could not write to stdout");
         }
+    }
+}
+
+/// Added by `forewarn demo` (not a config key), so it has nothing to check.
+impl Integration for ConsoleReceiver {
+    fn kind(&self) -> &'static str {
+        "console"
+    }
+
+    /// The demo shows alerts ending too.
+    fn send_resolved(&self) -> bool {
+        true
+    }
+
+    fn send<'a>(&'a self, _ctx: &'a SendContext, n: &'a Notification) -> SendFuture<'a> {
+        self.print(n);
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
