@@ -108,6 +108,9 @@ FW_CPU=$(echo "$(cpu_s $FW_PID) - $FW_CPU0" | bc -l); PROM_CPU=$(echo "$(cpu_s $
 SAMPLES=$(echo "$TARGETS * $SERIES * $SECS / $INTERVAL" | bc -l)
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# The anonymous part of RSS (heap, stacks): RSS less the pages mapped from
+# files, of which the program's own binary is most.
+anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
 count() { # series count from an instant query of count({job="bench"})
   curl -s "http://127.0.0.1:$1/api/v1/query" --data-urlencode 'query=count({job="bench"})' |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)'
@@ -115,16 +118,17 @@ count() { # series count from an instant query of count({job="bench"})
 FW_RSS=$(rss_kb $FW_PID); PROM_RSS=$(rss_kb $PROM_PID)
 FW_N=$(count "$FW_PORT"); PROM_N=$(count "$PROM_PORT")
 PROM_VERSION=$(prometheus --version 2>&1 | head -1)
-row() { # name cpu_s rss_kb series
-  printf "%-16s %8.2f %14.3f %10.1f %9d %14.0f\n" "$1" "$2" "$(echo "$2 * 1000000 / $SAMPLES" | bc -l)" \
-    "$(echo "$3/1024" | bc -l)" "$4" "$(echo "$3*1024/$4" | bc -l)"
+row() { # name cpu_s rss_kb series anon_kb
+  printf "%-16s %8.2f %14.3f %10.1f %9d %14.0f %10.1f\n" "$1" "$2" "$(echo "$2 * 1000000 / $SAMPLES" | bc -l)" \
+    "$(echo "$3/1024" | bc -l)" "$4" "$(echo "$3*1024/$4" | bc -l)" "$(echo "$5/1024" | bc -l)"
 }
-printf "%-16s %8s %14s %10s %9s %14s\n" "" "CPU s" "CPU us/sample" "RSS MiB" "series" "RSS B/series"
-row forewarn "$FW_CPU" "$FW_RSS" "$FW_N"
-row prometheus "$PROM_CPU" "$PROM_RSS" "$PROM_N"
+FW_ANON=$(anon_kb $FW_PID); PROM_ANON=$(anon_kb $PROM_PID)
+printf "%-16s %8s %14s %10s %9s %14s %10s\n" "" "CPU s" "CPU us/sample" "RSS MiB" "series" "RSS B/series" "anon MiB"
+row forewarn "$FW_CPU" "$FW_RSS" "$FW_N" "$FW_ANON"
+row prometheus "$PROM_CPU" "$PROM_RSS" "$PROM_N" "$PROM_ANON"
 if [ -n "$VM_PID" ]; then
   VM_RSS=$(rss_kb $VM_PID); VM_N=$(count "$VM_PORT")
-  row victoria-metrics "$VM_CPU" "$VM_RSS" "$VM_N"
+  row victoria-metrics "$VM_CPU" "$VM_RSS" "$VM_N" "$(anon_kb $VM_PID)"
 fi
 echo "ratio forewarn/prometheus: CPU per sample $(echo "$FW_CPU/$PROM_CPU" | bc -l | cut -c1-5), RSS per series $(echo "($FW_RSS/$FW_N)/($PROM_RSS/$PROM_N)" | bc -l | cut -c1-5)"
 echo "($PROM_VERSION; ${SECS}s of ${INTERVAL}s scrapes; $(printf %.0f "$SAMPLES") samples per engine)"

@@ -525,6 +525,13 @@ pub fn ingest(
             }
             // What is left of the last scrape is gone from this one.
             state.end_unseen(&mut app, now);
+            // The cache grew by doubling while the scrapes that filled it
+            // ran; a steady target keeps its size, so the slack (up to half
+            // of ~40 bytes per series) goes back once instead of staying.
+            let (len, cap) = (state.cached.len(), state.cached.capacity());
+            if cap > len + len / 8 + 16 {
+                state.cached.shrink_to_fit();
+            }
             if let (Some(d), false) = (&state.detector, watched.is_empty()) {
                 d.observe(&watched, now);
             }

@@ -243,6 +243,7 @@ impl Store {
         metrics::gauge!("forewarn_store_snapshot_bytes").set(size as f64);
         metrics::gauge!("forewarn_store_last_snapshot_timestamp_seconds").set(chrono::Utc::now().timestamp() as f64);
         tracing::debug!(bytes = size, seconds = secs, "store: snapshot written");
+        super::memory::return_free_memory();
         Ok(size)
     }
 
