@@ -35,8 +35,9 @@
 //!   [`ruletest`] runs promtool-format rule tests, [`demo`] serves built-in
 //!   targets so the whole chain can be seen at once, [`import`] writes a
 //!   forewarn config from prometheus.yml, alertmanager.yml and a web config
-//!   file; the CLI in `main.rs`
-//!   parses arguments and calls one of these per subcommand.
+//!   file. The CLI is the `forewarn` binary (`src/bin/forewarn/`): its
+//!   `main.rs` parses arguments and makes one call per subcommand into a
+//!   file beside it, which calls the library and prints.
 //!
 //! Each module imports only modules listed before it in ARCHITECTURE.md's
 //! table, so no two import each other (unit tests, which may build their

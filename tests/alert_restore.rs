@@ -10,23 +10,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, temp_dir, wait_for_async, Daemon, Proc, WebhookSink};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-
-type Received = Arc<Mutex<Vec<Value>>>;
-
-/// A target serving `step 150` and `level <value>`, and a webhook listener.
-async fn start_servers(level: Arc<AtomicU64>, received: Received) -> (String, String) {
+/// A target serving `step 150` and `level <value>`; returns `host:port`.
+async fn start_target(level: Arc<AtomicU64>) -> String {
     let target = Router::new()
         .route(
             "/metrics",
@@ -35,17 +31,7 @@ async fn start_servers(level: Arc<AtomicU64>, received: Received) -> (String, St
             }),
         )
         .with_state(level);
-    let hook = Router::new()
-        .route(
-            "/hook",
-            post(|State(r): State<Received>, body: String| async move {
-                r.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                "ok"
-            }),
-        )
-        .with_state(received);
-    let (ta, ha) = (support::serve(target).await, support::serve(hook).await);
-    (ta, ha)
+    support::serve(target).await
 }
 
 fn write_rules(dir: &Path, slow_labels: &str) {
@@ -93,23 +79,12 @@ http: {{ listen: "{listen}" }}
 
 fn start(cfg: &Path, log: &Path) -> Proc {
     let log = std::fs::File::create(log).unwrap();
-    Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stdout(Stdio::null()).stderr(log).spawn().unwrap())
+    Daemon::on(cfg).stdout(Stdio::null()).stderr(log).start()
 }
 
 fn kill9(p: &mut Proc) {
     assert!(Command::new("kill").args(["-KILL", &p.0.id().to_string()]).status().unwrap().success());
     let _ = p.0.wait();
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// alertname -> (state, activeAt), or None while the server does not answer.
@@ -142,14 +117,14 @@ fn state_of(a: &BTreeMap<String, (String, String)>, name: &str) -> String {
 async fn kill_9_changes_nothing_a_receiver_or_the_api_can_see() {
     let dir = temp_dir("alert-restore");
     let level = Arc::new(AtomicU64::new(150f64.to_bits()));
-    let received: Received = Arc::default();
-    let (target, hook) = start_servers(level.clone(), received.clone()).await;
+    let received = WebhookSink::start().await;
+    let (target, hook) = (start_target(level.clone()).await, received.addr.clone());
     let listen = format!("127.0.0.1:{}", free_port());
     write_rules(&dir, "{ team: core }");
     let cfg = write_config(&dir, &target, &hook, &listen, "1h");
 
     let mut first = start(&cfg, &dir.join("first.log"));
-    let before = wait_for("StepHigh firing, StepSlow pending", Duration::from_secs(20), async || {
+    let before = wait_for_async("StepHigh firing, StepSlow pending", Duration::from_secs(20), async || {
         let a = alerts(&listen).await?;
         let ok = state_of(&a, "StepHigh") == "firing"
             && state_of(&a, "StepSlow") == "pending"
@@ -160,33 +135,34 @@ async fn kill_9_changes_nothing_a_receiver_or_the_api_can_see() {
     // The threshold's hysteresis: 95 is below `above` but above `clear_below`.
     level.store(95f64.to_bits(), Ordering::SeqCst);
     let n = evaluations(&listen).await;
-    wait_for("two evaluations at level 95", Duration::from_secs(10), async || {
+    wait_for_async("two evaluations at level 95", Duration::from_secs(10), async || {
         (evaluations(&listen).await >= n + 3).then_some(())
     })
     .await;
     let a = alerts(&listen).await.unwrap();
     assert_eq!(state_of(&a, "LevelHigh"), "firing", "hysteresis keeps it firing at 95: {a:?}");
-    wait_for("both firing alerts notified", Duration::from_secs(10), async || {
-        (received.lock().unwrap().len() >= 2).then_some(())
+    wait_for_async("both firing alerts notified", Duration::from_secs(10), async || {
+        (received.bodies().len() >= 2).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let notified = received.lock().unwrap().len();
-    assert_eq!(notified, 2, "one notification per firing alert: {:?}", received.lock().unwrap());
+    let notified = received.bodies().len();
+    assert_eq!(notified, 2, "one notification per firing alert: {:?}", received.bodies());
     kill9(&mut first);
 
     let log = dir.join("second.log");
     let mut second = start(&cfg, &log);
-    let after = wait_for("the API after the restart", Duration::from_secs(20), async || alerts(&listen).await).await;
+    let after =
+        wait_for_async("the API after the restart", Duration::from_secs(20), async || alerts(&listen).await).await;
     assert_eq!(after, before, "right after the restart: same alerts, same states, same activeAt");
-    wait_for("three evaluations after the restart", Duration::from_secs(15), async || {
+    wait_for_async("three evaluations after the restart", Duration::from_secs(15), async || {
         (evaluations(&listen).await >= 3).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // past group_interval
     let later = alerts(&listen).await.unwrap();
     assert_eq!(later, before, "after evaluations on fresh data: unchanged");
-    assert_eq!(received.lock().unwrap().len(), notified, "nothing new sent: {:?}", received.lock().unwrap());
+    assert_eq!(received.bodies().len(), notified, "nothing new sent: {:?}", received.bodies());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("alert state restored"), "{text}");
 
@@ -195,7 +171,7 @@ async fn kill_9_changes_nothing_a_receiver_or_the_api_can_see() {
     write_rules(&dir, "{ team: edge }");
     let log = dir.join("third.log");
     let mut third = start(&cfg, &log);
-    let after = wait_for("the API after the rule change", Duration::from_secs(20), async || {
+    let after = wait_for_async("the API after the rule change", Duration::from_secs(20), async || {
         let a = alerts(&listen).await?;
         a.contains_key("StepSlow").then_some(a)
     })
@@ -210,7 +186,7 @@ async fn kill_9_changes_nothing_a_receiver_or_the_api_can_see() {
     let cfg = write_config(&dir, &target, &hook, &listen, "1ms");
     let log = dir.join("fourth.log");
     let _fourth = start(&cfg, &log);
-    let after = wait_for("the API after a long outage", Duration::from_secs(20), async || {
+    let after = wait_for_async("the API after a long outage", Duration::from_secs(20), async || {
         let a = alerts(&listen).await?;
         a.contains_key("StepHigh").then_some(a)
     })

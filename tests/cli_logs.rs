@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{free_port, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, temp_dir, Proc, BIN};
 
 fn stdout_of(args: &[&str]) -> String {
     let out = Command::new(BIN).args(args).output().expect("run forewarn");

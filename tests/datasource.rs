@@ -19,9 +19,8 @@ use forewarn::{Labels, Store};
 use serde_json::Value;
 
 mod support;
-use support::{free_port, peer_installed, temp_dir, PROMETHEUS, VICTORIA_METRICS};
+use support::{free_port, peer_installed, temp_dir, Daemon, WebhookSink, PROMETHEUS, VICTORIA_METRICS};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const STEP: i64 = 15_000;
 const MIN: i64 = 60_000;
 
@@ -300,21 +299,6 @@ fn spawn_pusher(url: String) {
     });
 }
 
-type Received = Arc<std::sync::Mutex<Vec<Value>>>;
-
-async fn start_hook(got: Received) -> String {
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(|axum::extract::State(got): axum::extract::State<Received>, body: String| async move {
-                got.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                "ok"
-            }),
-        )
-        .with_state(got);
-    support::serve(app).await
-}
-
 /// A replica with no scrape_configs: rules read `vm`, results go back to it.
 fn start_replica(dir: &Path, replica: &str, vm: &str, hook: &str) -> (support::Proc, String) {
     std::fs::create_dir_all(dir).unwrap();
@@ -340,16 +324,7 @@ http: {{ listen: "{listen}" }}
 "#,
         state = dir.join("state").display()
     );
-    let path = dir.join("forewarn.yml");
-    std::fs::write(&path, cfg).unwrap();
-    let p = support::Proc(
-        std::process::Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&path)
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let p = Daemon::write(dir, &cfg).stderr(std::fs::File::create(dir.join("stderr.log")).unwrap()).start();
     (p, format!("http://{listen}"))
 }
 
@@ -384,13 +359,13 @@ async fn a_pure_rule_engine_alerts_and_a_fresh_replica_restores_for_state_from_t
     let vm_port = free_port();
     let (vm, vm_url) = support::start_victoria_metrics(&dir.join("vm"), vm_port).await;
     spawn_pusher(vm_url.clone());
-    let got: Received = Default::default();
-    let hook = start_hook(got.clone()).await;
+    let got = WebhookSink::start().await;
+    let hook = got.addr.clone();
 
     // Replica a: no scrape_configs, reads the store, pages through the webhook.
     let (mut a, a_url) = start_replica(&dir.join("a"), "a", &vm_url, &hook);
     until("replica a's page", 60, async || {
-        got.lock().unwrap().iter().any(|v| v["alerts"][0]["labels"]["alertname"] == "Hot").then_some(())
+        got.bodies().iter().any(|v| v["alerts"][0]["labels"]["alertname"] == "Hot").then_some(())
     })
     .await;
     let (state, active_at) = until("Hot firing on replica a", 10, async || hot_alert(&a_url).await).await;

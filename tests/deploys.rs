@@ -9,20 +9,19 @@
 //! deploy, and is tied to it. Then the target's `app_build_info` version
 //! changes (a deploy forewarn sees by itself) and changes back (a rollback).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
 mod support;
-use support::Proc;
+use support::{free_port, serve, temp_dir, wait_for, wait_listening, Daemon, SmtpSink, WebhookSink, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const TOKEN: &str = "s3cret-token";
 
 #[derive(Clone)]
@@ -34,9 +33,9 @@ struct Target {
 }
 
 type Shared = Arc<Mutex<Target>>;
-type Hooks = Arc<Mutex<Vec<Value>>>;
 
-async fn start_servers(target: Shared, hooks: Hooks) -> (String, String) {
+/// The target serving `target`'s current values; returns `host:port`.
+async fn start_target(target: Shared) -> String {
     let t = Router::new()
         .route(
             "/metrics",
@@ -50,43 +49,10 @@ async fn start_servers(target: Shared, hooks: Hooks) -> (String, String) {
             }),
         )
         .with_state(target);
-    let h = Router::new()
-        .route(
-            "/hook",
-            post(|State(h): State<Hooks>, body: String| async move {
-                h.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                "ok"
-            }),
-        )
-        .with_state(hooks);
-    let tl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (ta, ha) = (tl.local_addr().unwrap().to_string(), hl.local_addr().unwrap().to_string());
-    tokio::spawn(async move { axum::serve(tl, t).await });
-    tokio::spawn(async move { axum::serve(hl, h).await });
-    (ta, ha)
+    serve(t).await
 }
 
-fn start_smtp(dir: &Path) -> (Proc, u16, PathBuf) {
-    let out = dir.join("mail");
-    std::fs::create_dir_all(&out).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .args([script, "--port", "0", "--dir"])
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start /usr/bin/python3 tests/support/smtp_sink.py (apt-get install python3-aiosmtpd)");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp_sink printed {line:?}, not a port"));
-    (Proc(child), port, out)
-}
-
-fn write_config(dir: &Path, target: &str, hook: &str, smtp_port: u16, listen: &str) -> PathBuf {
-    std::fs::write(
-        dir.join("rules.yml"),
-        r#"groups:
+const RULES: &str = r#"groups:
   - name: story
     interval: 1s
     rules:
@@ -94,9 +60,11 @@ fn write_config(dir: &Path, target: &str, hook: &str, smtp_port: u16, listen: &s
         expr: events_ratio{job="checkout"} > 0.8
       - alert: MemoryLeak
         expr: leak_bytes{job="cart"} > 1000
-"#,
-    )
-    .unwrap();
+"#;
+
+/// The daemon scraping `target` as checkout and cart, FanOut and MemoryLeak
+/// going to the webhook at `hook` and the SMTP server on `smtp_port`.
+fn daemon(dir: &Path, target: &str, hook: &str, smtp_port: u16, listen: &str) -> Daemon {
     let cfg = format!(
         r#"global: {{ scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }}
 scrape_configs:
@@ -108,7 +76,7 @@ rule_files: [ "rules.yml" ]
 route: {{ receiver: team, group_by: [alertname], group_wait: 0s, group_interval: 1s, repeat_interval: 1h }}
 receivers:
   - name: team
-    webhook_configs: [ {{ url: "http://{hook}/hook" }} ]
+    webhook_configs: [ {{ url: "{hook}" }} ]
     email_configs: [ {{ to: "team@example.com", from: "forewarn@example.com", smarthost: "127.0.0.1:{smtp_port}", require_tls: false }} ]
 storage: {{ path: "{state}" }}
 http: {{ listen: "{listen}" }}
@@ -116,26 +84,12 @@ deploys: {{ token: "{TOKEN}", lookback: 6h }}
 "#,
         state = dir.join("state").display()
     );
-    let path = dir.join("forewarn.yml");
-    std::fs::write(&path, cfg).unwrap();
-    path
+    Daemon::write(dir, &cfg).file("rules.yml", RULES)
 }
 
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn alert_in(hooks: &Hooks, name: &str) -> Option<Value> {
+fn alert_in(hooks: &WebhookSink, name: &str) -> Option<Value> {
     hooks
-        .lock()
-        .unwrap()
+        .bodies()
         .iter()
         .flat_map(|v| v["alerts"].as_array().cloned().unwrap_or_default())
         .find(|a| a["labels"]["alertname"] == name)
@@ -160,21 +114,17 @@ async fn markers(client: &reqwest::Client, listen: &str, service: &str) -> Vec<V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_story_end_to_end() {
-    let dir = std::env::temp_dir().join(format!("forewarn-deploys-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("deploys");
     let target: Shared =
         Arc::new(Mutex::new(Target { ratio: 0.5, leak: 10.0, version: "2.2".into(), start: now_secs() - 3600.0 }));
-    let hooks: Hooks = Arc::default();
-    let (target_addr, hook_addr) = start_servers(target.clone(), hooks.clone()).await;
-    let (_smtp, smtp_port, mail_dir) = start_smtp(&dir);
-    let listen =
-        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
-    let cfg = write_config(&dir, &target_addr, &hook_addr, smtp_port, &listen);
-    let _daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).spawn().unwrap());
+    let target_addr = start_target(target.clone()).await;
+    let hooks = WebhookSink::start().await;
+    let smtp = SmtpSink::start(&dir);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _daemon = daemon(&dir, &target_addr, &hooks.url(), smtp.port, &listen).start();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
-    wait_for("ready", Duration::from_secs(10), || std::net::TcpStream::connect(&listen).ok()).await;
+    wait_listening(&listen, Duration::from_secs(10)).await;
     let api = format!("http://{listen}/api/v1/deploys");
 
     // The API refuses a missing token and names a bad field.
@@ -264,7 +214,7 @@ async fn deploy_story_end_to_end() {
     // The emails say the same, with the chart inline.
     let mails = wait_for("two emails", Duration::from_secs(20), || {
         let mut m: Vec<String> = (1..=2)
-            .filter_map(|i| std::fs::read_to_string(mail_dir.join(format!("{i}.eml"))).ok())
+            .filter_map(|i| std::fs::read_to_string(smtp.dir.join(format!("{i}.eml"))).ok())
             .map(|r| readable_mail(&r))
             .collect();
         m.sort();

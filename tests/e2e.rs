@@ -4,28 +4,22 @@
 //! resolved notifications. Also: reload keeps old rules on a broken file,
 //! SIGTERM exits cleanly.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, serve, temp_dir, wait_for, wait_listening, Daemon, SmtpSink, WebhookSink, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-
-#[derive(Clone, Default)]
-struct Hooks {
-    received: Arc<Mutex<Vec<(Instant, Value)>>>,
-}
-
-async fn start_servers(value: Arc<AtomicU64>, hooks: Hooks) -> (String, String) {
+/// A target whose `app_queue_depth{queue="orders"}` is `value`; returns `host:port`.
+async fn start_target(value: Arc<AtomicU64>) -> String {
     let target = Router::new()
         .route(
             "/metrics",
@@ -37,52 +31,10 @@ async fn start_servers(value: Arc<AtomicU64>, hooks: Hooks) -> (String, String) 
             }),
         )
         .with_state(value);
-    let hook = Router::new()
-        .route(
-            "/hook",
-            post(|State(h): State<Hooks>, body: String| async move {
-                let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                h.received.lock().unwrap().push((Instant::now(), v));
-                "ok"
-            }),
-        )
-        .with_state(hooks);
-    let tl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (ta, ha) = (tl.local_addr().unwrap().to_string(), hl.local_addr().unwrap().to_string());
-    tokio::spawn(async move { axum::serve(tl, target).await });
-    tokio::spawn(async move { axum::serve(hl, hook).await });
-    (ta, ha)
+    serve(target).await
 }
 
-struct Smtp {
-    _proc: Proc,
-    port: u16,
-    dir: PathBuf,
-}
-
-fn start_smtp(dir: &Path) -> Smtp {
-    let out = dir.join("mail");
-    std::fs::create_dir_all(&out).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .args([script, "--port", "0", "--dir"])
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start /usr/bin/python3 tests/support/smtp_sink.py (apt-get install python3-aiosmtpd)");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("smtp_sink printed {line:?}, not a port"));
-    Smtp { _proc: Proc(child), port, dir: out }
-}
-
-fn write_config(dir: &Path, target: &str, hook: &str, smtp_port: u16, listen: &str) -> PathBuf {
-    std::fs::write(
-        dir.join("rules.yml"),
-        r#"groups:
+const RULES: &str = r#"groups:
   - name: queue
     interval: 1s
     rules:
@@ -91,9 +43,11 @@ fn write_config(dir: &Path, target: &str, hook: &str, smtp_port: u16, listen: &s
         labels: { severity: page }
         annotations:
           summary: "{{ $labels.queue }} queue holds {{ $value }} items"
-"#,
-    )
-    .unwrap();
+"#;
+
+/// The daemon scraping `target`, with QueueDeep going to the webhook at
+/// `hook` and to the SMTP server on `smtp_port`, serving on `listen`.
+fn daemon(dir: &Path, target: &str, hook: &str, smtp_port: u16, listen: &str) -> Daemon {
     let cfg = format!(
         r#"global: {{ scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }}
 scrape_configs:
@@ -103,48 +57,33 @@ rule_files: [ "rules.yml" ]
 route: {{ receiver: team, group_by: [alertname], group_wait: 0s, group_interval: 1s, repeat_interval: 1h }}
 receivers:
   - name: team
-    webhook_configs: [ {{ url: "http://{hook}/hook", send_resolved: true }} ]
+    webhook_configs: [ {{ url: "{hook}", send_resolved: true }} ]
     email_configs: [ {{ to: "team@example.com", from: "forewarn@example.com", smarthost: "127.0.0.1:{smtp_port}", require_tls: false, send_resolved: true }} ]
 http: {{ listen: "{listen}", enable_lifecycle: true }}
 "#
     );
-    let path = dir.join("forewarn.yml");
-    std::fs::write(&path, cfg).unwrap();
-    path
+    Daemon::write(dir, &cfg).file("rules.yml", RULES)
 }
 
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+fn statuses(hooks: &WebhookSink) -> Vec<String> {
+    hooks.bodies().iter().map(|v| v["status"].as_str().unwrap_or("").to_string()).collect()
 }
-
-fn statuses(hooks: &Hooks) -> Vec<String> {
-    hooks.received.lock().unwrap().iter().map(|(_, v)| v["status"].as_str().unwrap_or("").to_string()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threshold_crossing_reaches_webhook_and_email_then_resolves() {
     let dir = temp_dir("e2e");
     let value = Arc::new(AtomicU64::new(5f64.to_bits()));
-    let hooks = Hooks::default();
-    let (target, hook) = start_servers(value.clone(), hooks.clone()).await;
-    let smtp = start_smtp(&dir);
+    let target = start_target(value.clone()).await;
+    let hooks = WebhookSink::start().await;
+    let smtp = SmtpSink::start(&dir);
     let listen = format!("127.0.0.1:{}", free_port());
-    let cfg = write_config(&dir, &target, &hook, smtp.port, &listen);
-    let mut daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).spawn().unwrap());
+    let mut daemon = daemon(&dir, &target, &hooks.url(), smtp.port, &listen).start();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
 
     // Ready, and a few quiet scrapes: no alert while below the threshold.
-    wait_for("ready", Duration::from_secs(10), || std::net::TcpStream::connect(&listen).ok()).await;
+    wait_listening(&listen, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(hooks.received.lock().unwrap().is_empty(), "no notification below the threshold");
+    assert!(hooks.is_empty(), "no notification below the threshold");
     let targets: Value =
         client.get(format!("http://{listen}/api/v1/targets")).send().await.unwrap().json().await.unwrap();
     assert_eq!(targets["data"]["activeTargets"][0]["health"], "up", "{targets}");
@@ -153,7 +92,7 @@ async fn threshold_crossing_reaches_webhook_and_email_then_resolves() {
     let crossed = Instant::now();
     value.store(250f64.to_bits(), Ordering::SeqCst);
     let (arrived, firing) = wait_for("firing webhook", Duration::from_secs(15), || {
-        hooks.received.lock().unwrap().iter().find(|(_, v)| v["status"] == "firing").cloned()
+        hooks.received().into_iter().find(|(_, v)| v["status"] == "firing")
     })
     .await;
     let latency = arrived - crossed;
@@ -178,7 +117,7 @@ async fn threshold_crossing_reaches_webhook_and_email_then_resolves() {
     // Back below: the resolved notification follows.
     value.store(7f64.to_bits(), Ordering::SeqCst);
     let (_, resolved) = wait_for("resolved webhook", Duration::from_secs(15), || {
-        hooks.received.lock().unwrap().iter().find(|(_, v)| v["status"] == "resolved").cloned()
+        hooks.received().into_iter().find(|(_, v)| v["status"] == "resolved")
     })
     .await;
     let r = &resolved["alerts"][0];
@@ -188,16 +127,7 @@ async fn threshold_crossing_reaches_webhook_and_email_then_resolves() {
     assert_eq!(statuses(&hooks), vec!["firing", "resolved"], "exactly one of each");
 
     // Email: a firing and a resolved message reached the real SMTP server.
-    let mails = wait_for("two emails", Duration::from_secs(15), || {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&smtp.dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        files.sort();
-        (files.len() >= 2).then_some(files)
-    })
-    .await;
+    let mails = wait_for("two emails", Duration::from_secs(15), || Some(smtp.mails()).filter(|m| m.len() >= 2)).await;
     let first = std::fs::read_to_string(&mails[0]).unwrap();
     assert!(first.contains("Subject: [FIRING:1] QueueDeep"), "{first}");
     assert!(first.contains("team@example.com"), "{first}");
@@ -216,14 +146,13 @@ async fn threshold_crossing_reaches_webhook_and_email_then_resolves() {
 async fn broken_rule_file_on_reload_keeps_old_rules() {
     let dir = temp_dir("reload");
     let value = Arc::new(AtomicU64::new(500f64.to_bits()));
-    let hooks = Hooks::default();
-    let (target, hook) = start_servers(value, hooks.clone()).await;
+    let target = start_target(value).await;
+    let hooks = WebhookSink::start().await;
     let listen = format!("127.0.0.1:{}", free_port());
     // Email goes to a closed port here; this test is about rules.
-    let cfg = write_config(&dir, &target, &hook, free_port(), &listen);
-    let daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).stderr(Stdio::piped()).spawn().unwrap());
-    wait_for("ready", Duration::from_secs(10), || std::net::TcpStream::connect(&listen).ok()).await;
-    wait_for("firing", Duration::from_secs(15), || (!hooks.received.lock().unwrap().is_empty()).then_some(())).await;
+    let daemon = daemon(&dir, &target, &hooks.url(), free_port(), &listen).stderr(Stdio::piped()).start();
+    wait_listening(&listen, Duration::from_secs(10)).await;
+    wait_for("firing", Duration::from_secs(15), || (!hooks.is_empty()).then_some(())).await;
 
     std::fs::write(
         dir.join("rules.yml"),
@@ -309,11 +238,10 @@ async fn tells_systemd_it_is_ready() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let value = Arc::new(AtomicU64::new(1f64.to_bits()));
-    let (target, hook) = start_servers(value, Hooks::default()).await;
+    let target = start_target(value).await;
+    let hooks = WebhookSink::start().await;
     let listen = format!("127.0.0.1:{}", free_port());
-    let cfg = write_config(&dir, &target, &hook, free_port(), &listen);
-    let daemon =
-        Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).env("NOTIFY_SOCKET", &sock_path).spawn().unwrap());
+    let daemon = daemon(&dir, &target, &hooks.url(), free_port(), &listen).env("NOTIFY_SOCKET", &sock_path).start();
     let msg = tokio::task::spawn_blocking(move || {
         let mut buf = [0u8; 256];
         let n = sock.recv(&mut buf).expect("a datagram from forewarn");

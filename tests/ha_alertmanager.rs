@@ -17,9 +17,8 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 mod support;
-use support::{free_port, peer_installed, temp_dir, Proc};
+use support::{free_port, peer_installed, temp_dir, Daemon, Proc};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
 type Pages = Arc<Mutex<Vec<(String, String)>>>;
@@ -117,15 +116,7 @@ alerting:
         dir.join("state").display(),
         targets.join(", ")
     );
-    std::fs::write(dir.join("forewarn.yml"), cfg).unwrap();
-    let p = Proc(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(dir.join("forewarn.yml"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let p = Daemon::write(dir, &cfg).quiet().start();
     (p, format!("http://{listen}"))
 }
 

@@ -8,19 +8,18 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, temp_dir, wait_for, Daemon, Proc, SmtpSink, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const TOKEN: &str = "tok-0123456789abcdef";
 
 fn start(cfg: &Path, port: u16) -> Proc {
-    let p = Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().unwrap());
+    let p = Daemon::on(cfg).quiet().start();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "daemon did not listen");
@@ -50,17 +49,6 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 
 fn silence(matchers: Value, comment: &str) -> Value {
     json!({"matchers": matchers, "endsAt": "2999-01-01T00:00:00Z", "createdBy": "ana", "comment": comment})
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,19 +371,8 @@ fn html_part(eml: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_email_and_web_page_escape_label_values() {
     let dir = temp_dir("sec-html");
-    let out = dir.join("mail");
-    std::fs::create_dir_all(&out).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .args([script, "--port", "0", "--dir"])
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start /usr/bin/python3 tests/support/smtp_sink.py (apt-get install python3-aiosmtpd)");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let _smtp = Proc(child);
-    let smtp_port: u16 = line.trim().parse().unwrap();
+    let smtp = SmtpSink::start(&dir);
+    let (out, smtp_port) = (&smtp.dir, smtp.port);
     std::fs::write(
         dir.join("rules.yml"),
         "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Evil\n        expr: vector(1)\n        labels: { evil: \"<script>alert(1)</script>\" }\n        annotations: { summary: \"<img src=x onerror=alert(2)>\" }\n",

@@ -12,9 +12,8 @@ use std::process::Command;
 use serde_json::Value;
 
 mod support;
-use support::temp_dir;
+use support::{temp_dir, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/import");
 
 /// One line of the report: `file:line:col: key `path` not carried: why`.

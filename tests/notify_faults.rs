@@ -6,10 +6,9 @@
 //! exactly once after recovery, and that a restart re-sends nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,9 +17,7 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, temp_dir, wait_for, Daemon, Proc, SmtpSink};
 
 const OK: u8 = 0;
 const FAIL_500: u8 = 1;
@@ -117,15 +114,7 @@ http: {{ listen: "127.0.0.1:{port}" }}
 }
 
 fn start_daemon(cfg: &Path) -> Proc {
-    Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().unwrap())
-}
-
-async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Daemon::on(cfg).quiet().start()
 }
 
 /// Queue names of the firing alerts in a webhook body.
@@ -151,10 +140,11 @@ async fn webhook_500_then_200_delivers_once() {
         write_config(&dir, &target, &format!(r#"webhook_configs: [ {{ url: "http://{hook}/hook", timeout: 1s }} ]"#));
     let _d = start_daemon(&cfg);
     w.set(&w.orders, 500.0);
-    wait_for("two failed attempts", Duration::from_secs(10), || w.attempts.load(Ordering::SeqCst) >= 2).await;
+    wait_for("two failed attempts", Duration::from_secs(10), || (w.attempts.load(Ordering::SeqCst) >= 2).then_some(()))
+        .await;
     assert!(w.delivered().is_empty());
     w.mode.store(OK, Ordering::SeqCst);
-    wait_for("the retried delivery", Duration::from_secs(10), || !w.delivered().is_empty()).await;
+    wait_for("the retried delivery", Duration::from_secs(10), || (!w.delivered().is_empty()).then_some(())).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let got = w.delivered();
     assert_eq!(got.len(), 1, "exactly once: {got:?}");
@@ -173,9 +163,12 @@ async fn hanging_webhook_times_out_then_retry_delivers_once() {
     let _d = start_daemon(&cfg);
     w.set(&w.orders, 500.0);
     // A second attempt can only start after the first timed out.
-    wait_for("a retry after the timeout", Duration::from_secs(12), || w.attempts.load(Ordering::SeqCst) >= 2).await;
+    wait_for("a retry after the timeout", Duration::from_secs(12), || {
+        (w.attempts.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
     w.mode.store(OK, Ordering::SeqCst);
-    wait_for("the delivery", Duration::from_secs(10), || !w.delivered().is_empty()).await;
+    wait_for("the delivery", Duration::from_secs(10), || (!w.delivered().is_empty()).then_some(())).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let got = w.delivered();
     assert_eq!(got.len(), 1, "exactly once: {got:?}");
@@ -200,18 +193,12 @@ async fn smtp_down_then_back_delivers_once() {
     w.set(&w.orders, 500.0);
     // Nothing listens on the port yet: let a few attempts fail.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let mail = dir.join("mail");
-    std::fs::create_dir_all(&mail).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-    let _smtp = Proc(
-        Command::new("/usr/bin/python3")
-            .args([script, "--port", &port.to_string(), "--dir"])
-            .arg(&mail)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start /usr/bin/python3 tests/support/smtp_sink.py (apt-get install python3-aiosmtpd)"),
-    );
-    wait_for("the mail after the server came up", Duration::from_secs(15), || mail.join("1.eml").exists()).await;
+    let smtp = SmtpSink::start_on(&dir, port);
+    let mail = &smtp.dir;
+    wait_for("the mail after the server came up", Duration::from_secs(15), || {
+        (mail.join("1.eml").exists()).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!mail.join("2.eml").exists(), "exactly once");
     let eml = std::fs::read_to_string(mail.join("1.eml")).unwrap();
@@ -230,7 +217,7 @@ async fn sigkill_with_queued_notifications_loses_and_repeats_nothing() {
     // 1. Delivered, then kill -9 and restart: nothing is sent again.
     let mut d = start_daemon(&cfg);
     w.set(&w.orders, 500.0);
-    wait_for("the first delivery", Duration::from_secs(10), || w.delivered().len() == 1).await;
+    wait_for("the first delivery", Duration::from_secs(10), || (w.delivered().len() == 1).then_some(())).await;
     d.0.kill().unwrap();
     d.0.wait().unwrap();
     let mut d = start_daemon(&cfg);
@@ -241,12 +228,15 @@ async fn sigkill_with_queued_notifications_loses_and_repeats_nothing() {
     w.mode.store(FAIL_500, Ordering::SeqCst);
     let before = w.attempts.load(Ordering::SeqCst);
     w.set(&w.billing, 500.0);
-    wait_for("a failed attempt", Duration::from_secs(10), || w.attempts.load(Ordering::SeqCst) > before).await;
+    wait_for("a failed attempt", Duration::from_secs(10), || {
+        (w.attempts.load(Ordering::SeqCst) > before).then_some(())
+    })
+    .await;
     d.0.kill().unwrap();
     d.0.wait().unwrap();
     w.mode.store(OK, Ordering::SeqCst);
     let _d = start_daemon(&cfg);
-    wait_for("the queued delivery", Duration::from_secs(10), || w.delivered().len() >= 2).await;
+    wait_for("the queued delivery", Duration::from_secs(10), || (w.delivered().len() >= 2).then_some(())).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let got = w.delivered();
     assert_eq!(got.len(), 2, "exactly once each: {got:?}");

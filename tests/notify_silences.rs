@@ -3,15 +3,13 @@
 //! restart on the same state dir), `forewarn silence add|ls|expire` against
 //! it, and `forewarn route-test` on a config file.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 mod support;
-use support::{temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{temp_dir, Daemon, Proc, BIN};
 
 fn start(dir: &std::path::Path, port: u16) -> Proc {
     let cfg = dir.join("forewarn.yml");
@@ -23,7 +21,7 @@ fn start(dir: &std::path::Path, port: u16) -> Proc {
         ),
     )
     .unwrap();
-    let p = Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).stderr(Stdio::null()).spawn().unwrap());
+    let p = Daemon::on(&cfg).quiet().start();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "daemon did not listen");

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 mod support;
-use support::temp_dir;
+use support::{temp_dir, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/promqltest");
 
 /// The shared file if present, else a copy of a small script written here,

@@ -8,7 +8,6 @@
 //! /usr/bin/prometheus (`.ci/run` installs it); it fails, not skips, without.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -16,9 +15,7 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, serve, start_prometheus, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, serve, start_prometheus, temp_dir, Daemon, Proc};
 
 const BODY: &str = "# TYPE http_requests_total counter\n\
 http_requests_total{code=\"200\",method=\"get\"} 1027\n\
@@ -113,7 +110,7 @@ fn start_forewarn(dir: &std::path::Path, target: &str) -> (Proc, String) {
     );
     let path = dir.join("forewarn.yml");
     std::fs::write(&path, cfg).unwrap();
-    let p = Proc(Command::new(BIN).args(["run", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
+    let p = Daemon::on(&path).quiet().start();
     (p, format!("http://{listen}"))
 }
 

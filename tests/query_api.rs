@@ -13,9 +13,7 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, serve, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, serve, temp_dir, Daemon, Proc, BIN};
 
 const BODY: &str = "# TYPE http_requests_total counter\n\
 http_requests_total{code=\"200\",method=\"get\"} 10\n\
@@ -47,7 +45,7 @@ self_monitoring: {{ enabled: false }}
     );
     let path = dir.join("forewarn.yml");
     std::fs::write(&path, cfg).unwrap();
-    let p = Proc(Command::new(BIN).args(["run", "--config"]).arg(&path).spawn().unwrap());
+    let p = Daemon::on(&path).start();
     (p, listen)
 }
 

@@ -6,20 +6,18 @@
 //! parameters are 400s naming them, SIGTERM ends the process while queries
 //! run, and alerts keep arriving while all of this hammers the API.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, serve, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, serve, temp_dir, Proc, WebhookSink, BIN};
 
 /// 10,000 unary minus signs, then `up`: one 10 KB request that used to
 /// overflow the stack.
@@ -42,23 +40,6 @@ async fn start_target(on: Arc<AtomicBool>) -> String {
             }),
         )
         .with_state(on);
-    serve(app).await
-}
-
-/// Notifications as they arrived.
-type Received = Arc<Mutex<Vec<(Instant, Value)>>>;
-
-/// A webhook receiver recording when each notification arrived.
-async fn start_hook(got: Received) -> String {
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(|State(got): State<Received>, body: String| async move {
-                got.lock().unwrap().push((Instant::now(), serde_json::from_str(&body).unwrap_or(Value::Null)));
-                "ok"
-            }),
-        )
-        .with_state(got);
     serve(app).await
 }
 
@@ -90,7 +71,7 @@ query: {query}
     );
     let path = dir.join("forewarn.yml");
     std::fs::write(&path, cfg).unwrap();
-    let proc = Proc(Command::new(BIN).args(["run", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
+    let proc = support::Daemon::on(&path).quiet().start();
     let deadline = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(&listen).is_err() {
         assert!(Instant::now() < deadline, "the daemon never listened on {listen}");
@@ -160,7 +141,7 @@ fn assert_error(status: u16, v: &Value, code: u16, kind: &str, needle: &str) {
 async fn hostile_queries_are_refused_and_the_daemon_lives() {
     let on = Arc::new(AtomicBool::new(true));
     let target = start_target(on).await;
-    let hook = start_hook(Default::default()).await;
+    let hook = WebhookSink::start().await.addr;
     let d = start_daemon("qlimits-hostile", &target, &hook, RULES, "{ timeout: 2s, max_samples: 1000 }").await;
     let c = client();
     wait_scraped(&c, &d.base).await;
@@ -250,7 +231,7 @@ async fn hostile_queries_are_refused_and_the_daemon_lives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_cancels_its_query() {
     let target = start_target(Arc::new(AtomicBool::new(true))).await;
-    let hook = start_hook(Default::default()).await;
+    let hook = WebhookSink::start().await.addr;
     let d = start_daemon("qlimits-cancel", &target, &hook, RULES, "{ timeout: 60s, max_concurrency: 1 }").await;
     let c = client();
     wait_scraped(&c, &d.base).await;
@@ -274,7 +255,7 @@ async fn a_client_that_hangs_up_cancels_its_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_rule_is_refused_by_check_reload_and_start() {
     let target = start_target(Arc::new(AtomicBool::new(true))).await;
-    let hook = start_hook(Default::default()).await;
+    let hook = WebhookSink::start().await.addr;
     let d = start_daemon("qlimits-rules", &target, &hook, RULES, "{}").await;
     let deep = format!("groups:\n  - name: g\n    rules:\n      - alert: Deep\n        expr: {}\n", minus_chain());
     let deep_path = d.dir.join("deep.yml");
@@ -314,7 +295,7 @@ async fn deep_rule_is_refused_by_check_reload_and_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_the_process_while_queries_run() {
     let target = start_target(Arc::new(AtomicBool::new(true))).await;
-    let hook = start_hook(Default::default()).await;
+    let hook = WebhookSink::start().await.addr;
     let mut d = start_daemon("qlimits-term", &target, &hook, RULES, "{ timeout: 10m }").await;
     let c = client();
     wait_scraped(&c, &d.base).await;
@@ -352,8 +333,8 @@ async fn sigterm_ends_the_process_while_queries_run() {
 async fn alerts_arrive_while_the_api_is_hammered() {
     let on = Arc::new(AtomicBool::new(false));
     let target = start_target(on.clone()).await;
-    let got: Received = Default::default();
-    let hook = start_hook(got.clone()).await;
+    let got = WebhookSink::start().await;
+    let hook = got.addr.clone();
     let d = start_daemon("qlimits-hammer", &target, &hook, SLOW_RULES, "{ timeout: 3s }").await;
     let c = client();
     wait_scraped(&c, &d.base).await;
@@ -394,7 +375,7 @@ async fn alerts_arrive_while_the_api_is_hammered() {
     on.store(true, Ordering::SeqCst);
     let deadline = raised + Duration::from_secs(60);
     let arrived = loop {
-        let firing = got.lock().unwrap().iter().find(|(_, v)| v["status"] == "firing").map(|(t, _)| *t);
+        let firing = got.received().iter().find(|(_, v)| v["status"] == "firing").map(|(t, _)| *t);
         if let Some(t) = firing {
             break t;
         }

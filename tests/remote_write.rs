@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +23,7 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, peer_installed, temp_dir, Proc, PROMETHEUS, VICTORIA_METRICS};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, peer_installed, temp_dir, Daemon, Proc, PROMETHEUS, VICTORIA_METRICS};
 
 async fn start_target() -> String {
     let served = Arc::new(AtomicU64::new(0));
@@ -71,7 +69,7 @@ remote_write:
 }
 
 fn start_forewarn(cfg: &Path) -> Proc {
-    Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().unwrap())
+    Daemon::on(cfg).quiet().start()
 }
 
 async fn get_json(url: &str) -> Option<Value> {

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+mod support;
+use support::BIN;
+
 /// 2026-03-02T00:00:00Z.
 const T0: i64 = 1_772_409_600;
 

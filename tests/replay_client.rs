@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod support;
-use support::temp_dir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{temp_dir, BIN};
 
 const RULES: &str = "groups:\n  - name: g\n    interval: 1m\n    rules:\n      - alert: Down\n        expr: up == 0\n";
 

@@ -16,9 +16,7 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, serve, start_prometheus, temp_dir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, serve, start_prometheus, temp_dir, BIN};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -58,7 +56,7 @@ async fn depth_at(client: &reqwest::Client, base: &str, t: Option<i64>) -> Optio
 }
 
 /// Polls until Prometheus answers `want` for `queue_depth` at `t` (bounded).
-async fn wait_for(client: &reqwest::Client, base: &str, t: Option<i64>, want: &str) {
+async fn wait_for_depth(client: &reqwest::Client, base: &str, t: Option<i64>, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let got = depth_at(client, base, t).await;
@@ -97,7 +95,7 @@ async fn replay_from_prometheus_matches_the_scenario() {
     // Once Prometheus has the shallow queue, the queue is deep 3 s from now
     // for 8 s.
     let t0 = now_ms();
-    wait_for(&client, &prom, None, "5").await;
+    wait_for_depth(&client, &prom, None, "5").await;
     let from = now_ms();
     let (deep_from, deep_to) = (from + 3000, from + 11_000);
     scenario.deep_to.store(deep_to, Ordering::SeqCst);
@@ -105,8 +103,8 @@ async fn replay_from_prometheus_matches_the_scenario() {
     let to = deep_to + 4000;
     tokio::time::sleep(Duration::from_millis((to + 1000 - now_ms()).max(0) as u64)).await;
     // Prometheus saw the queue deep and shallow again by `to`.
-    wait_for(&client, &prom, Some(deep_from + 2000), "500").await;
-    wait_for(&client, &prom, Some(to), "5").await;
+    wait_for_depth(&client, &prom, Some(deep_from + 2000), "500").await;
+    wait_for_depth(&client, &prom, Some(to), "5").await;
 
     std::fs::write(
         dir.join("rules.yml"),

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::extract::Path as UrlPath;
@@ -16,9 +15,8 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, peer_installed, temp_dir, Proc, VICTORIA_METRICS};
+use support::{free_port, peer_installed, temp_dir, Daemon, Proc, VICTORIA_METRICS};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const TARGETS: usize = 30;
 
 fn start_forewarn(dir: &Path, target: &str, vm: &str, replica: &str, cluster: &str) -> (Proc, String) {
@@ -46,15 +44,7 @@ remote_write:
         groups.join("\n"),
         dir.join("state").display()
     );
-    std::fs::write(dir.join("forewarn.yml"), cfg).unwrap();
-    let p = Proc(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(dir.join("forewarn.yml"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let p = Daemon::write(dir, &cfg).quiet().start();
     (p, format!("http://{listen}"))
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -18,22 +18,8 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("forewarn-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod support;
+use support::{temp_dir, Daemon};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -156,7 +142,7 @@ async fn misbehaving_targets_fail_alone_with_clear_errors() {
     std::fs::write(dir.join("sd/a.json"), format!(r#"[{{"targets": ["{addr}"], "labels": {{"team": "a"}}}}]"#))
         .unwrap();
     let cfg = write_config(&dir, &addr, &refused, &listen);
-    let _daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(&cfg).spawn().unwrap());
+    let _daemon = Daemon::on(&cfg).start();
     let client = reqwest::Client::new();
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -343,7 +329,7 @@ async fn tls_targets_trust_only_what_tls_config_says() {
     cfg += &job("missing_ca", ", tls_config: {ca_file: /nonexistent/forewarn-ca.pem}");
     cfg += &format!("http: {{ listen: \"{listen}\" }}\n");
     std::fs::write(dir.join("forewarn.yml"), cfg).unwrap();
-    let _daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(dir.join("forewarn.yml")).spawn().unwrap());
+    let _daemon = Daemon::on(dir.join("forewarn.yml")).start();
     let client = reqwest::Client::new();
     let started = Instant::now();
     let ts = loop {

@@ -6,7 +6,7 @@
 //! scrape duration distribution is printed (run with `--nocapture`).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,16 +15,10 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-const TARGETS: usize = 1000;
+mod support;
+use support::Daemon;
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+const TARGETS: usize = 1000;
 
 type Hits = Arc<Mutex<HashMap<String, u64>>>;
 
@@ -76,15 +70,7 @@ async fn thousand_targets_are_scraped_on_schedule() {
         cfg += &format!("      - {{ targets: [\"{addr}\"], labels: {{ shard: \"{i}\", __param_id: \"{i}\" }} }}\n");
     }
     cfg += &format!("http: {{ listen: \"{listen}\" }}\n");
-    std::fs::write(dir.join("forewarn.yml"), cfg).unwrap();
-    let _daemon = Proc(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(dir.join("forewarn.yml"))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _daemon = Daemon::write(&dir, &cfg).stdout(Stdio::null()).start();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
 

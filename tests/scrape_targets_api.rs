@@ -4,15 +4,12 @@
 //! shape), and `?state=active|dropped|any` and `?scrapePool=` filter the
 //! lists as in Prometheus.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, temp_dir, Daemon};
 
 fn addresses(list: &Value) -> Vec<String> {
     let mut out: Vec<String> = list
@@ -41,7 +38,7 @@ async fn dropped_targets_are_listed_with_their_discovered_labels() {
     );
     let path = dir.join("forewarn.yml");
     std::fs::write(&path, cfg).expect("write config");
-    let _daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(&path).spawn().expect("start forewarn"));
+    let _daemon = Daemon::on(&path).start();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&listen).is_err() {
         assert!(Instant::now() < deadline, "forewarn did not start listening");

@@ -9,7 +9,7 @@
 //! forewarn exports.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,8 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, serve, temp_dir, Proc};
+use support::{free_port, serve, temp_dir, wait_for_async, Daemon, Proc, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A webhook receiver: what it was sent, and the status it answers.
@@ -94,7 +93,7 @@ fn crypto() {
 
 fn start_daemon(cfg: &Path) -> Proc {
     crypto();
-    Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().expect("start forewarn"))
+    Daemon::on(cfg).quiet().start()
 }
 
 async fn get_json(url: &str) -> Option<Value> {
@@ -124,22 +123,6 @@ async fn rule_groups(base: &str) -> Vec<(String, String)> {
         .flatten()
         .map(|g| (g["file"].as_str().unwrap_or("").to_string(), g["name"].as_str().unwrap_or("").to_string()))
         .collect()
-}
-
-/// Polls `f` every 200 ms until it returns `Some` (panics after `timeout`).
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn write_config(path: &Path, listen: &str, body: &str) {
@@ -174,7 +157,7 @@ async fn self_series_watchdog_and_turning_it_off() {
     let _d = start_daemon(&cfg);
 
     // forewarn's own metrics, as series of job="forewarn", instance=<listen>.
-    let rows = eventually("forewarn_rule_groups{job=\"forewarn\"}", Duration::from_secs(20), || async {
+    let rows = wait_for_async("forewarn_rule_groups{job=\"forewarn\"}", Duration::from_secs(20), async || {
         let r = query(&base, "forewarn_rule_groups{job=\"forewarn\"}").await;
         (!r.is_empty()).then_some(r)
     })
@@ -186,7 +169,7 @@ async fn self_series_watchdog_and_turning_it_off() {
     assert_eq!(up.len(), 1, "{up:?}");
     assert_eq!(up[0]["value"][1], "1");
     // Counters move: the self scrape counts itself.
-    let scrapes = eventually("the self scrape counted twice", Duration::from_secs(10), || async {
+    let scrapes = wait_for_async("the self scrape counted twice", Duration::from_secs(10), async || {
         let r = query(&base, "forewarn_scrapes_total{job=\"forewarn\",scrape_job=\"forewarn\"}").await;
         r.first().and_then(|v| v["value"][1].as_str()?.parse::<f64>().ok()).filter(|n| *n >= 2.0)
     })
@@ -209,7 +192,7 @@ async fn self_series_watchdog_and_turning_it_off() {
     let alerts = query(&base, "ALERTS{alertname=\"Watchdog\",alertstate=\"firing\"}").await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["metric"]["severity"], "none");
-    eventually("three Watchdog notifications at the dead man's switch", Duration::from_secs(15), || async {
+    wait_for_async("three Watchdog notifications at the dead man's switch", Duration::from_secs(15), async || {
         (dms.notifications_with("Watchdog") >= 3).then_some(())
     })
     .await;
@@ -228,12 +211,12 @@ async fn self_series_watchdog_and_turning_it_off() {
     write_config(&cfg, &listen, &format!("{receivers}self_monitoring: {{ enabled: false }}\n"));
     let r = reqwest::Client::new().post(format!("{base}/-/reload")).send().await.expect("reload");
     assert!(r.status().is_success(), "reload: {}", r.text().await.unwrap_or_default());
-    eventually("the self series to end", Duration::from_secs(10), || async {
+    wait_for_async("the self series to end", Duration::from_secs(10), async || {
         query(&base, "count({job=\"forewarn\"})").await.is_empty().then_some(())
     })
     .await;
     assert!(rule_groups(&base).await.is_empty(), "{:?}", rule_groups(&base).await);
-    eventually("Watchdog to stop", Duration::from_secs(10), || async {
+    wait_for_async("Watchdog to stop", Duration::from_secs(10), async || {
         query(&base, "ALERTS{alertname=\"Watchdog\"}").await.is_empty().then_some(())
     })
     .await;
@@ -253,7 +236,7 @@ async fn off_from_the_start() {
     let cfg = dir.join("forewarn.yml");
     write_config(&cfg, &listen, "self_monitoring: { enabled: false }\n");
     let _d = start_daemon(&cfg);
-    let metrics = eventually("/metrics", Duration::from_secs(20), || async {
+    let metrics = wait_for_async("/metrics", Duration::from_secs(20), async || {
         reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()
     })
     .await;
@@ -300,7 +283,7 @@ async fn a_failing_receiver_is_reported_to_a_working_one() {
     );
     let _d = start_daemon(&cfg);
     let (labels, annotations) =
-        eventually("ForewarnNotificationsFailing at the working receiver", Duration::from_secs(60), || async {
+        wait_for_async("ForewarnNotificationsFailing at the working receiver", Duration::from_secs(60), async || {
             oncall.firing().into_iter().find(|(n, _, _)| n == "ForewarnNotificationsFailing").map(|(_, l, a)| (l, a))
         })
         .await;

@@ -6,7 +6,6 @@
 //! `forewarn_store_series_removed_total{reason="stale"}` show the churn,
 //! and `forewarn_store_series` drops back once the churn stops.
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +15,7 @@ use axum::routing::get;
 use axum::Router;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
+use support::{free_port, temp_dir, Daemon};
 
 #[derive(Clone, Default)]
 struct Target {
@@ -79,7 +76,7 @@ self_monitoring: {{ enabled: false }}
     );
     let path = dir.join("forewarn.yml");
     std::fs::write(&path, cfg).unwrap();
-    let _daemon = Proc(Command::new(BIN).args(["run", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap());
+    let _daemon = Daemon::on(&path).quiet().start();
 
     // Churn: about 10 new series a second, each gone one scrape later.
     let created =

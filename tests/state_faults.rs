@@ -12,24 +12,20 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
-
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
-
-type Received = Arc<Mutex<Vec<Value>>>;
+use support::{free_port, temp_dir, wait_for_async, Daemon, Proc, WebhookSink};
 
 /// A target whose `app_scrapes_total` counts requests (a lost sample is a
-/// missing value) and whose `step` is 150; and a webhook listener.
-async fn start_servers(received: Received) -> (String, String) {
+/// missing value) and whose `step` is 150; returns `host:port`.
+async fn start_target() -> String {
     let served = Arc::new(AtomicU64::new(0));
     let target = Router::new()
         .route(
@@ -42,16 +38,7 @@ async fn start_servers(received: Received) -> (String, String) {
             }),
         )
         .with_state(served);
-    let hook = Router::new()
-        .route(
-            "/hook",
-            post(|State(r): State<Received>, body: String| async move {
-                r.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
-                "ok"
-            }),
-        )
-        .with_state(received);
-    (support::serve(target).await, support::serve(hook).await)
+    support::serve(target).await
 }
 
 fn write_config(dir: &Path, state: &Path, target: &str, hook: &str, listen: &str) -> PathBuf {
@@ -82,18 +69,7 @@ http: {{ listen: "{listen}" }}
 
 fn start(cfg: &Path, log: &Path) -> Proc {
     let log = std::fs::File::create(log).unwrap();
-    Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stdout(Stdio::null()).stderr(log).spawn().unwrap())
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Daemon::on(cfg).stdout(Stdio::null()).stderr(log).start()
 }
 
 async fn fetch(url: String) -> Option<(u16, String)> {
@@ -113,15 +89,15 @@ async fn ready(listen: &str) -> Option<(u16, String)> {
     fetch(format!("http://{listen}/-/ready")).await
 }
 
-fn firing_count(received: &Received) -> usize {
-    received.lock().unwrap().iter().filter(|v| v["status"] == "firing").count()
+fn firing_count(received: &WebhookSink) -> usize {
+    received.bodies().iter().filter(|v| v["status"] == "firing").count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unwritable_state_dir_runs_in_memory_alerts_and_says_so() {
     let dir = temp_dir("faults-file");
-    let received: Received = Arc::default();
-    let (target, hook) = start_servers(received.clone()).await;
+    let received = WebhookSink::start().await;
+    let (target, hook) = (start_target().await, received.addr.clone());
     let listen = format!("127.0.0.1:{}", free_port());
     // A file where the state dir should be: nothing can be created in it.
     let state = dir.join("state");
@@ -130,14 +106,16 @@ async fn unwritable_state_dir_runs_in_memory_alerts_and_says_so() {
     let log = dir.join("forewarn.log");
     let _daemon = start(&cfg, &log);
 
-    let (status, body) = wait_for("/-/ready", Duration::from_secs(15), async || ready(&listen).await).await;
+    let (status, body) = wait_for_async("/-/ready", Duration::from_secs(15), async || ready(&listen).await).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("sqlite") && body.contains("wal"), "{body}");
     assert!(write_failures(&listen, "sqlite").await >= 1.0);
     assert!(write_failures(&listen, "wal").await >= 1.0);
     // Alerting goes on: the alert reaches the webhook.
-    wait_for("a firing notification", Duration::from_secs(15), async || (firing_count(&received) >= 1).then_some(()))
-        .await;
+    wait_for_async("a firing notification", Duration::from_secs(15), async || {
+        (firing_count(&received) >= 1).then_some(())
+    })
+    .await;
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("STATE DIR NOT WRITABLE") && text.contains("STORE NOT DURABLE"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -201,27 +179,31 @@ async fn scrape_counts(listen: &str) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_mid_run_is_visible_then_nothing_is_lost_or_sent_twice() {
     let dir = temp_dir("faults-full");
-    let received: Received = Arc::default();
-    let (target, hook) = start_servers(received.clone()).await;
+    let received = WebhookSink::start().await;
+    let (target, hook) = (start_target().await, received.addr.clone());
     let listen = format!("127.0.0.1:{}", free_port());
     let mnt = Tmpfs::mount(&dir.join("state"), "4m");
     let cfg = write_config(&dir, &mnt.0, &target, &hook, &listen);
     let mut first = start(&cfg, &dir.join("first.log"));
-    wait_for("ready", Duration::from_secs(15), async || ready(&listen).await.filter(|(s, _)| *s == 200).map(|_| ()))
-        .await;
+    wait_for_async("ready", Duration::from_secs(15), async || {
+        ready(&listen).await.filter(|(s, _)| *s == 200).map(|_| ())
+    })
+    .await;
 
     // The disk fills up before the alert fires.
     let filler = mnt.0.join("filler");
     fill(&filler);
     // The WAL (flushed every second) and state.db (at the next evaluation)
     // fail at their own moments: wait for both to be named.
-    wait_for("/-/ready 503 naming the WAL and state.db", Duration::from_secs(15), async || {
+    wait_for_async("/-/ready 503 naming the WAL and state.db", Duration::from_secs(15), async || {
         ready(&listen).await.filter(|(s, b)| *s == 503 && b.contains("wal/store") && b.contains("sqlite"))
     })
     .await;
     // Alerting goes on while the disk is full.
-    wait_for("the firing notification", Duration::from_secs(15), async || (firing_count(&received) >= 1).then_some(()))
-        .await;
+    wait_for_async("the firing notification", Duration::from_secs(15), async || {
+        (firing_count(&received) >= 1).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let failures = write_failures(&listen, "wal").await;
     assert!(failures >= 5.0, "a failure per flush is counted: {failures}");
@@ -231,19 +213,19 @@ async fn full_disk_mid_run_is_visible_then_nothing_is_lost_or_sent_twice() {
 
     // Space is freed: writes resume, /-/ready recovers.
     std::fs::remove_file(&filler).unwrap();
-    wait_for("/-/ready 200 again", Duration::from_secs(15), async || {
+    wait_for_async("/-/ready 200 again", Duration::from_secs(15), async || {
         ready(&listen).await.filter(|(s, _)| *s == 200).map(|_| ())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await; // a WAL flush or two
     let before_kill = scrape_counts(&listen).await;
-    let sent = received.lock().unwrap().len();
-    assert_eq!(firing_count(&received), 1, "{:?}", received.lock().unwrap());
+    let sent = received.bodies().len();
+    assert_eq!(firing_count(&received), 1, "{:?}", received.bodies());
     assert!(Command::new("kill").args(["-KILL", &first.0.id().to_string()]).status().unwrap().success());
     let _ = first.0.wait();
 
     let mut second = start(&cfg, &dir.join("second.log"));
-    let after = wait_for("history after the restart", Duration::from_secs(15), async || {
+    let after = wait_for_async("history after the restart", Duration::from_secs(15), async || {
         let c = scrape_counts(&listen).await;
         (!c.is_empty()).then_some(c)
     })
@@ -258,7 +240,7 @@ async fn full_disk_mid_run_is_visible_then_nothing_is_lost_or_sent_twice() {
     assert!(last_before - old.last().unwrap() <= 10, "at most the last flushes lost: {old:?} vs {last_before}");
     // Evaluations run and the group interval passes: nothing is re-sent.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(received.lock().unwrap().len(), sent, "re-sent after the restart: {:?}", received.lock().unwrap());
+    assert_eq!(received.bodies().len(), sent, "re-sent after the restart: {:?}", received.bodies());
     let alert_before = alerts_text(&listen).await;
     assert!(alert_before.contains("\"firing\""), "{alert_before}");
 
@@ -272,11 +254,11 @@ async fn full_disk_mid_run_is_visible_then_nothing_is_lost_or_sent_twice() {
     let log = dir.join("third.log");
     let _third = start(&cfg, &log);
     let (status, body) =
-        wait_for("/-/ready on a full disk", Duration::from_secs(15), async || ready(&listen).await).await;
+        wait_for_async("/-/ready on a full disk", Duration::from_secs(15), async || ready(&listen).await).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(alerts_text(&listen).await, alert_before, "the alert as it was, from the first answer on");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(received.lock().unwrap().len(), sent, "re-sent on the full disk: {:?}", received.lock().unwrap());
+    assert_eq!(received.bodies().len(), sent, "re-sent on the full disk: {:?}", received.bodies());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("STATE DIR NOT WRITABLE"), "{text}");
     drop(mnt);

@@ -15,9 +15,8 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, temp_dir, Daemon, Proc};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/state-be55a76");
 /// Just after the fixture's last sample (2026-12-04T18:29:50Z).
 const FIXTURE_END_S: i64 = 1_796_408_990;
@@ -81,7 +80,7 @@ async fn wait_ready(listen: &str) -> (u16, String) {
 
 fn start(cfg: &Path, log: &Path) -> Proc {
     let log = std::fs::File::create(log).unwrap();
-    Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stdout(Stdio::null()).stderr(log).spawn().unwrap())
+    Daemon::on(cfg).stdout(Stdio::null()).stderr(log).start()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,10 @@
 //! not a guess from timings.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -20,9 +20,8 @@ use axum::Router;
 use serde_json::Value;
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, temp_dir, wait_for, Daemon, Proc};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const SCRAPE_MS: u64 = 200;
 
 /// A target whose `app_scrapes_total` is the number of requests served.
@@ -60,18 +59,7 @@ http: {{ listen: "{listen}" }}
 }
 
 fn start(cfg: &Path) -> Proc {
-    Proc(Command::new(BIN).args(["run", "--config"]).arg(cfg).stderr(Stdio::null()).spawn().unwrap())
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Daemon::on(cfg).quiet().start()
 }
 
 fn now_ms() -> i64 {

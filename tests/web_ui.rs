@@ -20,9 +20,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 mod support;
-use support::{free_port, temp_dir, Proc};
+use support::{free_port, temp_dir, wait_for_async, Daemon, Proc};
 
-const BIN: &str = env!("CARGO_BIN_EXE_forewarn");
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// A label value that must show as text, never run.
@@ -73,17 +72,6 @@ storage: {{ path: "{data}", retention: 1h }}
     path
 }
 
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// A WebDriver session on chromedriver.
 struct Browser {
     http: reqwest::Client,
@@ -104,7 +92,7 @@ impl Browser {
         );
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
-        wait_for("chromedriver", Duration::from_secs(15), async || {
+        wait_for_async("chromedriver", Duration::from_secs(15), async || {
             let r = http.get(format!("{base}/status")).send().await.ok()?;
             let v: Value = r.json().await.ok()?;
             v["value"]["ready"].as_bool().filter(|r| *r)
@@ -235,9 +223,7 @@ async fn pages_show_what_a_person_looks_for_in_a_real_browser() {
     tokio::spawn(forewarn::demo::serve_targets(l, scenario));
     let listen = format!("127.0.0.1:{}", free_port());
     let cfg = write_config(&dir, &targets, &listen, "");
-    let _daemon = Proc(
-        Command::new(BIN).args(["run", "--config"]).arg(&cfg).current_dir(&dir).stderr(Stdio::null()).spawn().unwrap(),
-    );
+    let _daemon = Daemon::on(&cfg).current_dir(&dir).quiet().start();
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
     support::wait_http_ok(&format!("{base}/-/ready"), Duration::from_secs(15)).await;
@@ -253,17 +239,18 @@ async fn pages_show_what_a_person_looks_for_in_a_real_browser() {
     let browser = Browser::start().await;
     browser.viewport(1280, 800, false, "light").await;
 
-    let ratio = wait_for("the ratio alert", Duration::from_secs(40), async || {
+    let ratio = wait_for_async("the ratio alert", Duration::from_secs(40), async || {
         firing(&http, &base, "DemoFilterPassesEverything").await
     })
     .await;
-    let backlog = wait_for("the threshold alert", Duration::from_secs(20), async || {
+    let backlog = wait_for_async("the threshold alert", Duration::from_secs(20), async || {
         firing(&http, &base, "DemoBacklogHigh").await
     })
     .await;
-    let leak =
-        wait_for("the trend alert", Duration::from_secs(60), async || firing(&http, &base, "DemoMemoryLeak").await)
-            .await;
+    let leak = wait_for_async("the trend alert", Duration::from_secs(60), async || {
+        firing(&http, &base, "DemoMemoryLeak").await
+    })
+    .await;
 
     // Alerts: grouped by state and severity, verdict, band, the chart with the deploy line.
     let page = browser.open(&format!("{base}/alerts")).await;
@@ -365,9 +352,7 @@ async fn silence_forms_need_credentials_and_the_same_origin() {
     let dir = temp_dir("web-ui-auth");
     let listen = format!("127.0.0.1:{}", free_port());
     let cfg = write_config(&dir, "127.0.0.1:9", &listen, ", bearer_tokens: [s3cret-token-for-tests]");
-    let _daemon = Proc(
-        Command::new(BIN).args(["run", "--config"]).arg(&cfg).current_dir(&dir).stderr(Stdio::null()).spawn().unwrap(),
-    );
+    let _daemon = Daemon::on(&cfg).current_dir(&dir).quiet().start();
     let base = format!("http://{listen}");
     support::wait_http_ok(&format!("{base}/-/ready"), Duration::from_secs(15)).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

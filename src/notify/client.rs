@@ -2,7 +2,8 @@
 //! add|ls|expire` talk to a running daemon's `/api/v1/silences`, and
 //! `forewarn route-test` answers "who would hear of an alert with these
 //! labels?" from a config file alone (like `amtool config routes test`).
-//! Here rather than in `main.rs` so the CLI stays a thin face.
+//! Here rather than in the binary (`src/bin/forewarn`) so the CLI stays a
+//! thin face.
 
 use std::time::Duration;
 

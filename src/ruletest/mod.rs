@@ -18,7 +18,11 @@
 //! enabled (as in promtool's command line, which has no switch to turn them
 //! off); an `alert_rule_test` naming an alert no rule defines fails
 //! instead of passing vacuously.
+//!
+//! `forewarn check` lives here too: [`check`] loads a rule or config file as
+//! the daemon would, and [`lint`] flags what loads but is likely a mistake.
 
+pub mod check;
 pub mod diff;
 pub mod lenient;
 pub mod lint;
