@@ -22,6 +22,10 @@ use crate::scrape::ScrapeManager;
 use crate::store::Store;
 
 /// Why the daemon could not start or reload.
+///
+/// Each stage's own error is kept whole (`#[from]`, `transparent`): its
+/// text already names the file, path or setting to fix, and callers that
+/// care can still match on it or walk `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("{}", Located::join(.0))]
@@ -32,8 +36,36 @@ pub enum DaemonError {
     Route(String),
     #[error("cannot listen on {addr}: {source} (is another forewarn running? change http.listen)")]
     Listen { addr: String, source: std::io::Error },
+    /// A second recorder in the same process (tests) or a broken exporter.
+    #[error("cannot install metrics recorder: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    ScrapeClient(#[from] crate::scrape::manager::ClientError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Outbox(#[from] crate::notify::outbox::OutboxError),
+    #[error(transparent)]
+    Deploys(#[from] crate::deploys::DeploysError),
     #[error("{0}")]
-    Other(String),
+    Alertmanagers(String),
+    #[error(transparent)]
+    Datasource(#[from] crate::datasource::FetchError),
+    /// The bound listener has no local address (should not happen once bound).
+    #[error("{0}")]
+    LocalAddr(std::io::Error),
+    #[error("cannot install {signal} handler: {source}")]
+    Signal { signal: &'static str, source: std::io::Error },
+    #[error("cannot bind the demo targets: {0}")]
+    DemoBind(std::io::Error),
+    #[error("cannot prepare the demo: {0}")]
+    DemoConfig(std::io::Error),
+    /// The blocking task that flushes the WAL and writes the last snapshot
+    /// panicked or was cancelled.
+    #[error("the final store flush failed: {0}")]
+    FinalFlush(tokio::task::JoinError),
 }
 
 /// How the daemon was started.
@@ -83,9 +115,7 @@ pub fn metrics_handle() -> Result<PrometheusHandle, DaemonError> {
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }
-    let h = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| DaemonError::Other(format!("cannot install metrics recorder: {e}")))?;
+    let h = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     crate::selfmon::describe();
     // A counter first seen at 1 has no increase() to alert on: the first
     // failed write must count from an existing 0.
@@ -126,14 +156,13 @@ impl Daemon {
     pub async fn start(cfg: Config, options: Options) -> Result<Arc<Daemon>, DaemonError> {
         let metrics = metrics_handle()?;
         // Durable in storage.path/samples when set (recovers the history), else in memory.
-        let store =
-            Arc::new(crate::store::open_configured(&cfg.storage).map_err(|e| DaemonError::Other(e.to_string()))?);
+        let store = Arc::new(crate::store::open_configured(&cfg.storage)?);
         // Queues take their hold on unsent WAL segments before the first checkpoint.
         let remote_write = crate::remote_write::RemoteWrite::default();
         remote_write.apply(&cfg.remote_write, &cfg.external_labels(), &store);
         crate::store::spawn_persistence(&store, &cfg.storage);
         let groups = rule_groups_of(&cfg)?;
-        let scrape = ScrapeManager::new(store.clone()).map_err(|e| DaemonError::Other(e.to_string()))?;
+        let scrape = ScrapeManager::new(store.clone())?;
         scrape.apply_config(&cfg.scrape_configs, &cfg.global.scrape_defaults(), cfg.scrape_cluster.clone());
 
         let mut dispatcher = dispatcher_of(&cfg)?;
@@ -141,16 +170,14 @@ impl Daemon {
             dispatcher.add_integration(name, Arc::new(crate::notify::console::ConsoleReceiver));
         }
         // The state dir holds the outbox, the notification log and silences.
-        let state = crate::state::StateDir::open_or_fallback(cfg.storage.path.as_deref())
-            .map_err(|e| DaemonError::Other(e.to_string()))?;
+        let state = crate::state::StateDir::open_or_fallback(cfg.storage.path.as_deref())?;
         let worker = crate::notify::outbox::WorkerOptions {
             max_age_ms: cfg.outbox.max_age.as_millis(),
             max_backoff_ms: cfg.outbox.max_backoff.as_millis() as u64,
         };
-        let silences = dispatcher.attach(&state, worker).map_err(|e| DaemonError::Other(e.to_string()))?;
+        let silences = dispatcher.attach(&state, worker)?;
         silences.set_limits(cfg.silences.clone());
-        let deploys = crate::deploys::DeployLog::open(&state, cfg.deploys.clone())
-            .map_err(|e| DaemonError::Other(e.to_string()))?;
+        let deploys = crate::deploys::DeployLog::open(&state, cfg.deploys.clone())?;
         dispatcher.set_deploys(deploys.clone());
         scrape.set_detector(Arc::new(crate::deploys::Detector::new(deploys.clone())));
         let (alerts_tx, alerts_rx) = mpsc::unbounded_channel();
@@ -160,7 +187,7 @@ impl Daemon {
         tokio::spawn(dispatcher.run(dispatch_rx, reconf_rx));
         let alertmanagers = Arc::new(Mutex::new(
             crate::notify::alertmanagers::AlertmanagerNotifier::new(&cfg.alerting, &cfg.external_url())
-                .map_err(DaemonError::Other)?,
+                .map_err(DaemonError::Alertmanagers)?,
         ));
         tokio::spawn(tee_alerts(alerts_rx, dispatch_tx, alertmanagers.clone()));
 
@@ -262,7 +289,7 @@ impl Daemon {
         let alertmanagers = if am_changed {
             Some(
                 crate::notify::alertmanagers::AlertmanagerNotifier::new(&cfg.alerting, &cfg.external_url())
-                    .map_err(DaemonError::Other)?,
+                    .map_err(DaemonError::Alertmanagers)?,
             )
         } else {
             None
@@ -329,7 +356,7 @@ impl Daemon {
 /// rules would have nowhere to go.
 fn open_datasource(cfg: &Config) -> Result<Option<Arc<crate::datasource::RemoteSource>>, DaemonError> {
     let Some(ds) = &cfg.datasource else { return Ok(None) };
-    let src = crate::datasource::RemoteSource::new(ds).map_err(|e| DaemonError::Other(e.to_string()))?;
+    let src = crate::datasource::RemoteSource::new(ds)?;
     if cfg.remote_write.is_empty() {
         tracing::warn!(datasource = %ds.url_label(),
             "datasource is set without remote_write: recording rule results and ALERTS_FOR_STATE stay local, \

@@ -37,10 +37,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hup =
-        signal(SignalKind::hangup()).map_err(|e| DaemonError::Other(format!("cannot install SIGHUP handler: {e}")))?;
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| DaemonError::Other(format!("cannot install SIGTERM handler: {e}")))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|source| DaemonError::Signal { signal: "SIGHUP", source })?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|source| DaemonError::Signal { signal: "SIGTERM", source })?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = Arc::new(tokio::sync::Notify::new());
     let stopping_tx = stopping.clone();
@@ -94,8 +93,6 @@ pub async fn serve(
         }
     };
     // Clean shutdown: flush the sample WAL and write a final snapshot.
-    tokio::task::spawn_blocking(move || store.shutdown())
-        .await
-        .map_err(|e| DaemonError::Other(format!("the final store flush failed: {e}")))?;
+    tokio::task::spawn_blocking(move || store.shutdown()).await.map_err(DaemonError::FinalFlush)?;
     served
 }

@@ -23,13 +23,10 @@ pub const DEMO_RULES: &str = include_str!("../../rules/demo.yml");
 /// to watch for, and runs the daemon on them with its web UI on `listen`
 /// (notifications print to the terminal) until SIGTERM or SIGINT.
 pub async fn run(listen: String) -> Result<(), DaemonError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| DaemonError::Other(format!("cannot bind the demo targets: {e}")))?;
-    let targets = listener.local_addr().map_err(|e| DaemonError::Other(e.to_string()))?.to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(DaemonError::DemoBind)?;
+    let targets = listener.local_addr().map_err(DaemonError::LocalAddr)?.to_string();
     tokio::spawn(serve_targets(listener, Default::default()));
-    let (cfg, _dir) =
-        config(&targets, &listen).map_err(|e| DaemonError::Other(format!("cannot prepare the demo: {e}")))?;
+    let (cfg, _dir) = config(&targets, &listen).map_err(DaemonError::DemoConfig)?;
     println!(
         "forewarn demo: scraping built-in targets at {targets} every second.\n\
          In ~10 s memory starts leaking, at ~20 s a filter starts passing everything,\n\

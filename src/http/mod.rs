@@ -94,7 +94,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| DaemonError::Listen { addr: addr.to_string(), source })?;
-    let local = listener.local_addr().map_err(|e| DaemonError::Other(e.to_string()))?;
+    let local = listener.local_addr().map_err(DaemonError::LocalAddr)?;
     tracing::info!(address = %local, "HTTP server listening");
     d.ready.store(true, Ordering::SeqCst);
     let settings = {

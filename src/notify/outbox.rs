@@ -252,10 +252,7 @@ impl Outbox {
     pub fn next_attempt(&self) -> Result<Option<i64>, OutboxError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT MIN(next_attempt_ms) FROM outbox").map_err(|e| self.err(e))?;
-        stmt.query_row([], |r| r.get::<_, Option<i64>>(0))
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.err(e))
+        stmt.query_row([], |r| r.get::<_, Option<i64>>(0)).optional().map(Option::flatten).map_err(|e| self.err(e))
     }
 
     /// Removes a notification (delivered, failed for good, or expired).

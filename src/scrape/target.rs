@@ -373,11 +373,7 @@ impl ScrapeState {
             return Err(ScrapeError::LabelLimit { url: t.url.clone(), message });
         }
         if t.sample_limit > 0 && pending.len() > t.sample_limit {
-            return Err(ScrapeError::SampleLimit {
-                url: t.url.clone(),
-                count: pending.len(),
-                limit: t.sample_limit,
-            });
+            return Err(ScrapeError::SampleLimit { url: t.url.clone(), count: pending.len(), limit: t.sample_limit });
         }
         Ok(scraped)
     }
