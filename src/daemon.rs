@@ -33,7 +33,7 @@ pub enum DaemonError {
     #[error("{}", Located::join(.0))]
     Rules(Vec<Located>),
     #[error("route: {0}")]
-    Route(String),
+    Route(#[from] crate::notify::dispatch::PartsError),
     #[error("cannot listen on {addr}: {source} (is another forewarn running? change http.listen)")]
     Listen { addr: String, source: std::io::Error },
     /// A second recorder in the same process (tests) or a broken exporter.
@@ -49,8 +49,8 @@ pub enum DaemonError {
     Outbox(#[from] crate::notify::outbox::OutboxError),
     #[error(transparent)]
     Deploys(#[from] crate::deploys::DeploysError),
-    #[error("{0}")]
-    Alertmanagers(String),
+    #[error(transparent)]
+    Alertmanagers(#[from] crate::notify::alertmanagers::AlertingError),
     #[error(transparent)]
     Datasource(#[from] crate::datasource::FetchError),
     /// The bound listener has no local address (should not happen once bound).
@@ -128,7 +128,7 @@ pub fn metrics_handle() -> Result<PrometheusHandle, DaemonError> {
 /// The routing tree and receivers of `cfg`, with the `Watchdog` route of
 /// the built-in rules (see [`crate::selfmon::route_watchdog`]).
 pub fn dispatcher_of(cfg: &Config) -> Result<Dispatcher, DaemonError> {
-    let mut parts = crate::notify::dispatch::parts_of(cfg.notify_sections()).map_err(DaemonError::Route)?;
+    let mut parts = crate::notify::dispatch::parts_of(cfg.notify_sections())?;
     crate::selfmon::route_watchdog(&mut parts.root, cfg);
     Ok(Dispatcher::from_parts(parts, cfg.external_url()))
 }
@@ -185,10 +185,10 @@ impl Daemon {
         // Every batch goes to the routing tree and to `alerting.alertmanagers`.
         let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
         tokio::spawn(dispatcher.run(dispatch_rx, reconf_rx));
-        let alertmanagers = Arc::new(Mutex::new(
-            crate::notify::alertmanagers::AlertmanagerNotifier::new(&cfg.alerting, &cfg.external_url())
-                .map_err(DaemonError::Alertmanagers)?,
-        ));
+        let alertmanagers = Arc::new(Mutex::new(crate::notify::alertmanagers::AlertmanagerNotifier::new(
+            &cfg.alerting,
+            &cfg.external_url(),
+        )?));
         tokio::spawn(tee_alerts(alerts_rx, dispatch_tx, alertmanagers.clone()));
 
         let log = deploys.clone();
@@ -287,10 +287,7 @@ impl Daemon {
         let parts = receivers_of(&cfg, &self.options.console_receiver)?;
         let am_changed = self.config.lock().unwrap_or_else(|e| e.into_inner()).alerting != cfg.alerting;
         let alertmanagers = if am_changed {
-            Some(
-                crate::notify::alertmanagers::AlertmanagerNotifier::new(&cfg.alerting, &cfg.external_url())
-                    .map_err(DaemonError::Alertmanagers)?,
-            )
+            Some(crate::notify::alertmanagers::AlertmanagerNotifier::new(&cfg.alerting, &cfg.external_url())?)
         } else {
             None
         };

@@ -10,6 +10,24 @@ use serde::Deserialize;
 use crate::duration::PromDuration;
 use crate::http_client::{Authorization, BasicAuth, Secret, TlsConfig};
 
+/// Why the `datasource` section is refused, or its client cannot be set
+/// up; the message names the key (the caller adds `datasource.`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Url(#[from] crate::http_client::UrlError),
+    #[error("url: give the base URL, without {0:?}: forewarn adds /api/v1/query itself")]
+    ApiPath(String),
+    #[error("timeout: must be greater than 0s")]
+    ZeroTimeout,
+    #[error("headers: set Authorization with `authorization` or `basic_auth`")]
+    AuthorizationHeader,
+    #[error(transparent)]
+    Auth(#[from] crate::http_client::AuthError),
+    #[error(transparent)]
+    Client(#[from] crate::http_client::ClientError),
+}
+
 /// A Prometheus-compatible query API the rules read from.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,22 +84,22 @@ impl DatasourceConfig {
     }
 
     /// What serde cannot check; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let u = crate::http_client::parse_http_url(self.url.expose())?;
         if u.path().contains("/api/v1/") {
-            return Err(format!("url: give the base URL, without {:?}: forewarn adds /api/v1/query itself", u.path()));
+            return Err(ConfigError::ApiPath(u.path().to_string()));
         }
         if self.timeout.is_zero() {
-            return Err("timeout: must be greater than 0s".into());
+            return Err(ConfigError::ZeroTimeout);
         }
         for h in self.headers.keys() {
             if h.eq_ignore_ascii_case("authorization") {
-                return Err("headers: set Authorization with `authorization` or `basic_auth`".into());
+                return Err(ConfigError::AuthorizationHeader);
             }
         }
         crate::http_client::auth(self.basic_auth.as_ref(), self.authorization.as_ref())?;
         if let Some(tls) = &self.tls_config {
-            crate::http_client::build(tls).map_err(|e| e.to_string())?;
+            crate::http_client::build(tls)?;
         }
         Ok(())
     }

@@ -38,6 +38,16 @@ pub enum FetchError {
     Timeout { url: String, query: String, timeout: Duration },
     #[error("datasource: {0}")]
     Setup(String),
+    /// The section or its secret files; shared (`Arc`) because a fetch
+    /// error is cloned to every reader waiting on the same query.
+    #[error("datasource: {0}")]
+    Config(std::sync::Arc<super::config::ConfigError>),
+}
+
+impl From<super::config::ConfigError> for FetchError {
+    fn from(e: super::config::ConfigError) -> Self {
+        FetchError::Config(std::sync::Arc::new(e))
+    }
 }
 
 /// A PromQL selector for `matchers`: `{__name__="up",job=~"a|b"}`.
@@ -96,11 +106,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(cfg: &DatasourceConfig) -> Result<Client, FetchError> {
-        cfg.validate().map_err(FetchError::Setup)?;
-        let auth =
-            crate::http_client::auth(cfg.basic_auth.as_ref(), cfg.authorization.as_ref()).map_err(FetchError::Setup)?;
+        cfg.validate()?;
+        let auth = crate::http_client::auth(cfg.basic_auth.as_ref(), cfg.authorization.as_ref())
+            .map_err(super::config::ConfigError::from)?;
         let http = crate::http_client::build(cfg.tls_config.as_ref().unwrap_or(&Default::default()))
-            .map_err(|e| FetchError::Setup(e.to_string()))?;
+            .map_err(super::config::ConfigError::from)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -193,7 +203,7 @@ async fn run(r: Request, url: String, query: String, timeout: Duration) -> Resul
         req = req.header(k.as_str(), v.as_str());
     }
     if let Some(a) = &r.auth {
-        req = req.header("Authorization", a.header().await.map_err(FetchError::Setup)?);
+        req = req.header("Authorization", a.header().await.map_err(super::config::ConfigError::from)?);
     }
     let resp = req.send().await.map_err(|e| {
         if e.is_timeout() {

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use config::DatasourceConfig;
+pub use config::{ConfigError, DatasourceConfig};
 pub use fetch::{parse_matrix, selector, FetchError};
 
 use crate::labels::Matcher;

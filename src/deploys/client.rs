@@ -18,7 +18,7 @@ pub async fn post_marker(
 ) -> Result<Marker, DeploysError> {
     let url = format!("{}/api/v1/deploys", server.trim_end_matches('/'));
     let http = |m: String| DeploysError::Http(format!("{url}: {m}"));
-    let client = conn.client(Duration::from_secs(15)).map_err(http)?;
+    let client = conn.client(Duration::from_secs(15)).map_err(|e| http(e.to_string()))?;
     let mut req = client.post(&url).json(body);
     if conn.has_credentials() {
         req = conn.authorize(req);

@@ -12,6 +12,18 @@ use base64::Engine;
 
 use super::{Authorization, BasicAuth};
 
+/// Why `basic_auth`/`authorization` is refused at load, or its secret
+/// file could not be read for a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("basic_auth and authorization are both set; keep one")]
+    BothSet,
+    #[error("authorization needs credentials or credentials_file")]
+    NoCredentials,
+    #[error("cannot read {what} {}: {source}; fix the file or the path", path.display())]
+    ReadSecret { what: &'static str, path: PathBuf, source: std::io::Error },
+}
+
 /// The source of a request's `Authorization` header.
 #[derive(Clone, PartialEq)]
 pub enum Auth {
@@ -37,7 +49,7 @@ impl fmt::Debug for Auth {
 impl Auth {
     /// The header value for a request starting now; reads the secret file,
     /// if any, so the error names the file when it is missing or unreadable.
-    pub async fn header(&self) -> Result<String, String> {
+    pub async fn header(&self) -> Result<String, AuthError> {
         match self {
             Auth::Fixed(h) => Ok(h.clone()),
             Auth::BasicFile { username, file } => {
@@ -53,20 +65,21 @@ impl Auth {
 }
 
 /// The `Authorization` header source for `basic_auth`/`authorization`.
-pub fn auth(basic_auth: Option<&BasicAuth>, authorization: Option<&Authorization>) -> Result<Option<Auth>, String> {
+pub fn auth(basic_auth: Option<&BasicAuth>, authorization: Option<&Authorization>) -> Result<Option<Auth>, AuthError> {
     match (basic_auth, authorization) {
-        (Some(_), Some(_)) => Err("basic_auth and authorization are both set; keep one".into()),
+        (Some(_), Some(_)) => Err(AuthError::BothSet),
         (Some(b), None) => Ok(Some(basic(b))),
         (None, Some(a)) => bearer(a).map(Some),
         (None, None) => Ok(None),
     }
 }
 
-async fn read_secret(what: &str, path: &std::path::Path) -> Result<String, String> {
-    tokio::fs::read_to_string(path)
-        .await
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("cannot read {what} {}: {e}; fix the file or the path", path.display()))
+async fn read_secret(what: &'static str, path: &std::path::Path) -> Result<String, AuthError> {
+    tokio::fs::read_to_string(path).await.map(|s| s.trim().to_string()).map_err(|source| AuthError::ReadSecret {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn basic_header(username: &str, password: &str) -> String {
@@ -82,10 +95,10 @@ fn basic(b: &BasicAuth) -> Auth {
     }
 }
 
-fn bearer(a: &Authorization) -> Result<Auth, String> {
+fn bearer(a: &Authorization) -> Result<Auth, AuthError> {
     match (&a.credentials, &a.credentials_file) {
         (Some(c), _) => Ok(Auth::Fixed(format!("{} {}", a.kind, c.expose()))),
         (None, Some(f)) => Ok(Auth::CredentialsFile { kind: a.kind.clone(), file: f.clone() }),
-        (None, None) => Err("authorization needs credentials or credentials_file".into()),
+        (None, None) => Err(AuthError::NoCredentials),
     }
 }

@@ -19,15 +19,15 @@ pub struct Connection {
 
 impl Connection {
     /// An HTTP client with this connection's TLS settings.
-    pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, String> {
+    pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, super::ClientError> {
         let b = reqwest::Client::builder().timeout(timeout).user_agent(concat!("forewarn/", env!("CARGO_PKG_VERSION")));
         let tls = super::TlsConfig {
             ca_file: self.ca_file.clone(),
             insecure_skip_verify: self.insecure_skip_verify,
             ..Default::default()
         };
-        let b = super::apply_tls(b, &tls, super::Keys::Flags).map_err(|e| e.to_string())?;
-        b.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
+        let b = super::apply_tls(b, &tls, super::Keys::Flags)?;
+        b.build().map_err(|e| super::ClientError::Connection(e.to_string()))
     }
 
     /// Adds the credentials (basic auth wins over a bearer token).

@@ -17,8 +17,8 @@ mod settings;
 mod tls;
 mod url;
 
-pub use auth::{auth, Auth};
+pub use auth::{auth, Auth, AuthError};
 pub use connection::Connection;
 pub use settings::{Authorization, BasicAuth, Secret, TlsConfig};
 pub use tls::{apply_tls, build, ClientError, Keys};
-pub use url::{parse_http_url, redact_url, url_label};
+pub use url::{parse_http_url, redact_url, url_label, UrlError};

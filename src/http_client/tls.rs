@@ -41,6 +41,10 @@ pub enum ClientError {
     HalfIdentity { cert: String, key: String },
     #[error("cannot set up the HTTP client: {0}")]
     Build(String),
+    /// [`super::Connection::client`]'s builder failed (kept apart from
+    /// `Build` for its own wording, which the command line prints).
+    #[error("cannot build an HTTP client: {0}")]
+    Connection(String),
 }
 
 /// Applies `tls` to a client builder (the caller keeps its own timeouts,

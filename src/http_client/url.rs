@@ -7,12 +7,23 @@ pub fn url_label(raw: &str) -> String {
     reqwest::Url::parse(raw).map(|u| redact_url(&u)).unwrap_or_else(|_| "<invalid url>".into())
 }
 
-/// A configured URL that must be `http(s)://host...`; the message names
-/// the `url` key.
-pub fn parse_http_url(raw: &str) -> Result<reqwest::Url, String> {
-    let u = reqwest::Url::parse(raw.trim()).map_err(|e| format!("url: not a URL ({e})"))?;
+/// Why a configured `url` was refused; the message names the `url` key
+/// (the caller adds the section it is in).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// The parser's message (`url::ParseError` is not re-exported by
+    /// reqwest, and `url` is not a direct dependency).
+    #[error("url: not a URL ({0})")]
+    Parse(String),
+    #[error("url: needs http:// or https:// and a host")]
+    NotHttp,
+}
+
+/// A configured URL that must be `http(s)://host...`.
+pub fn parse_http_url(raw: &str) -> Result<reqwest::Url, UrlError> {
+    let u = reqwest::Url::parse(raw.trim()).map_err(|e| UrlError::Parse(e.to_string()))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
-        return Err("url: needs http:// or https:// and a host".into());
+        return Err(UrlError::NotHttp);
     }
     Ok(u)
 }

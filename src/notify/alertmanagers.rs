@@ -90,28 +90,61 @@ fn default_api_version() -> String {
     "v2".into()
 }
 
+/// Why the `alerting` section was refused, or its Alertmanagers cannot be
+/// posted to; the message names the key (the caller adds `alerting.`).
+#[derive(Debug, thiserror::Error)]
+pub enum AlertingError {
+    #[error("alert_relabel_configs{0}")]
+    Relabel(#[from] crate::scrape::relabel::CompileError),
+    #[error("resend_delay: must be greater than 0s")]
+    ZeroResendDelay,
+    #[error("alertmanagers[{index}].api_version {version:?}: only v2 is supported (Alertmanager 0.16+)")]
+    ApiVersion { index: usize, version: String },
+    #[error("alertmanagers[{index}].scheme must be http or https, not {scheme:?}")]
+    Scheme { index: usize, scheme: String },
+    #[error("alertmanagers[{index}]: {source}")]
+    Auth { index: usize, source: crate::http_client::AuthError },
+    #[error(
+        "alertmanagers[{index}].static_configs: target {target:?} must be host:port (the path goes in path_prefix)"
+    )]
+    Target { index: usize, target: String },
+    /// The HTTP client of an Alertmanager (its `tls_config`).
+    #[error(transparent)]
+    Client(#[from] crate::http_client::ClientError),
+    /// [`AlertmanagerNotifier::new`] on a config `validate` did not see
+    /// (built in memory): reported without the key, as it always was.
+    #[error(transparent)]
+    Setup(SetupError),
+}
+
+/// What [`AlertmanagerNotifier::new`] reports as is (see [`AlertingError::Setup`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Auth(#[from] crate::http_client::AuthError),
+    #[error(transparent)]
+    Relabel(#[from] crate::scrape::relabel::CompileError),
+}
+
 impl AlertingConfig {
     /// What serde cannot check; messages name the key.
-    pub fn validate(&self) -> Result<(), String> {
-        Relabel::compile(&self.alert_relabel_configs).map_err(|e| format!("alert_relabel_configs{e}"))?;
+    pub fn validate(&self) -> Result<(), AlertingError> {
+        Relabel::compile(&self.alert_relabel_configs)?;
         if self.resend_delay.is_zero() {
-            return Err("resend_delay: must be greater than 0s".into());
+            return Err(AlertingError::ZeroResendDelay);
         }
-        for (i, s) in self.alertmanagers.iter().enumerate() {
-            let at = format!("alertmanagers[{i}]");
+        for (index, s) in self.alertmanagers.iter().enumerate() {
             if s.api_version != "v2" {
-                return Err(format!("{at}.api_version {:?}: only v2 is supported (Alertmanager 0.16+)", s.api_version));
+                return Err(AlertingError::ApiVersion { index, version: s.api_version.clone() });
             }
             if s.scheme != "http" && s.scheme != "https" {
-                return Err(format!("{at}.scheme must be http or https, not {:?}", s.scheme));
+                return Err(AlertingError::Scheme { index, scheme: s.scheme.clone() });
             }
             crate::http_client::auth(s.basic_auth.as_ref(), s.authorization.as_ref())
-                .map_err(|e| format!("{at}: {e}"))?;
+                .map_err(|source| AlertingError::Auth { index, source })?;
             for t in s.static_configs.iter().flat_map(|c| &c.targets) {
                 if t.is_empty() || t.contains('/') {
-                    return Err(format!(
-                        "{at}.static_configs: target {t:?} must be host:port (the path goes in path_prefix)"
-                    ));
+                    return Err(AlertingError::Target { index, target: t.clone() });
                 }
             }
         }
@@ -139,12 +172,13 @@ pub struct AlertmanagerNotifier {
 
 impl AlertmanagerNotifier {
     /// `None` when no Alertmanager is configured.
-    pub fn new(cfg: &AlertingConfig, external_url: &str) -> Result<Option<Self>, String> {
+    pub fn new(cfg: &AlertingConfig, external_url: &str) -> Result<Option<Self>, AlertingError> {
         let mut targets = Vec::new();
+        let setup = |e: SetupError| AlertingError::Setup(e);
         for s in &cfg.alertmanagers {
-            let client = crate::http_client::build(s.tls_config.as_ref().unwrap_or(&TlsConfig::default()))
-                .map_err(|e| e.to_string())?;
-            let auth = crate::http_client::auth(s.basic_auth.as_ref(), s.authorization.as_ref())?;
+            let client = crate::http_client::build(s.tls_config.as_ref().unwrap_or(&TlsConfig::default()))?;
+            let auth = crate::http_client::auth(s.basic_auth.as_ref(), s.authorization.as_ref())
+                .map_err(|e| setup(e.into()))?;
             let prefix = s.path_prefix.trim_end_matches('/');
             for t in s.static_configs.iter().flat_map(|c| &c.targets) {
                 targets.push(Target {
@@ -162,7 +196,7 @@ impl AlertmanagerNotifier {
         for t in &targets {
             metrics::counter!("forewarn_notifications_dropped_total", "alertmanager" => t.url.clone()).increment(0);
         }
-        let relabel = Relabel::compile(&cfg.alert_relabel_configs)?;
+        let relabel = Relabel::compile(&cfg.alert_relabel_configs).map_err(|e| setup(e.into()))?;
         Ok(Some(AlertmanagerNotifier {
             targets: std::sync::Arc::new(targets),
             relabel,
@@ -224,7 +258,7 @@ async fn post_all(targets: &[Target], alerts: Vec<Value>) {
                 if let Some(a) = &t.auth {
                     match a.header().await {
                         Ok(h) => req = req.header("Authorization", h),
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(e.to_string()),
                     }
                 }
                 match req.send().await {

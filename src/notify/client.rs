@@ -23,10 +23,13 @@ pub enum ClientError {
     Refused { url: String, message: String },
     #[error("{0}")]
     Input(String),
+    /// The `--ca-file`/`--insecure-skip-verify` flags or the client itself.
+    #[error(transparent)]
+    Connection(#[from] crate::http_client::ClientError),
 }
 
 fn client(conn: &Connection) -> Result<reqwest::Client, ClientError> {
-    conn.client(Duration::from_secs(10)).map_err(ClientError::Input)
+    Ok(conn.client(Duration::from_secs(10))?)
 }
 
 async fn call(conn: &Connection, req: reqwest::RequestBuilder, url: &str) -> Result<Value, ClientError> {

@@ -404,8 +404,20 @@ fn latest_log_changes(changes: Vec<LogChange>) -> Vec<LogChange> {
     out
 }
 
+/// Why the notification sections could not be assembled: the part that
+/// failed, named as in the config file.
+#[derive(Debug, thiserror::Error)]
+pub enum PartsError {
+    #[error(transparent)]
+    Route(#[from] super::route::RouteError),
+    #[error("inhibit_rules[{index}]: {source}")]
+    Inhibit { index: usize, source: super::inhibit::InhibitError },
+    #[error("time_intervals[{name}]: {source}")]
+    TimeInterval { name: String, source: super::time_interval::TimeIntervalError },
+}
+
 /// The routing tree and its settings from the config.
-pub fn parts_of(cfg: NotifySections<'_>) -> Result<Parts, String> {
+pub fn parts_of(cfg: NotifySections<'_>) -> Result<Parts, PartsError> {
     let root = match cfg.route {
         Some(r) => Route::from_config(r)?,
         None => Route::from_config(&Default::default())?,
@@ -418,13 +430,13 @@ pub fn parts_of(cfg: NotifySections<'_>) -> Result<Parts, String> {
     }
     let mut inhibit = Vec::new();
     for (i, r) in cfg.inhibit_rules.iter().enumerate() {
-        inhibit.push(InhibitRule::from_config(r).map_err(|e| format!("inhibit_rules[{i}]: {e}"))?);
+        inhibit.push(InhibitRule::from_config(r).map_err(|source| PartsError::Inhibit { index: i, source })?);
     }
     let mut intervals = HashMap::new();
     for t in cfg.time_intervals {
         intervals.insert(
             t.name.clone(),
-            TimeInterval::from_config(t).map_err(|e| format!("time_intervals[{}]: {e}", t.name))?,
+            TimeInterval::from_config(t).map_err(|source| PartsError::TimeInterval { name: t.name.clone(), source })?,
         );
     }
     Ok(Parts { root, receivers, inhibit, intervals })

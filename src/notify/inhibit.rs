@@ -35,6 +35,18 @@ pub struct InhibitRuleConfig {
     pub equal: Vec<String>,
 }
 
+/// Why an inhibit rule was refused; `side` is `source` or `target` (the
+/// caller adds `inhibit_rules[i]`).
+#[derive(Debug, thiserror::Error)]
+pub enum InhibitError {
+    #[error("{side}_matchers: {matcher:?}: {source}")]
+    Matcher { side: &'static str, matcher: String, source: super::route::MatcherError },
+    #[error("{side}_match_re: {label}: {source}")]
+    MatchRe { side: &'static str, label: String, source: regex::Error },
+    #[error("equal: {0:?} is not a valid label name")]
+    EqualLabel(String),
+}
+
 /// A compiled rule.
 #[derive(Clone, Debug)]
 pub struct InhibitRule {
@@ -47,28 +59,32 @@ fn matchers(
     list: &[String],
     eq: &BTreeMap<String, String>,
     re: &BTreeMap<String, String>,
-    side: &str,
-) -> Result<Vec<Matcher>, String> {
+    side: &'static str,
+) -> Result<Vec<Matcher>, InhibitError> {
     let mut out = Vec::new();
     for m in list {
-        out.push(parse_matcher(m).map_err(|e| format!("{side}_matchers: {m:?}: {e}"))?);
+        out.push(parse_matcher(m).map_err(|source| InhibitError::Matcher { side, matcher: m.clone(), source })?);
     }
     for (k, v) in eq {
         out.push(Matcher::equal(k.clone(), v.clone()));
     }
     for (k, v) in re {
-        out.push(Matcher::regex(k.clone(), v, false).map_err(|e| format!("{side}_match_re: {k}: {e}"))?);
+        out.push(Matcher::regex(k.clone(), v, false).map_err(|source| InhibitError::MatchRe {
+            side,
+            label: k.clone(),
+            source,
+        })?);
     }
     Ok(out)
 }
 
 impl InhibitRule {
-    pub fn from_config(c: &InhibitRuleConfig) -> Result<InhibitRule, String> {
+    pub fn from_config(c: &InhibitRuleConfig) -> Result<InhibitRule, InhibitError> {
         let source = matchers(&c.source_matchers, &c.source_match, &c.source_match_re, "source")?;
         let target = matchers(&c.target_matchers, &c.target_match, &c.target_match_re, "target")?;
         for l in &c.equal {
             if !crate::rules::file::valid_label_name(l) {
-                return Err(format!("equal: {l:?} is not a valid label name"));
+                return Err(InhibitError::EqualLabel(l.clone()));
             }
         }
         Ok(InhibitRule { source, target, equal: c.equal.clone() })
@@ -132,7 +148,7 @@ mod tests {
     #[test]
     fn bad_matcher_names_the_side() {
         let c: InhibitRuleConfig = crate::yaml::parse("i.yml", "target_matchers: ['a=~\"(\"']\n").unwrap();
-        let e = InhibitRule::from_config(&c).unwrap_err();
+        let e = InhibitRule::from_config(&c).unwrap_err().to_string();
         assert!(e.contains("target_matchers"), "{e}");
     }
 }

@@ -10,6 +10,31 @@ use super::config::RouteConfig;
 use crate::duration::PromDuration;
 use crate::labels::{Labels, MatchOp, Matcher};
 
+/// Why an Alertmanager matcher (`name="value"`, ...) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    #[error("expected name=value, name!=value, name=~regex or name!~regex")]
+    NoOperator,
+    #[error("invalid label name {0:?}")]
+    LabelName(String),
+    #[error("value ends with a backslash")]
+    TrailingBackslash,
+    #[error("invalid regex: {0}")]
+    Regex(#[from] regex::Error),
+}
+
+/// Why the routing tree was refused; names the route by its id (`0.1.2`).
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("route {id}: matcher {matcher:?}: {source}")]
+    Matcher { id: String, matcher: String, source: MatcherError },
+    #[error("route {id}: match_re {label}: {source}")]
+    MatchRe { id: String, label: String, source: regex::Error },
+    /// `field` is `group_interval` or `repeat_interval`.
+    #[error("route {id}: {field} must be greater than 0s")]
+    ZeroInterval { id: String, field: &'static str },
+}
+
 /// How alerts are split into groups under a route.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GroupBy {
@@ -48,7 +73,7 @@ pub struct Route {
 
 impl Route {
     /// Builds the tree from config, with Alertmanager's defaults at the root.
-    pub fn from_config(cfg: &RouteConfig) -> Result<Route, String> {
+    pub fn from_config(cfg: &RouteConfig) -> Result<Route, RouteError> {
         let root_defaults = Route {
             id: "0".into(),
             receiver: String::new(),
@@ -101,16 +126,24 @@ impl Route {
     }
 }
 
-fn build(cfg: &RouteConfig, parent: &Route, id: String) -> Result<Route, String> {
+fn build(cfg: &RouteConfig, parent: &Route, id: String) -> Result<Route, RouteError> {
     let mut matchers = Vec::new();
     for m in &cfg.matchers {
-        matchers.push(parse_matcher(m).map_err(|e| format!("route {id}: matcher {m:?}: {e}"))?);
+        matchers.push(parse_matcher(m).map_err(|source| RouteError::Matcher {
+            id: id.clone(),
+            matcher: m.clone(),
+            source,
+        })?);
     }
     for (k, v) in &cfg.match_eq {
         matchers.push(Matcher::equal(k.clone(), v.clone()));
     }
     for (k, v) in &cfg.match_re {
-        matchers.push(Matcher::regex(k.clone(), v, false).map_err(|e| format!("route {id}: match_re {k}: {e}"))?);
+        matchers.push(Matcher::regex(k.clone(), v, false).map_err(|source| RouteError::MatchRe {
+            id: id.clone(),
+            label: k.clone(),
+            source,
+        })?);
     }
     let group_by = match &cfg.group_by {
         None => parent.group_by.clone(),
@@ -132,10 +165,10 @@ fn build(cfg: &RouteConfig, parent: &Route, id: String) -> Result<Route, String>
         routes: Vec::new(),
     };
     if route.group_interval.is_zero() {
-        return Err(format!("route {id}: group_interval must be greater than 0s"));
+        return Err(RouteError::ZeroInterval { id, field: "group_interval" });
     }
     if route.repeat_interval.is_zero() {
-        return Err(format!("route {id}: repeat_interval must be greater than 0s"));
+        return Err(RouteError::ZeroInterval { id, field: "repeat_interval" });
     }
     for (i, c) in cfg.routes.iter().enumerate() {
         let child = build(c, &route, format!("{id}.{i}"))?;
@@ -146,7 +179,7 @@ fn build(cfg: &RouteConfig, parent: &Route, id: String) -> Result<Route, String>
 
 /// Parses an Alertmanager matcher: `name="value"`, `name=value`, `name!=v`,
 /// `name=~"re"`, `name!~"re"`; surrounding braces are allowed.
-pub fn parse_matcher(s: &str) -> Result<Matcher, String> {
+pub fn parse_matcher(s: &str) -> Result<Matcher, MatcherError> {
     let t = s.trim();
     let t = t.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(t).trim();
     let ops = ["=~", "!~", "!=", "="];
@@ -154,10 +187,10 @@ pub fn parse_matcher(s: &str) -> Result<Matcher, String> {
         .iter()
         .filter_map(|op| t.find(op).map(|p| (p, *op)))
         .min_by_key(|(p, op)| (*p, std::cmp::Reverse(op.len())))
-        .ok_or_else(|| "expected name=value, name!=value, name=~regex or name!~regex".to_string())?;
+        .ok_or(MatcherError::NoOperator)?;
     let name = t[..pos].trim();
     if name.is_empty() || !crate::rules::file::valid_label_name(name) {
-        return Err(format!("invalid label name {name:?}"));
+        return Err(MatcherError::LabelName(name.to_string()));
     }
     let raw = t[pos + op.len()..].trim();
     let value = if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') {
@@ -168,12 +201,12 @@ pub fn parse_matcher(s: &str) -> Result<Matcher, String> {
     Ok(match op {
         "=" => Matcher::equal(name, value),
         "!=" => Matcher { name: name.to_string(), op: MatchOp::NotEqual(value) },
-        "=~" => Matcher::regex(name, &value, false).map_err(|e| format!("invalid regex: {e}"))?,
-        _ => Matcher::regex(name, &value, true).map_err(|e| format!("invalid regex: {e}"))?,
+        "=~" => Matcher::regex(name, &value, false)?,
+        _ => Matcher::regex(name, &value, true)?,
     })
 }
 
-fn unquote(s: &str) -> Result<String, String> {
+fn unquote(s: &str) -> Result<String, MatcherError> {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -186,7 +219,7 @@ fn unquote(s: &str) -> Result<String, String> {
                     out.push('\\');
                     out.push(c)
                 }
-                None => return Err("value ends with a backslash".into()),
+                None => return Err(MatcherError::TrailingBackslash),
             }
         } else {
             out.push(c);

@@ -97,11 +97,22 @@ const MONTHS: [&str; 12] = [
     "december",
 ];
 
+/// Why a time interval was refused: the period by index and what is wrong
+/// with it. The message (`times.start_time: "25:00" is not HH:MM ...`) is
+/// built by the small parsers of each field, which name the field; the
+/// caller adds `time_intervals[name]`.
+#[derive(Debug, thiserror::Error)]
+#[error("time_intervals[{index}].{message}")]
+pub struct TimeIntervalError {
+    pub index: usize,
+    pub message: String,
+}
+
 impl TimeInterval {
-    pub fn from_config(cfg: &TimeIntervalConfig) -> Result<TimeInterval, String> {
+    pub fn from_config(cfg: &TimeIntervalConfig) -> Result<TimeInterval, TimeIntervalError> {
         let mut periods = Vec::new();
-        for (i, p) in cfg.time_intervals.iter().enumerate() {
-            periods.push(Period::from_config(p).map_err(|e| format!("time_intervals[{i}].{e}"))?);
+        for (index, p) in cfg.time_intervals.iter().enumerate() {
+            periods.push(Period::from_config(p).map_err(|message| TimeIntervalError { index, message })?);
         }
         Ok(TimeInterval { periods })
     }
@@ -319,7 +330,7 @@ mod tests {
 
     fn interval(y: &str) -> Result<TimeInterval, String> {
         let c: TimeIntervalConfig = crate::yaml::parse("t.yml", y).map_err(|e| e.to_string())?;
-        TimeInterval::from_config(&c)
+        TimeInterval::from_config(&c).map_err(|e| e.to_string())
     }
 
     fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> i64 {

@@ -26,7 +26,7 @@ pub async fn instant(
 ) -> Result<Value, ClientError> {
     let url = format!("{}/api/v1/query", server.trim_end_matches('/'));
     let unreachable = |msg: String| ClientError::Unreachable { url: url.clone(), msg };
-    let client = conn.client(Duration::from_secs(30)).map_err(unreachable)?;
+    let client = conn.client(Duration::from_secs(30)).map_err(|e| unreachable(e.to_string()))?;
     let mut params = vec![("query", expr)];
     if let Some(t) = time {
         params.push(("time", t));

@@ -100,6 +100,33 @@ fn yes() -> bool {
     true
 }
 
+/// Why a `remote_write` entry is refused (at load, or when its queue
+/// starts); the message names the key, the caller adds `remote_write[i]`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Url(#[from] crate::http_client::UrlError),
+    #[error("name {0:?}: use letters, digits, '-', '_' or '.'")]
+    Name(String),
+    #[error("headers: {0} is set by the remote write protocol; remove it")]
+    ReservedHeader(String),
+    #[error("headers: set Authorization with `authorization` or `basic_auth`")]
+    AuthorizationHeader,
+    #[error(transparent)]
+    Auth(#[from] crate::http_client::AuthError),
+    #[error("write_relabel_configs{0}")]
+    Relabel(#[from] crate::scrape::relabel::CompileError),
+    #[error("queue_config: capacity, max_shards and max_samples_per_send must be at least 1")]
+    QueueSize,
+    #[error("queue_config: min_backoff {min} must be greater than 0s and at most max_backoff {max}")]
+    Backoff { min: PromDuration, max: PromDuration },
+    #[error("batch_send_deadline and remote_timeout must be greater than 0s")]
+    ZeroTimeout,
+    /// The queue's HTTP client (its `tls_config`).
+    #[error(transparent)]
+    Client(#[from] crate::http_client::ClientError),
+}
+
 /// Headers the protocol sets itself; a config may not override them.
 const RESERVED_HEADERS: [&str; 5] =
     ["content-encoding", "content-type", "content-length", "user-agent", "x-prometheus-remote-write-version"];
@@ -126,36 +153,32 @@ impl RemoteWriteConfig {
     }
 
     /// What serde cannot check; the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         crate::http_client::parse_http_url(self.url.expose())?;
         if let Some(n) = &self.name {
             if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(format!("name {n:?}: use letters, digits, '-', '_' or '.'"));
+                return Err(ConfigError::Name(n.clone()));
             }
         }
         for h in self.headers.keys() {
             if RESERVED_HEADERS.contains(&h.to_ascii_lowercase().as_str()) {
-                return Err(format!("headers: {h} is set by the remote write protocol; remove it"));
+                return Err(ConfigError::ReservedHeader(h.clone()));
             }
             if h.eq_ignore_ascii_case("authorization") {
-                return Err("headers: set Authorization with `authorization` or `basic_auth`".into());
+                return Err(ConfigError::AuthorizationHeader);
             }
         }
         crate::http_client::auth(self.basic_auth.as_ref(), self.authorization.as_ref())?;
-        crate::scrape::relabel::Relabel::compile(&self.write_relabel_configs)
-            .map_err(|e| format!("write_relabel_configs{e}"))?;
+        crate::scrape::relabel::Relabel::compile(&self.write_relabel_configs)?;
         let q = &self.queue_config;
         if q.capacity == 0 || q.max_shards == 0 || q.max_samples_per_send == 0 {
-            return Err("queue_config: capacity, max_shards and max_samples_per_send must be at least 1".into());
+            return Err(ConfigError::QueueSize);
         }
         if q.min_backoff.is_zero() || q.min_backoff > q.max_backoff {
-            return Err(format!(
-                "queue_config: min_backoff {} must be greater than 0s and at most max_backoff {}",
-                q.min_backoff, q.max_backoff
-            ));
+            return Err(ConfigError::Backoff { min: q.min_backoff, max: q.max_backoff });
         }
         if q.batch_send_deadline.is_zero() || self.remote_timeout.is_zero() {
-            return Err("batch_send_deadline and remote_timeout must be greater than 0s".into());
+            return Err(ConfigError::ZeroTimeout);
         }
         Ok(())
     }

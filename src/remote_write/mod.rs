@@ -22,7 +22,7 @@ mod tail;
 
 use std::sync::{Arc, Mutex};
 
-pub use config::{QueueConfig, RemoteWriteConfig};
+pub use config::{ConfigError, QueueConfig, RemoteWriteConfig};
 
 use crate::labels::Labels;
 use crate::store::Store;

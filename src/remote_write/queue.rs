@@ -49,13 +49,13 @@ impl Queue {
         wal_dir: &std::path::Path,
         pos_file: PathBuf,
         external: Labels,
-    ) -> Result<Queue, String> {
+    ) -> Result<Queue, super::config::ConfigError> {
         let client = match cfg.tls_config.as_ref().filter(|t| **t != Default::default()) {
-            Some(tls) => crate::http_client::build(tls).map_err(|e| e.to_string())?,
-            None => crate::http_client::build(&Default::default()).map_err(|e| e.to_string())?,
+            Some(tls) => crate::http_client::build(tls)?,
+            None => crate::http_client::build(&Default::default())?,
         };
         let auth = crate::http_client::auth(cfg.basic_auth.as_ref(), cfg.authorization.as_ref())?;
-        let relabel = Relabel::compile(&cfg.write_relabel_configs).map_err(|e| format!("write_relabel_configs{e}"))?;
+        let relabel = Relabel::compile(&cfg.write_relabel_configs)?;
         let saved = super::tail::load_position(&pos_file);
         let tail = Tail::new(wal_dir, saved);
         let name = cfg.queue_name();
@@ -239,7 +239,7 @@ impl Queue {
             req = req.header(k.as_str(), v.expose());
         }
         if let Some(a) = &self.auth {
-            req = req.header("Authorization", a.header().await?);
+            req = req.header("Authorization", a.header().await.map_err(|e| e.to_string())?);
         }
         let resp = req.body(body).send().await.map_err(|e| {
             let e = e.without_url();

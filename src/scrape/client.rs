@@ -27,7 +27,8 @@ impl JobClient {
         let mut out = JobClient::default();
         match auth(sc.basic_auth.as_ref(), sc.authorization.as_ref()) {
             Ok(a) => out.auth = a,
-            Err(e) => out.setup_error = Some(e),
+            // Text: it is shown on the targets page and cloned with the job.
+            Err(e) => out.setup_error = Some(e.to_string()),
         }
         if let Some(tls) = sc.tls_config.as_ref().filter(|t| **t != TlsConfig::default()) {
             match build(tls) {
@@ -49,7 +50,7 @@ mod tests {
 
     fn header(j: &JobClient) -> Result<String, String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(j.auth.as_ref().expect("auth set").header())
+        rt.block_on(j.auth.as_ref().expect("auth set").header()).map_err(|e| e.to_string())
     }
 
     #[test]

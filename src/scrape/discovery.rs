@@ -97,7 +97,7 @@ struct FileState {
 struct Job {
     sc: ScrapeConfig,
     client: JobClient,
-    relabel: Result<Vec<Relabel>, String>,
+    relabel: Result<Vec<Relabel>, relabel::CompileError>,
     metric_relabel: Arc<Vec<Relabel>>,
     config_fp: u64,
     files: BTreeMap<PathBuf, FileState>,

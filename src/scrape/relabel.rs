@@ -69,6 +69,16 @@ pub enum RelabelError {
     Extra(Action),
 }
 
+/// Why a list of rules is unusable: the first bad rule, by index (the
+/// caller prefixes the list's key, e.g. `relabel_configs[2]: ...`).
+#[derive(Debug, thiserror::Error)]
+#[error("[{index}]: {source}")]
+pub struct CompileError {
+    pub index: usize,
+    #[source]
+    pub source: RelabelError,
+}
+
 /// A compiled rule.
 #[derive(Clone, Debug)]
 pub struct Relabel {
@@ -98,8 +108,11 @@ impl Relabel {
     }
 
     /// Compiles a list of rules; the error names the rule's index.
-    pub fn compile(cfgs: &[RelabelConfig]) -> Result<Vec<Relabel>, String> {
-        cfgs.iter().enumerate().map(|(i, c)| Relabel::new(c).map_err(|e| format!("[{i}]: {e}"))).collect()
+    pub fn compile(cfgs: &[RelabelConfig]) -> Result<Vec<Relabel>, CompileError> {
+        cfgs.iter()
+            .enumerate()
+            .map(|(index, c)| Relabel::new(c).map_err(|source| CompileError { index, source }))
+            .collect()
     }
 
     /// Applies the rule; false means "drop this target / sample".

@@ -196,7 +196,7 @@ async fn fetch(client: &reqwest::Client, t: &Target, body: &mut Vec<u8>) -> Resu
             .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{timeout_s}"));
         if let Some(auth) = &t.client.auth {
             // Read now, not at config load: secret files get rotated.
-            req = req.header(reqwest::header::AUTHORIZATION, auth.header().await.map_err(http)?);
+            req = req.header(reqwest::header::AUTHORIZATION, auth.header().await.map_err(|e| http(e.to_string()))?);
         }
         let mut resp = req.send().await.map_err(|e| http(describe_reqwest(&e)))?;
         if !resp.status().is_success() {

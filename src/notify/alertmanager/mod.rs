@@ -48,17 +48,39 @@ fn default_timeout() -> PromDuration {
     PromDuration::from_secs(10)
 }
 
+/// Why an `alertmanager_configs` entry was refused; never repeats a URL
+/// (it may hold a token).
+#[derive(Debug, thiserror::Error)]
+pub enum AlertmanagerConfigError {
+    #[error("urls: at least one Alertmanager URL is needed")]
+    NoUrls,
+    #[error("urls[{index}]: {source}")]
+    Url { index: usize, source: EndpointError },
+    #[error("alert_ttl: must be greater than 0s")]
+    ZeroTtl,
+}
+
+/// Why an Alertmanager URL is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The parser's message (it does not repeat the URL).
+    #[error("not a URL ({0})")]
+    Parse(String),
+    #[error("needs http:// or https:// and a host")]
+    NotHttp,
+}
+
 impl AlertmanagerConfig {
     /// Checks the URLs; the error names the entry and never repeats a URL.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), AlertmanagerConfigError> {
         if self.urls.is_empty() {
-            return Err("urls: at least one Alertmanager URL is needed".into());
+            return Err(AlertmanagerConfigError::NoUrls);
         }
-        for (i, u) in self.urls.iter().enumerate() {
-            endpoint(u.expose()).map_err(|e| format!("urls[{i}]: {e}"))?;
+        for (index, u) in self.urls.iter().enumerate() {
+            endpoint(u.expose()).map_err(|source| AlertmanagerConfigError::Url { index, source })?;
         }
         if self.alert_ttl.is_zero() {
-            return Err("alert_ttl: must be greater than 0s".into());
+            return Err(AlertmanagerConfigError::ZeroTtl);
         }
         Ok(())
     }
@@ -89,10 +111,10 @@ impl Integration for AlertmanagerConfig {
     }
 }
 
-fn endpoint(base: &str) -> Result<reqwest::Url, String> {
-    let u = reqwest::Url::parse(base.trim()).map_err(|e| format!("not a URL ({e})"))?;
+fn endpoint(base: &str) -> Result<reqwest::Url, EndpointError> {
+    let u = reqwest::Url::parse(base.trim()).map_err(|e| EndpointError::Parse(e.to_string()))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
-        return Err("needs http:// or https:// and a host".into());
+        return Err(EndpointError::NotHttp);
     }
     let path = u.path().trim_end_matches('/');
     let path = if path.ends_with("/api/v2/alerts") { path.to_string() } else { format!("{path}/api/v2/alerts") };
@@ -264,7 +286,7 @@ mod tests {
         assert_eq!(endpoint("http://am/api/v2/alerts").unwrap().path(), "/api/v2/alerts");
         assert!(endpoint("ftp://am").is_err());
         let c: AlertmanagerConfig = crate::yaml::parse("a.yml", "urls: []\n").unwrap();
-        assert!(c.validate().unwrap_err().starts_with("urls"));
+        assert!(c.validate().unwrap_err().to_string().starts_with("urls"));
         assert!(c.check().unwrap_err().to_string().starts_with("urls"), "check() is validate()");
     }
 
