@@ -4,16 +4,25 @@
 
 use serde::Deserialize;
 
+/// Why a size was refused; quotes the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ByteSizeError {
+    #[error("invalid size {0:?}: expected a number with a unit like 10MB")]
+    Number(String),
+    #[error("invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB, GB, KiB, MiB, GiB)")]
+    Unit { text: String, unit: String },
+}
+
 /// A size in bytes written as `1024`, `10MB`, `512KiB`, `1GB`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ByteSizeError> {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}: expected a number with a unit like 10MB"))?;
+        let n: f64 = num.parse().map_err(|_| ByteSizeError::Number(s.to_string()))?;
         let mult: f64 = match unit.trim() {
             "" | "B" => 1.0,
             "KB" | "kB" => 1e3,
@@ -22,7 +31,7 @@ impl ByteSize {
             "KiB" => 1024.0,
             "MiB" => 1024.0 * 1024.0,
             "GiB" => 1024.0 * 1024.0 * 1024.0,
-            u => return Err(format!("invalid size {s:?}: unknown unit {u:?} (use B, KB, MB, GB, KiB, MiB, GiB)")),
+            u => return Err(ByteSizeError::Unit { text: s.to_string(), unit: u.to_string() }),
         };
         Ok(ByteSize((n * mult) as u64))
     }

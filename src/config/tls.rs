@@ -8,7 +8,7 @@
 //! ask for (or require) a certificate use `AnyClientCert`, which checks
 //! that the client holds the certificate's key but not who signed it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -25,49 +25,80 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn certs(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+/// Why `http.tls_server_config` cannot be used; names the file (`what` is
+/// its key) and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{what} {}: {source}", path.display())]
+    Pem { what: &'static str, path: PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("{what} {}: no PEM certificate found", path.display())]
+    NoCertificate { what: &'static str, path: PathBuf },
+    #[error("key_file {}: {source} (expected a PEM private key)", path.display())]
+    Key { path: PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("client_ca_file is required by this client_auth_type")]
+    NoClientCa,
+    /// A CA certificate, the client verifier or the certificate and key
+    /// together were refused by rustls; `what` names the file(s).
+    #[error("{what} {}: {source}", path.display())]
+    Rustls { what: &'static str, path: PathBuf, source: rustls::Error },
+    #[error("{what} {}: {source}", path.display())]
+    Verifier { what: &'static str, path: PathBuf, source: rustls::server::VerifierBuilderError },
+    /// The crypto provider offers no safe protocol version (a build problem).
+    #[error("{0}")]
+    Protocols(rustls::Error),
+}
+
+fn certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = |source: rustls::pki_types::pem::Error| TlsError::Pem { what, path: path.to_path_buf(), source };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path).map_err(pem)?.collect::<Result<_, _>>().map_err(pem)?;
     if certs.is_empty() {
-        return Err(format!("{what} {}: no PEM certificate found", path.display()));
+        return Err(TlsError::NoCertificate { what, path: path.to_path_buf() });
     }
     Ok(certs)
 }
 
 /// Builds the rustls config; the error names the file and what is wrong.
-pub fn server_config(t: &TlsServerConfig) -> Result<rustls::ServerConfig, String> {
+pub fn server_config(t: &TlsServerConfig) -> Result<rustls::ServerConfig, TlsError> {
     let chain = certs("cert_file", &t.cert_file)?;
     let key = PrivateKeyDer::from_pem_file(&t.key_file)
-        .map_err(|e| format!("key_file {}: {e} (expected a PEM private key)", t.key_file.display()))?;
+        .map_err(|source| TlsError::Key { path: t.key_file.clone(), source })?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(TlsError::Protocols)?;
     let verifier: Option<Arc<dyn ClientCertVerifier>> = match t.client_auth_type {
         ClientAuthType::NoClientCert => None,
         ClientAuthType::RequestClientCert => Some(Arc::new(AnyClientCert { mandatory: false })),
         ClientAuthType::RequireAnyClientCert => Some(Arc::new(AnyClientCert { mandatory: true })),
         kind @ (ClientAuthType::VerifyClientCertIfGiven | ClientAuthType::RequireAndVerifyClientCert) => {
-            let ca = t.client_ca_file.as_deref().ok_or("client_ca_file is required by this client_auth_type")?;
+            let ca = t.client_ca_file.as_deref().ok_or(TlsError::NoClientCa)?;
             let mut roots = RootCertStore::empty();
             for c in certs("client_ca_file", ca)? {
-                roots.add(c).map_err(|e| format!("client_ca_file {}: {e}", ca.display()))?;
+                roots.add(c).map_err(|source| TlsError::Rustls {
+                    what: "client_ca_file",
+                    path: ca.to_path_buf(),
+                    source,
+                })?;
             }
             let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
             if kind == ClientAuthType::VerifyClientCertIfGiven {
                 b = b.allow_unauthenticated();
             }
-            Some(b.build().map_err(|e| format!("client_ca_file {}: {e}", ca.display()))?)
+            Some(b.build().map_err(|source| TlsError::Verifier {
+                what: "client_ca_file",
+                path: ca.to_path_buf(),
+                source,
+            })?)
         }
     };
     let builder = match verifier {
         Some(v) => builder.with_client_cert_verifier(v),
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("cert_file/key_file {}: {e}", t.cert_file.display()))?;
+    let mut cfg = builder.with_single_cert(chain, key).map_err(|source| TlsError::Rustls {
+        what: "cert_file/key_file",
+        path: t.cert_file.clone(),
+        source,
+    })?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }

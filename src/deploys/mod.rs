@@ -122,13 +122,24 @@ fn field(name: &str, message: impl Into<String>) -> DeploysError {
     DeploysError::Field { field: name.to_string(), message: message.into() }
 }
 
+/// Why a marker's or a request's time was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimeError {
+    #[error("{0} is not a valid time")]
+    Number(f64),
+    #[error("{text:?} is not RFC 3339 (like 2024-05-01T12:00:00Z) nor a Unix timestamp: {source}")]
+    Text { text: String, source: chrono::ParseError },
+    #[error("expected RFC 3339 text or a Unix timestamp")]
+    Type,
+}
+
 /// Reads a time given as RFC 3339 text or a Unix timestamp: numbers below
 /// 10^11 are seconds (what `date +%s` prints), larger ones milliseconds
 /// (what Grafana and JavaScript use). Returns Unix milliseconds.
-pub fn parse_time(v: &Value) -> Result<i64, String> {
-    let from_number = |n: f64| -> Result<i64, String> {
+pub fn parse_time(v: &Value) -> Result<i64, TimeError> {
+    let from_number = |n: f64| -> Result<i64, TimeError> {
         if !n.is_finite() || n < 0.0 {
-            return Err(format!("{n} is not a valid time"));
+            return Err(TimeError::Number(n));
         }
         Ok(if n < 1e11 { (n * 1000.0).round() as i64 } else { n.round() as i64 })
     };
@@ -140,9 +151,9 @@ pub fn parse_time(v: &Value) -> Result<i64, String> {
             }
             chrono::DateTime::parse_from_rfc3339(s.trim())
                 .map(|t| t.timestamp_millis())
-                .map_err(|e| format!("{s:?} is not RFC 3339 (like 2024-05-01T12:00:00Z) nor a Unix timestamp: {e}"))
+                .map_err(|source| TimeError::Text { text: s.clone(), source })
         }
-        _ => Err("expected RFC 3339 text or a Unix timestamp".into()),
+        _ => Err(TimeError::Type),
     }
 }
 
@@ -191,7 +202,7 @@ impl Marker {
         }
         let at = match obj.get("at") {
             None | Some(Value::Null) => default_at.ok_or_else(|| field("at", "required (RFC 3339 or Unix time)"))?,
-            Some(t) => parse_time(t).map_err(|m| field("at", m))?,
+            Some(t) => parse_time(t).map_err(|m| field("at", m.to_string()))?,
         };
         let url = opt_string(obj, "url")?;
         if let Some(u) = &url {

@@ -46,10 +46,21 @@ pub fn encode(req: &WriteRequest) -> Result<Vec<u8>, snap::Error> {
     snap::raw::Encoder::new().compress_vec(&req.encode_to_vec())
 }
 
+/// Why a request body could not be decoded: which layer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("snappy: {0}")]
+    Snappy(#[from] snap::Error),
+    /// Not a `#[source]`: prost without its `std` feature does not
+    /// implement `std::error::Error`.
+    #[error("protobuf: {0}")]
+    Protobuf(prost::DecodeError),
+}
+
 /// Decodes a body built by [`encode`] (tests and the bench's receiver).
-pub fn decode(body: &[u8]) -> Result<WriteRequest, String> {
-    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| format!("snappy: {e}"))?;
-    WriteRequest::decode(raw.as_slice()).map_err(|e| format!("protobuf: {e}"))
+pub fn decode(body: &[u8]) -> Result<WriteRequest, DecodeError> {
+    let raw = snap::raw::Decoder::new().decompress_vec(body)?;
+    WriteRequest::decode(raw.as_slice()).map_err(DecodeError::Protobuf)
 }
 
 #[cfg(test)]

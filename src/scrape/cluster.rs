@@ -46,23 +46,31 @@ impl MemberNum {
     }
 }
 
+/// Why `scrape_cluster` was refused (the caller adds `scrape_cluster:`).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("members_count must be at least 1")]
+    NoMembers,
+    /// The `Debug` form of what was written (a number or a name).
+    #[error("member_num {0}: use a number, or a name ending in -<number>")]
+    MemberName(String),
+    #[error("member_num {member} must be below members_count {count}")]
+    MemberRange { member: usize, count: usize },
+    #[error("replication_factor {factor} must be between 1 and members_count {count}")]
+    Replication { factor: usize, count: usize },
+}
+
 impl ScrapeClusterConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ClusterError> {
         if self.members_count == 0 {
-            return Err("members_count must be at least 1".into());
+            return Err(ClusterError::NoMembers);
         }
-        let n = self
-            .member_num
-            .number()
-            .ok_or_else(|| format!("member_num {:?}: use a number, or a name ending in -<number>", self.member_num))?;
+        let n = self.member_num.number().ok_or_else(|| ClusterError::MemberName(format!("{:?}", self.member_num)))?;
         if n >= self.members_count {
-            return Err(format!("member_num {n} must be below members_count {}", self.members_count));
+            return Err(ClusterError::MemberRange { member: n, count: self.members_count });
         }
         if self.replication_factor == 0 || self.replication_factor > self.members_count {
-            return Err(format!(
-                "replication_factor {} must be between 1 and members_count {}",
-                self.replication_factor, self.members_count
-            ));
+            return Err(ClusterError::Replication { factor: self.replication_factor, count: self.members_count });
         }
         Ok(())
     }
