@@ -98,21 +98,64 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// Why a time interval was refused: the period by index and what is wrong
-/// with it. The message (`times.start_time: "25:00" is not HH:MM ...`) is
-/// built by the small parsers of each field, which name the field; the
-/// caller adds `time_intervals[name]`.
+/// with it (the caller adds `time_intervals[name]`).
 #[derive(Debug, thiserror::Error)]
-#[error("time_intervals[{index}].{message}")]
+#[error("time_intervals[{index}].{source}")]
 pub struct TimeIntervalError {
     pub index: usize,
-    pub message: String,
+    #[source]
+    pub source: PeriodError,
+}
+
+/// What is wrong with one period; names the field as written in the config.
+#[derive(Debug, thiserror::Error)]
+pub enum PeriodError {
+    /// `field` is `start_time` or `end_time`.
+    #[error("times.{field}: {text:?} is not HH:MM")]
+    NotHhmm { field: &'static str, text: String },
+    #[error("times.{field}: {text:?} is not HH:MM between 00:00 and 24:00")]
+    HhmmRange { field: &'static str, text: String },
+    #[error("times: start_time {start} must be before end_time {end}")]
+    TimesOrder { start: String, end: String },
+    /// An entry of `weekdays`, `months` or `years` (`item` as written).
+    #[error("{field}: {item:?}: {source}")]
+    Item { field: &'static str, item: String, source: ItemError },
+    /// `field` is `weekdays`, `months`, `years` or `days_of_month`.
+    #[error("{field}: {item:?}: start is after end")]
+    RangeOrder { field: &'static str, item: String },
+    #[error("days_of_month: {0:?}: days are 1..31 or -31..-1")]
+    Day(String),
+    #[error("days_of_month: {0:?}: a negative start needs a negative end")]
+    NegativeStart(String),
+    #[error("location: {name:?}: {source}")]
+    Location { name: String, source: ZoneError },
+}
+
+/// Why one end of a `weekdays`, `months` or `years` range was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("unknown name (expected one of {0})")]
+    UnknownName(String),
+    #[error("not a year")]
+    NotAYear,
+}
+
+/// Why a `location` could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    #[error("not a zone name")]
+    NotAName,
+    #[error("cannot read {} ({source}); install tzdata or use UTC", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{} is not a TZif file", path.display())]
+    NotTzif { path: std::path::PathBuf },
 }
 
 impl TimeInterval {
     pub fn from_config(cfg: &TimeIntervalConfig) -> Result<TimeInterval, TimeIntervalError> {
         let mut periods = Vec::new();
         for (index, p) in cfg.time_intervals.iter().enumerate() {
-            periods.push(Period::from_config(p).map_err(|message| TimeIntervalError { index, message })?);
+            periods.push(Period::from_config(p).map_err(|source| TimeIntervalError { index, source })?);
         }
         Ok(TimeInterval { periods })
     }
@@ -126,13 +169,13 @@ impl TimeInterval {
 }
 
 impl Period {
-    fn from_config(p: &PeriodConfig) -> Result<Period, String> {
+    fn from_config(p: &PeriodConfig) -> Result<Period, PeriodError> {
         let mut times = Vec::new();
         for t in &p.times {
-            let s = hhmm(&t.start_time).map_err(|e| format!("times.start_time: {e}"))?;
-            let e = hhmm(&t.end_time).map_err(|e| format!("times.end_time: {e}"))?;
+            let s = hhmm(&t.start_time, "start_time")?;
+            let e = hhmm(&t.end_time, "end_time")?;
             if s >= e {
-                return Err(format!("times: start_time {} must be before end_time {}", t.start_time, t.end_time));
+                return Err(PeriodError::TimesOrder { start: t.start_time.clone(), end: t.end_time.clone() });
             }
             times.push((s, e));
         }
@@ -141,26 +184,26 @@ impl Period {
         let mut days_of_month = Vec::new();
         for d in &p.days_of_month {
             let (a, b) = split(d);
-            let parse = |x: &str| -> Result<i32, String> {
+            let parse = |x: &str| -> Result<i32, PeriodError> {
                 match x.trim().parse::<i32>() {
                     Ok(n) if n != 0 && (-31..=31).contains(&n) => Ok(n),
-                    _ => Err(format!("days_of_month: {d:?}: days are 1..31 or -31..-1")),
+                    _ => Err(PeriodError::Day(d.clone())),
                 }
             };
             let (a, b) = (parse(a)?, parse(b)?);
             if (a > 0) == (b > 0) && a > b {
-                return Err(format!("days_of_month: {d:?}: start is after end"));
+                return Err(PeriodError::RangeOrder { field: "days_of_month", item: d.clone() });
             }
             if a < 0 && b > 0 {
-                return Err(format!("days_of_month: {d:?}: a negative start needs a negative end"));
+                return Err(PeriodError::NegativeStart(d.clone()));
             }
             days_of_month.push((a, b));
         }
-        let years = ranges(&p.years, "years", |x| x.parse::<i32>().map_err(|_| "not a year".to_string()))?;
+        let years = ranges(&p.years, "years", |x| x.parse::<i32>().map_err(|_| ItemError::NotAYear))?;
         let zone = match p.location.as_deref() {
             None | Some("UTC") | Some("") => Zone::Utc,
             Some("Local") => Zone::Local,
-            Some(name) => load_zone(name).map_err(|e| format!("location: {name:?}: {e}"))?,
+            Some(name) => load_zone(name).map_err(|source| PeriodError::Location { name: name.to_string(), source })?,
         };
         Ok(Period { times, weekdays, days_of_month, months, years, zone })
     }
@@ -219,11 +262,12 @@ fn days_in_month(y: i32, m: u32) -> u32 {
     }
 }
 
-fn hhmm(s: &str) -> Result<u32, String> {
-    let (h, m) = s.trim().split_once(':').ok_or_else(|| format!("{s:?} is not HH:MM"))?;
+/// Minutes since midnight of `s`, the value of `times.{field}`.
+fn hhmm(s: &str, field: &'static str) -> Result<u32, PeriodError> {
+    let (h, m) = s.trim().split_once(':').ok_or_else(|| PeriodError::NotHhmm { field, text: s.to_string() })?;
     let (h, m): (u32, u32) = match (h.parse(), m.parse()) {
         (Ok(h), Ok(m)) if m < 60 && (h < 24 || (h == 24 && m == 0)) => (h, m),
-        _ => return Err(format!("{s:?} is not HH:MM between 00:00 and 24:00")),
+        _ => return Err(PeriodError::HhmmRange { field, text: s.to_string() }),
     };
     Ok(h * 60 + m)
 }
@@ -233,29 +277,30 @@ fn split(s: &str) -> (&str, &str) {
     s.split_once(':').unwrap_or((s, s))
 }
 
-fn named(x: &str, names: &[&str], first: u32) -> Result<u32, String> {
+fn named(x: &str, names: &[&str], first: u32) -> Result<u32, ItemError> {
     let x = x.trim().to_ascii_lowercase();
     if let Some(i) = names.iter().position(|n| *n == x) {
         return Ok(i as u32 + first);
     }
     match x.parse::<u32>() {
         Ok(n) if n >= first && n < names.len() as u32 + first => Ok(n),
-        _ => Err(format!("unknown name (expected one of {})", names.join(", "))),
+        _ => Err(ItemError::UnknownName(names.join(", "))),
     }
 }
 
 fn ranges<T: PartialOrd + Copy>(
     items: &[String],
-    field: &str,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Vec<(T, T)>, String> {
+    field: &'static str,
+    parse: impl Fn(&str) -> Result<T, ItemError>,
+) -> Result<Vec<(T, T)>, PeriodError> {
     let mut out = Vec::new();
     for it in items {
         let (a, b) = split(it);
-        let a = parse(a).map_err(|e| format!("{field}: {it:?}: {e}"))?;
-        let b = parse(b).map_err(|e| format!("{field}: {it:?}: {e}"))?;
+        let item = |source: ItemError| PeriodError::Item { field, item: it.clone(), source };
+        let a = parse(a).map_err(item)?;
+        let b = parse(b).map_err(item)?;
         if a > b {
-            return Err(format!("{field}: {it:?}: start is after end"));
+            return Err(PeriodError::RangeOrder { field, item: it.clone() });
         }
         out.push((a, b));
     }
@@ -265,16 +310,18 @@ fn ranges<T: PartialOrd + Copy>(
 /// Reads an IANA zone from the system's zoneinfo (TZif, RFC 8536). Past the
 /// last listed transition the last offset holds (Debian's files list DST
 /// transitions up to 2037).
-fn load_zone(name: &str) -> Result<Zone, String> {
+fn load_zone(name: &str) -> Result<Zone, ZoneError> {
     if name.contains("..") || name.starts_with('/') {
-        return Err("not a zone name".into());
+        return Err(ZoneError::NotAName);
     }
     let dir =
         std::env::var_os("ZONEINFO").map(std::path::PathBuf::from).unwrap_or_else(|| "/usr/share/zoneinfo".into());
     let path = dir.join(name);
-    let data =
-        std::fs::read(&path).map_err(|e| format!("cannot read {} ({e}); install tzdata or use UTC", path.display()))?;
-    parse_tzif(&data).ok_or_else(|| format!("{} is not a TZif file", path.display()))
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(source) => return Err(ZoneError::Read { path, source }),
+    };
+    parse_tzif(&data).ok_or(ZoneError::NotTzif { path })
 }
 
 fn parse_tzif(d: &[u8]) -> Option<Zone> {
