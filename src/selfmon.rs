@@ -366,7 +366,7 @@ pub fn exports(name: &str) -> bool {
 /// literal metric name (rules and dashboards over forewarn's own metrics
 /// name each one, so that [`exports`] can check it).
 pub fn names_in(expr: &str) -> Result<Vec<String>, String> {
-    let e = crate::promql::parse(expr)?;
+    let e = crate::promql::parse(expr).map_err(|e| e.to_string())?;
     crate::promql::selector_names(&e)
         .into_iter()
         .map(|n| n.ok_or_else(|| format!("{expr}: a selector without a metric name")))

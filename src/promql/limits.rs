@@ -39,12 +39,9 @@ pub const MAX_NODES: usize = 20_000;
 /// it is safe on any input. The depth counted is an upper bound: each open
 /// bracket adds a level, and so does each operator (binary or unary)
 /// within one bracket level or function argument.
-pub fn prescan(text: &str) -> Result<(), String> {
+pub fn prescan(text: &str) -> Result<(), super::ParseError> {
     if text.len() > MAX_QUERY_BYTES {
-        return Err(format!(
-            "query is {} bytes long, more than the {MAX_QUERY_BYTES} accepted; split it into recording rules",
-            text.len()
-        ));
+        return Err(super::ParseError::TooLong(text.len()));
     }
     let b = text.as_bytes();
     // Per open bracket: its kind and the operators counted inside it so far.
@@ -53,10 +50,7 @@ pub fn prescan(text: &str) -> Result<(), String> {
     let mut i = 0;
     let too_deep = |at: usize| {
         let (line, col) = line_col(text, at);
-        format!(
-            "{line}:{col}: expression nests deeper than {MAX_DEPTH} levels (at byte {at}); \
-             simplify it or split it into recording rules"
-        )
+        super::ParseError::NestsTooDeep { line, col, at }
     };
     while i < b.len() {
         let c = b[i];
@@ -158,20 +152,16 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
 
 /// Refuses a parsed expression deeper than [`MAX_DEPTH`] or with more than
 /// [`MAX_NODES`] nodes. Walks with an explicit stack.
-pub fn check_tree(expr: &Expr) -> Result<(), String> {
+pub fn check_tree(expr: &Expr) -> Result<(), super::ParseError> {
     let mut stack: Vec<(&Expr, usize)> = vec![(expr, 1)];
     let mut nodes = 0usize;
     while let Some((e, depth)) = stack.pop() {
         nodes += 1;
         if depth > MAX_DEPTH {
-            return Err(format!(
-                "expression nests deeper than {MAX_DEPTH} levels; simplify it or split it into recording rules"
-            ));
+            return Err(super::ParseError::TreeTooDeep);
         }
         if nodes > MAX_NODES {
-            return Err(format!(
-                "expression has more than {MAX_NODES} parts; simplify it or split it into recording rules"
-            ));
+            return Err(super::ParseError::TooManyParts);
         }
         let d = depth + 1;
         match e {
@@ -288,14 +278,15 @@ mod tests {
     #[test]
     fn deep_text_is_refused_with_its_place() {
         let minus = format!("{}up", "-".repeat(10_000));
-        let e = prescan(&minus).unwrap_err();
+        let e = prescan(&minus).unwrap_err().to_string();
         assert!(e.starts_with("1:1001:") && e.contains("byte 1000"), "{e}");
         let parens = format!("{}1{}", "(".repeat(40_000), ")".repeat(40_000));
-        assert!(prescan(&parens).unwrap_err().contains("1:1001:"));
+        assert!(prescan(&parens).unwrap_err().to_string().contains("1:1001:"));
         let chain = vec!["up"; 5000].join(" + ");
         assert!(prescan(&chain).is_err());
         let or_chain = vec!["up"; 5000].join("\nor ");
-        assert!(prescan(&or_chain).unwrap_err().starts_with("1002:1:"), "{}", prescan(&or_chain).unwrap_err());
+        let e = prescan(&or_chain).unwrap_err().to_string();
+        assert!(e.starts_with("1002:1:"), "{e}");
     }
 
     #[test]

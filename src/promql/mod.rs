@@ -118,12 +118,42 @@ pub enum EvalError {
     Read(String),
 }
 
+/// Why an expression was refused before evaluation: too big to parse
+/// safely ([`limits`]), a string literal that is not UTF-8 (`strings.rs`), or
+/// a syntax error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("query is {0} bytes long, more than the {max} accepted; split it into recording rules", max = limits::MAX_QUERY_BYTES)]
+    TooLong(usize),
+    /// Found by scanning the text, before parsing: names the place.
+    #[error(
+        "{line}:{col}: expression nests deeper than {max} levels (at byte {at}); \
+         simplify it or split it into recording rules",
+        max = limits::MAX_DEPTH
+    )]
+    NestsTooDeep { line: usize, col: usize, at: usize },
+    /// `literal` is the string as written, quotes included.
+    #[error(
+        "1:{col}: string {literal} is not valid UTF-8 once its escapes are decoded; \
+         label names and values must be UTF-8"
+    )]
+    InvalidUtf8 { col: usize, literal: String },
+    /// The parser's message (`promql_parser` reports errors as text).
+    #[error("{0}")]
+    Syntax(String),
+    /// Found in the parsed tree (the text scan is an upper bound).
+    #[error("expression nests deeper than {max} levels; simplify it or split it into recording rules", max = limits::MAX_DEPTH)]
+    TreeTooDeep,
+    #[error("expression has more than {max} parts; simplify it or split it into recording rules", max = limits::MAX_NODES)]
+    TooManyParts,
+}
+
 /// Parses a PromQL expression, refusing text too long or too deeply nested
 /// to parse and evaluate safely ([`limits`]).
-pub fn parse(expr: &str) -> Result<Expr, String> {
+pub fn parse(expr: &str) -> Result<Expr, ParseError> {
     limits::prescan(expr)?;
     strings::check_literals(expr)?;
-    let parsed = promql_parser::parser::parse(expr)?;
+    let parsed = promql_parser::parser::parse(expr).map_err(ParseError::Syntax)?;
     limits::check_tree(&parsed)?;
     Ok(parsed)
 }

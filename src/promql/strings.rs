@@ -10,7 +10,7 @@
 
 /// Returns an error naming the first string literal whose Go-style escapes
 /// decode to bytes that are not valid UTF-8.
-pub fn check_literals(expr: &str) -> Result<(), String> {
+pub fn check_literals(expr: &str) -> Result<(), super::ParseError> {
     let b = expr.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -34,11 +34,8 @@ pub fn check_literals(expr: &str) -> Result<(), String> {
                 let (end, bytes) = decode(b, i + 1, q);
                 if std::str::from_utf8(&bytes).is_err() {
                     let col = expr[..start].chars().count() + 1;
-                    let lit = &expr[start..end.min(b.len())];
-                    return Err(format!(
-                        "1:{col}: string {lit} is not valid UTF-8 once its escapes are decoded; \
-                         label names and values must be UTF-8"
-                    ));
+                    let literal = expr[start..end.min(b.len())].to_string();
+                    return Err(super::ParseError::InvalidUtf8 { col, literal });
                 }
                 i = end;
             }
@@ -102,7 +99,7 @@ mod tests {
 
     #[test]
     fn invalid_byte_escapes_are_refused_with_their_column() {
-        let e = check_literals(r#"label_replace(m, "\xff", "", "src", "(.*)")"#).unwrap_err();
+        let e = check_literals(r#"label_replace(m, "\xff", "", "src", "(.*)")"#).unwrap_err().to_string();
         assert!(e.starts_with("1:18: string \"\\xff\""), "{e}");
         assert!(check_literals(r#"count_values('a\305z', m)"#).is_err());
     }

@@ -160,7 +160,8 @@ impl Needs {
             exprs.push((t.series.clone(), 0));
         }
         for (text, window) in exprs {
-            let e = promql::parse(&text).map_err(|msg| NeedsError::Parse { file: file.to_string(), msg })?;
+            let e =
+                promql::parse(&text).map_err(|e| NeedsError::Parse { file: file.to_string(), msg: e.to_string() })?;
             // A kind's window is evaluated as a range query over it, where
             // `@ start()` is the window's start; a plain rule is an instant
             // query, where it is the evaluation time.

@@ -243,7 +243,7 @@ fn build_rule(
         }
         Some(e) => match crate::promql::parse(&e.value.0) {
             Err(msg) => {
-                errs.push(Located::at(file, e, format!("parse error in expr: {}", one_line(&msg))));
+                errs.push(Located::at(file, e, format!("parse error in expr: {}", one_line(&msg.to_string()))));
                 None
             }
             Ok(ast) => match crate::promql::check_supported(&ast) {

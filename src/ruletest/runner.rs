@@ -177,7 +177,7 @@ fn run_inner(tg: &TestGroup, fs: &FileSettings<'_>) -> Result<Vec<String>, Strin
 }
 
 fn check_expr(store: &Store, et: &super::spec::ExprTest, t: i64, ctx: &EvalContext, fuzzy: bool) -> Result<(), String> {
-    let expr = promql::parse(&et.expr.0).map_err(|e| format!("parse error: {}", e.trim()))?;
+    let expr = promql::parse(&et.expr.0).map_err(|e| format!("parse error: {}", e.to_string().trim()))?;
     promql::check_supported(&expr).map_err(|e| e.to_string())?;
     let got = match promql::eval_instant(store, &expr, t, &ctx.options).map_err(|e| e.to_string())? {
         Value::Vector(v) => v

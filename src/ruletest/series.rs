@@ -12,7 +12,7 @@ pub fn parse_metric(s: &str) -> Result<Labels, String> {
     if s.trim().is_empty() {
         return Ok(Labels::new());
     }
-    let expr = promql::parse(s).map_err(|e| format!("invalid series {s:?}: {}", one_line(&e)))?;
+    let expr = promql::parse(s).map_err(|e| format!("invalid series {s:?}: {}", one_line(&e.to_string())))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("invalid series {s:?}: expected a metric name and/or {{label=\"value\"}}"));
     };

@@ -103,7 +103,7 @@ fn matcher_sets(matches: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
         .map(|m| match promql::parse(m) {
             Ok(Expr::VectorSelector(vs)) => promql::selector_matchers(&vs).map_err(|e| invalid(m, e.to_string())),
             Ok(_) => Err(invalid(m, "not a series selector (expected e.g. up{job=\"api\"})".into())),
-            Err(e) => Err(invalid(m, e)),
+            Err(e) => Err(invalid(m, e.to_string())),
         })
         .collect()
 }

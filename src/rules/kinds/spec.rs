@@ -110,8 +110,9 @@ fn period(field: &str, s: &Option<String>, allow_auto: bool) -> Result<Option<Op
 }
 
 fn expr(field: &str, text: &str) -> Result<Expr, String> {
-    let e = promql::parse(text)
-        .map_err(|m| format!("{field}: parse error: {}", m.split_whitespace().collect::<Vec<_>>().join(" ")))?;
+    let e = promql::parse(text).map_err(|m| {
+        format!("{field}: parse error: {}", m.to_string().split_whitespace().collect::<Vec<_>>().join(" "))
+    })?;
     promql::check_supported(&e).map_err(|u| format!("{field}: {u}"))?;
     Ok(e)
 }
