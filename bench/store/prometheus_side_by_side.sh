@@ -13,7 +13,7 @@
 # start-up is left out; PERF_OUT=file records forewarn's profile too), CPU microseconds per scraped sample, RSS, series
 # count and RSS per series. Installs prometheus and victoria-metrics with
 # apt-get when missing (needs root); without victoria-metrics it runs two.
-# NO_BUILD=1 uses target/release/forewarn as it is.
+# NO_BUILD=1 uses target/release/forewarn as it is; FW=path runs another binary.
 set -euo pipefail
 
 SERIES=${1:-10000}
@@ -34,7 +34,7 @@ if ! command -v prometheus >/dev/null || ! command -v victoria-metrics >/dev/nul
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus victoria-metrics >/dev/null || true
 fi
 [ -n "${NO_BUILD:-}" ] || (cd "$ROOT" && cargo build --release -q)
-FW="$ROOT/target/release/forewarn"
+FW="${FW:-$ROOT/target/release/forewarn}"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -115,20 +115,22 @@ count() { # series count from an instant query of count({job="bench"})
   curl -s "http://127.0.0.1:$1/api/v1/query" --data-urlencode 'query=count({job="bench"})' |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)'
 }
+# Read before the series counts below: a query's own memory would show.
 FW_RSS=$(rss_kb $FW_PID); PROM_RSS=$(rss_kb $PROM_PID)
+FW_ANON=$(anon_kb $FW_PID); PROM_ANON=$(anon_kb $PROM_PID); VM_ANON=${VM_PID:+$(anon_kb $VM_PID)}
+VM_RSS=${VM_PID:+$(rss_kb $VM_PID)}
 FW_N=$(count "$FW_PORT"); PROM_N=$(count "$PROM_PORT")
 PROM_VERSION=$(prometheus --version 2>&1 | head -1)
 row() { # name cpu_s rss_kb series anon_kb
   printf "%-16s %8.2f %14.3f %10.1f %9d %14.0f %10.1f\n" "$1" "$2" "$(echo "$2 * 1000000 / $SAMPLES" | bc -l)" \
     "$(echo "$3/1024" | bc -l)" "$4" "$(echo "$3*1024/$4" | bc -l)" "$(echo "$5/1024" | bc -l)"
 }
-FW_ANON=$(anon_kb $FW_PID); PROM_ANON=$(anon_kb $PROM_PID)
 printf "%-16s %8s %14s %10s %9s %14s %10s\n" "" "CPU s" "CPU us/sample" "RSS MiB" "series" "RSS B/series" "anon MiB"
 row forewarn "$FW_CPU" "$FW_RSS" "$FW_N" "$FW_ANON"
 row prometheus "$PROM_CPU" "$PROM_RSS" "$PROM_N" "$PROM_ANON"
 if [ -n "$VM_PID" ]; then
-  VM_RSS=$(rss_kb $VM_PID); VM_N=$(count "$VM_PORT")
-  row victoria-metrics "$VM_CPU" "$VM_RSS" "$VM_N" "$(anon_kb $VM_PID)"
+  VM_N=$(count "$VM_PORT")
+  row victoria-metrics "$VM_CPU" "$VM_RSS" "$VM_N" "$VM_ANON"
 fi
 echo "ratio forewarn/prometheus: CPU per sample $(echo "$FW_CPU/$PROM_CPU" | bc -l | cut -c1-5), RSS per series $(echo "($FW_RSS/$FW_N)/($PROM_RSS/$PROM_N)" | bc -l | cut -c1-5)"
 echo "($PROM_VERSION; ${SECS}s of ${INTERVAL}s scrapes; $(printf %.0f "$SAMPLES") samples per engine)"
