@@ -2,18 +2,16 @@
 //! `receivers` (same keys, so they can be pasted across), forewarn's
 //! `outbox`, and [`NotifySections`], the borrowed view `config` hands to
 //! [`super::dispatch`]. A receiver's own settings live next to its sender;
-//! [`ReceiverConfig::integrations`] is where each kind is registered.
+//! `receiver_kinds!` below is the one list of receiver kinds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::email::EmailConfig;
 use super::inhibit::InhibitRuleConfig;
 use super::integration::Integration;
 use super::time_interval::TimeIntervalConfig;
-use super::webhook::WebhookConfig;
 use crate::duration::PromDuration;
 
 /// The sections of the config file the notification pipeline is built
@@ -82,20 +80,37 @@ fn default_max_backoff() -> PromDuration {
     PromDuration::from_secs(60)
 }
 
-/// One named receiver with any number of integrations. A new kind of
-/// receiver adds its `<kind>_configs` list here and one `register` line in
-/// `ReceiverConfig::registry` below.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiverConfig {
-    pub name: String,
-    #[serde(default)]
-    pub webhook_configs: Vec<WebhookConfig>,
-    #[serde(default)]
-    pub email_configs: Vec<EmailConfig>,
+/// The one list of receiver kinds. Each line is the key a receiver lists
+/// that kind's entries under and the kind's config type (which implements
+/// [`Integration`]); it becomes a field of [`ReceiverConfig`] and an entry of
+/// its registry, in this order (the order of notifications per flush). A
+/// new kind of receiver is its folder, its `pub mod` line in `notify/mod.rs`
+/// and one line here.
+macro_rules! receiver_kinds {
+    ($($(#[$doc:meta])* $field:ident: $config:ty,)*) => {
+        /// One named receiver with any number of integrations.
+        #[derive(Clone, Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct ReceiverConfig {
+            pub name: String,
+            $($(#[$doc])* #[serde(default)] pub $field: Vec<$config>,)*
+        }
+
+        impl ReceiverConfig {
+            fn registry(&self) -> Registry {
+                let mut r = Registry::default();
+                $(r.register(stringify!($field), &self.$field);)*
+                r
+            }
+        }
+    };
+}
+
+receiver_kinds! {
+    webhook_configs: super::webhook::WebhookConfig,
+    email_configs: super::email::EmailConfig,
     /// forewarn extension: forward alerts to Alertmanagers' `/api/v2/alerts`.
-    #[serde(default)]
-    pub alertmanager_configs: Vec<super::alertmanager::AlertmanagerConfig>,
+    alertmanager_configs: super::alertmanager::AlertmanagerConfig,
 }
 
 /// One integration of a receiver and where the config file has it.
@@ -124,17 +139,6 @@ impl Registry {
 }
 
 impl ReceiverConfig {
-    /// The one place receiver kinds are listed: the field of a receiver
-    /// holding each kind's entries. The order is that of notifications per
-    /// flush.
-    fn registry(&self) -> Registry {
-        let mut r = Registry::default();
-        r.register("webhook_configs", &self.webhook_configs);
-        r.register("email_configs", &self.email_configs);
-        r.register("alertmanager_configs", &self.alertmanager_configs);
-        r
-    }
-
     /// This receiver's integrations, in config order within each kind (an
     /// integration's key counts within its kind, see
     /// [`integration_key`](super::integration::integration_key)).

@@ -8,7 +8,7 @@
 //! must hear again, whether it wants a chart, what a valid config is, how a
 //! message goes on the wire) is answered there, and the dispatcher and the
 //! outbox only ever hold an `Arc<dyn Integration>`. Registering a receiver
-//! is one `register` line in `notify/config.rs`, which makes
+//! is one line in `receiver_kinds!` in `notify/config.rs`, which makes
 //! [`ReceiverConfig::integrations`](super::config::ReceiverConfig::integrations)
 //! list it.
 //!

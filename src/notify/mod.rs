@@ -17,9 +17,8 @@
 //! [`integration::Integration`], the trait through which the rest of the
 //! pipeline sees it (its kind, whether it wants resolutions, its repeat
 //! rule, whether it wants a chart, config checks, `send`). Adding one is
-//! that folder, a `pub mod` line below, and in `config.rs` its
-//! `<kind>_configs` list in [`config::ReceiverConfig`] and one `register`
-//! line in `ReceiverConfig::registry`. Nothing in `dispatch`, `pipeline` or
+//! that folder, a `pub mod` line below, and one line in `config.rs`'s
+//! `receiver_kinds!` (its `<kind>_configs` key and config type). Nothing in `dispatch`, `pipeline` or
 //! `outbox` names a receiver, and the config loader only checks each
 //! integration (and fills in email's `global.smtp_*` defaults).
 
