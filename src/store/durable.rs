@@ -328,8 +328,9 @@ pub fn open_configured(storage: &super::StorageConfig) -> Result<Store, StoreErr
 /// every few minutes. Instead one is due when the WAL written since the last
 /// one has reached a quarter of that snapshot's size (the samples in the
 /// WAL take ~8x the bytes they take in chunks): snapshots then cost a
-/// bounded multiple of the WAL writes, a restart replays a WAL at most a
-/// quarter of the snapshot's size, and an idle store writes none. The first
+/// bounded multiple of the WAL writes, a restart replays about a quarter of
+/// the snapshot's size in WAL (checked every `snapshot_interval`), and an
+/// idle store writes none. The first
 /// one after a start (size unknown) is due whenever the WAL holds anything.
 fn checkpoint_due(wal_bytes: u64, last_snapshot: Option<u64>) -> bool {
     match last_snapshot {

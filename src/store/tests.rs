@@ -97,12 +97,19 @@ fn snapshot_then_wal_and_old_segments_are_deleted() {
     let t0 = base();
     let (s, _) = Store::open(&d, DAY).unwrap();
     fill(&s, t0);
+    s.flush_wal().unwrap();
+    assert!(s.wal_bytes_since_checkpoint() > 0);
     s.checkpoint().unwrap();
     assert_eq!(files(&d, "snapshot").len(), 1);
     assert_eq!(files(&d, "wal").len(), 1, "covered segments deleted");
+    // A fresh segment holds no records: an idle store is never due a snapshot.
+    assert_eq!(s.wal_bytes_since_checkpoint(), 0);
+    assert!(!s.wal_pending());
     s.append(&l("m", 0), t0 + 500_000, 5.0);
     s.append(&l("late", 0), t0 + 500_000, 6.0);
+    assert!(s.wal_pending());
     s.flush_wal().unwrap();
+    assert!(!s.wal_pending());
     let want = bits(&all(&s, "m"));
     drop(s);
     let (s, r) = Store::open(&d, DAY).unwrap();

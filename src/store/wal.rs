@@ -92,10 +92,11 @@ impl Wal {
         batch.clear();
     }
 
-    /// Bytes written to the current segment: the WAL a restart would replay
-    /// on top of the last snapshot (segments are only cut by checkpoints).
+    /// Record bytes written to the current segment (its header not
+    /// counted): the WAL a restart would replay on top of the last
+    /// snapshot (segments are only cut by checkpoints).
     pub fn segment_bytes(&self) -> u64 {
-        self.segment.lock().unwrap_or_else(|e| e.into_inner()).len
+        self.segment.lock().unwrap_or_else(|e| e.into_inner()).len.saturating_sub(WAL_MAGIC.len() as u64)
     }
 
     /// Whether records wait in the buffer for the next [`Wal::flush`].
