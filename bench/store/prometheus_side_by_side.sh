@@ -132,5 +132,10 @@ if [ -n "$VM_PID" ]; then
   VM_N=$(count "$VM_PORT")
   row victoria-metrics "$VM_CPU" "$VM_RSS" "$VM_N" "$VM_ANON"
 fi
+# What the count() queries above left behind (a query's working memory,
+# while the allocator or the garbage collector still holds it).
+FW_ANON2=$(anon_kb $FW_PID); PROM_ANON2=$(anon_kb $PROM_PID)
+mib_delta() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f (%+.1f)", a / 1024, (a - b) / 1024 }'; }
+echo "anon MiB after an instant count({job=\"bench\"}): forewarn $(mib_delta "$FW_ANON2" "$FW_ANON"), prometheus $(mib_delta "$PROM_ANON2" "$PROM_ANON")"
 echo "ratio forewarn/prometheus: CPU per sample $(echo "$FW_CPU/$PROM_CPU" | bc -l | cut -c1-5), RSS per series $(echo "($FW_RSS/$FW_N)/($PROM_RSS/$PROM_N)" | bc -l | cut -c1-5)"
 echo "($PROM_VERSION; ${SECS}s of ${INTERVAL}s scrapes; $(printf %.0f "$SAMPLES") samples per engine)"

@@ -154,7 +154,7 @@ impl Ctx<'_> {
         let t = self.anchor(&vs.at, &vs.offset, t);
         let matchers = selector_matchers(vs)?;
         let start = t.saturating_sub(self.opts.lookback_delta_ms).saturating_add(1);
-        let series = self.select(&matchers, start, t)?;
+        let series = self.select_newest(&matchers, start, t)?;
         let histograms = self.select_histograms(&matchers, start, t)?;
         if histograms.is_empty() {
             return Ok(series
@@ -260,8 +260,17 @@ impl Ctx<'_> {
     /// series' samples charged to the budget as it is read: a selection
     /// too big stops before it is all in memory.
     pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>, EvalError> {
+        self.charged(|more| self.store.select_checked(matchers, start, end, more))
+    }
+
+    /// Runs a selection that reports each series' samples to `more`,
+    /// charging them to the budget and stopping it once over.
+    fn charged(
+        &self,
+        select: impl FnOnce(&mut dyn FnMut(usize) -> bool) -> Vec<Series>,
+    ) -> Result<Vec<Series>, EvalError> {
         let mut stopped = None;
-        let out = self.store.select_checked(matchers, start, end, &mut |n| match self.budget.charge(n) {
+        let out = select(&mut |n| match self.budget.charge(n) {
             Ok(()) => true,
             Err(e) => {
                 stopped = Some(e);
@@ -272,6 +281,12 @@ impl Ctx<'_> {
             Some(e) => Err(e),
             None => Ok(out),
         }
+    }
+
+    /// Like [`Ctx::select`], each series with only its newest sample in
+    /// `[start, end]` (charged as one).
+    pub fn select_newest(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>, EvalError> {
+        self.charged(|more| self.store.select_newest(matchers, start, end, more))
     }
 
     /// Native histogram series, charged to the budget.

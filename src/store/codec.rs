@@ -27,6 +27,7 @@ use super::Sample;
 /// and window headers, few enough that a select decodes little it does not
 /// need.
 pub const CHUNK_SAMPLES: u16 = 120;
+const _: () = assert!(CHUNK_SAMPLES <= u8::MAX as u16, "a head counts its samples in a u8");
 
 /// A chunk that cannot be decoded (only possible for data read from disk).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,47 +37,7 @@ pub struct CodecError {
     pub count: u16,
 }
 
-/// Appends bits, most significant first.
-#[derive(Clone, Debug, Default)]
-struct BitWriter {
-    buf: Vec<u8>,
-    /// Bits used in the last byte; 0 means it is full (or there is none).
-    used: u8,
-}
-
-impl BitWriter {
-    fn write_bit(&mut self, bit: bool) {
-        self.write_bits(bit as u64, 1);
-    }
-
-    /// Writes the low `n` bits of `v` (0 <= n <= 64): the bits are
-    /// top-aligned in a word, the first ones OR-ed into the partial last
-    /// byte and the rest appended as whole big-endian bytes in one copy. (A
-    /// loop over bits, then over bytes, was a sixth of a scrape's CPU.)
-    #[inline]
-    fn write_bits(&mut self, v: u64, n: u8) {
-        if n == 0 {
-            return;
-        }
-        let (n, used) = (u32::from(n.min(64)), u32::from(self.used));
-        let top = if n == 64 { v } else { v << (64 - n) };
-        let rest = if used == 0 {
-            Some((top, n))
-        } else {
-            let free = 8 - used;
-            if let Some(last) = self.buf.last_mut() {
-                *last |= (top >> (56 + used)) as u8;
-            }
-            (n > free).then(|| (top << free, n - free))
-        };
-        if let Some((word, bits)) = rest {
-            self.buf.extend_from_slice(&word.to_be_bytes()[..bits.div_ceil(8) as usize]);
-        }
-        self.used = ((used + n) % 8) as u8;
-    }
-}
-
-/// Reads bits written by [`BitWriter`]; `None` past the end. Reads load
+/// Reads bits written by [`HeadChunk`]; `None` past the end. Reads load
 /// one big-endian word per call instead of looping over bytes: decoding
 /// is what a select spends its time on.
 struct BitReader<'a> {
@@ -232,8 +193,14 @@ impl Window {
 /// The open chunk of a series, appended to in place.
 #[derive(Clone, Debug)]
 pub struct HeadChunk {
-    w: BitWriter,
-    count: u16,
+    /// The bit stream, most significant bit first.
+    buf: Vec<u8>,
+    /// Bits used in the last byte; 0 means it is full (or there is none).
+    /// Kept here with the other small fields rather than in a writer
+    /// struct of its own, whose padding made every series 8 bytes larger.
+    used: u8,
+    /// At most [`CHUNK_SAMPLES`].
+    count: u8,
     min_t: i64,
     max_t: i64,
     /// The grid: the nominal interval and the last grid point.
@@ -254,7 +221,8 @@ const OUTLIER_BITS: u8 = 8;
 impl Default for HeadChunk {
     fn default() -> Self {
         HeadChunk {
-            w: BitWriter::default(),
+            buf: Vec::new(),
+            used: 0,
             count: 0,
             min_t: 0,
             max_t: 0,
@@ -283,17 +251,17 @@ impl HeadChunk {
     /// before it is a good guess), so it neither reallocates as it grows
     /// nor holds twice what it needs.
     pub fn with_capacity(bytes: usize) -> Self {
-        HeadChunk { w: BitWriter { buf: Vec::with_capacity(bytes), used: 0 }, ..Default::default() }
+        HeadChunk { buf: Vec::with_capacity(bytes), ..Default::default() }
     }
 
     pub fn count(&self) -> u16 {
-        self.count
+        u16::from(self.count)
     }
 
     /// The address of the buffer's last byte, where the next sample's bits
     /// start (an address for a prefetch hint, never dereferenced).
     pub fn tail_addr(&self) -> usize {
-        self.w.buf.as_ptr() as usize + self.w.buf.len().saturating_sub(1)
+        self.buf.as_ptr() as usize + self.buf.len().saturating_sub(1)
     }
 
     pub fn min_t(&self) -> i64 {
@@ -305,7 +273,7 @@ impl HeadChunk {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.w.buf
+        &self.buf
     }
 
     /// Appends a sample; the caller guarantees `t` is newer than `max_t`.
@@ -320,11 +288,11 @@ impl HeadChunk {
                 // The first delta, in 16 bits for intervals up to a minute.
                 let d = t.wrapping_sub(self.min_t);
                 if (0..1 << 16).contains(&d) {
-                    self.w.write_bit(false);
-                    self.w.write_bits(d as u64, 16);
+                    self.write_bit(false);
+                    self.write_bits(d as u64, 16);
                 } else {
-                    self.w.write_bit(true);
-                    self.w.write_bits(d as u64, 64);
+                    self.write_bit(true);
+                    self.write_bits(d as u64, 64);
                 }
                 self.interval = nominal_interval(d);
                 let e = self.min_t.wrapping_add(self.interval);
@@ -344,14 +312,44 @@ impl HeadChunk {
         self.count += 1;
     }
 
+    fn write_bit(&mut self, bit: bool) {
+        self.write_bits(bit as u64, 1);
+    }
+
+    /// Writes the low `n` bits of `v` (0 <= n <= 64): the bits are
+    /// top-aligned in a word, the first ones OR-ed into the partial last
+    /// byte and the rest appended as whole big-endian bytes in one copy. (A
+    /// loop over bits, then over bytes, was a sixth of a scrape's CPU.)
+    #[inline]
+    fn write_bits(&mut self, v: u64, n: u8) {
+        if n == 0 {
+            return;
+        }
+        let (n, used) = (u32::from(n.min(64)), u32::from(self.used));
+        let top = if n == 64 { v } else { v << (64 - n) };
+        let rest = if used == 0 {
+            Some((top, n))
+        } else {
+            let free = 8 - used;
+            if let Some(last) = self.buf.last_mut() {
+                *last |= (top >> (56 + used)) as u8;
+            }
+            (n > free).then(|| (top << free, n - free))
+        };
+        if let Some((word, bits)) = rest {
+            self.buf.extend_from_slice(&word.to_be_bytes()[..bits.div_ceil(8) as usize]);
+        }
+        self.used = ((used + n) % 8) as u8;
+    }
+
     fn write_residual(&mut self, r: i64) {
         if r == 0 {
-            self.w.write_bit(false);
+            self.write_bit(false);
             return;
         }
         if (1..=GRID_SLACK).contains(&r) {
-            self.w.write_bits(0b10, 2);
-            self.w.write_bits((r - 1) as u64, LATE_BITS[0]);
+            self.write_bits(0b10, 2);
+            self.write_bits((r - 1) as u64, LATE_BITS[0]);
             return;
         }
         for (class, &bits) in LATE_BITS.iter().enumerate().skip(1) {
@@ -359,11 +357,11 @@ impl HeadChunk {
                 let ones = class as u8 + 1;
                 // `1` x ones, then `0` unless this is the last class.
                 if class + 1 < LATE_BITS.len() {
-                    self.w.write_bits(((1u64 << ones) - 1) << 1, ones + 1);
+                    self.write_bits(((1u64 << ones) - 1) << 1, ones + 1);
                 } else {
-                    self.w.write_bits((1u64 << ones) - 1, ones);
+                    self.write_bits((1u64 << ones) - 1, ones);
                 }
-                self.w.write_bits(r as u64, bits);
+                self.write_bits(r as u64, bits);
                 return;
             }
         }
@@ -376,13 +374,13 @@ impl HeadChunk {
             Some(i) => {
                 let z = zigzag(i);
                 let n = width_of(z);
-                self.w.write_bit(true);
-                self.w.write_bits(n as u64 & 63, 6);
-                self.w.write_bits(z, n);
+                self.write_bit(true);
+                self.write_bits(n as u64 & 63, 6);
+                self.write_bits(z, n);
             }
             None => {
-                self.w.write_bit(false);
-                self.w.write_bits(bits, 64);
+                self.write_bit(false);
+                self.write_bits(bits, 64);
             }
         }
     }
@@ -391,7 +389,7 @@ impl HeadChunk {
     /// new window (scale, shift, width) then the step; `111`: Gorilla XOR.
     fn write_value(&mut self, bits: u64) {
         if bits == self.v_bits {
-            self.w.write_bit(false);
+            self.write_bit(false);
             return;
         }
         let v = f64::from_bits(bits);
@@ -399,8 +397,8 @@ impl HeadChunk {
         if cur.width > 0 {
             if let Some(d) = step_at(self.v_bits, v, cur.scale as usize) {
                 if cur.holds(d) {
-                    self.w.write_bits(0b10, 2);
-                    self.w.write_bits(zigzag(d >> cur.shift), cur.width);
+                    self.write_bits(0b10, 2);
+                    self.write_bits(zigzag(d >> cur.shift), cur.width);
                     return;
                 }
             }
@@ -418,11 +416,11 @@ impl HeadChunk {
                 self.write_xor(bits);
                 return;
             }
-            self.w.write_bits(0b110, 3);
-            self.w.write_bits(w.scale as u64, 2);
-            self.w.write_bits(w.shift as u64, 6);
-            self.w.write_bits(w.width as u64 & 63, 6); // 64 is written as 0
-            self.w.write_bits(zigzag(d >> w.shift), w.width);
+            self.write_bits(0b110, 3);
+            self.write_bits(w.scale as u64, 2);
+            self.write_bits(w.shift as u64, 6);
+            self.write_bits(w.width as u64 & 63, 6); // 64 is written as 0
+            self.write_bits(zigzag(d >> w.shift), w.width);
             self.window = w;
             return;
         }
@@ -431,19 +429,19 @@ impl HeadChunk {
 
     fn write_xor(&mut self, bits: u64) {
         let x = bits ^ self.v_bits;
-        self.w.write_bits(0b111, 3);
+        self.write_bits(0b111, 3);
         let lead = (x.leading_zeros() as u8).min(31);
         let trail = x.trailing_zeros() as u8;
         if self.leading != 0xff && lead >= self.leading && trail >= self.trailing {
             // Fits the previous window: skip the window header.
-            self.w.write_bit(false);
-            self.w.write_bits(x >> self.trailing, 64 - self.leading - self.trailing);
+            self.write_bit(false);
+            self.write_bits(x >> self.trailing, 64 - self.leading - self.trailing);
         } else {
             let sig = 64 - lead - trail;
-            self.w.write_bit(true);
-            self.w.write_bits(lead as u64, 5);
-            self.w.write_bits(sig as u64 & 63, 6); // 64 is written as 0
-            self.w.write_bits(x >> trail, sig);
+            self.write_bit(true);
+            self.write_bits(lead as u64, 5);
+            self.write_bits(sig as u64 & 63, 6); // 64 is written as 0
+            self.write_bits(x >> trail, sig);
             self.leading = lead;
             self.trailing = trail;
         }
@@ -451,7 +449,7 @@ impl HeadChunk {
 
     /// Freezes the stream into an immutable, exactly sized chunk.
     pub fn seal(self) -> Chunk {
-        Chunk { min_t: self.min_t, max_t: self.max_t, count: self.count, data: self.w.buf.into_boxed_slice() }
+        Chunk { min_t: self.min_t, max_t: self.max_t, count: self.count.into(), data: self.buf.into_boxed_slice() }
     }
 }
 

@@ -19,11 +19,35 @@ pub enum Pushed {
     OutOfOrder,
 }
 
+/// The newest sample, or none: an `Option<Sample>` without the tag, which
+/// took 8 bytes of every series (a timestamp of `i64::MIN` means none).
+#[derive(Clone, Copy, Debug)]
+pub struct Newest(Sample);
+
+impl Newest {
+    pub const NONE: Newest = Newest(Sample { t: i64::MIN, v: 0.0 });
+
+    pub fn get(self) -> Option<Sample> {
+        (self.0.t != i64::MIN).then_some(self.0)
+    }
+
+    /// Holds `s` (none if `s.t` is `i64::MIN`).
+    pub fn set(&mut self, s: Sample) {
+        self.0 = s;
+    }
+}
+
+impl Default for Newest {
+    fn default() -> Self {
+        Newest::NONE
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct SeriesData {
     pub chunks: Vec<Chunk>,
     pub head: HeadChunk,
-    pub pending: Option<Sample>,
+    pub pending: Newest,
     /// Samples before this are past retention (their chunk is still shared
     /// with newer samples); reads start here.
     pub floor: i64,
@@ -39,11 +63,11 @@ impl SeriesData {
     /// Whether the series ended (its newest sample is a staleness marker)
     /// before `cutoff`.
     pub fn ended_before(&self, cutoff: i64) -> bool {
-        self.pending.is_some_and(|p| super::is_stale(p.v) && p.t < cutoff)
+        self.pending.get().is_some_and(|p| super::is_stale(p.v) && p.t < cutoff)
     }
 
     pub fn last_t(&self) -> Option<i64> {
-        match (&self.pending, self.head.count(), self.chunks.last()) {
+        match (self.pending.get(), self.head.count(), self.chunks.last()) {
             (Some(p), _, _) => Some(p.t),
             (None, n, _) if n > 0 => Some(self.head.max_t()),
             (None, _, Some(c)) => Some(c.max_t),
@@ -52,16 +76,17 @@ impl SeriesData {
     }
 
     pub fn push(&mut self, t: i64, v: f64) -> Pushed {
-        if let Some(p) = &mut self.pending {
-            if t == p.t {
-                p.v = v;
-                return Pushed::Replaced;
-            }
+        let newest = self.pending.get();
+        if newest.is_some_and(|p| p.t == t) {
+            self.pending.set(Sample { t, v });
+            return Pushed::Replaced;
         }
-        if self.last_t().is_some_and(|last| t <= last) {
+        // (`i64::MIN` is no time a sample can have: it marks "none".)
+        if t == i64::MIN || self.last_t().is_some_and(|last| t <= last) {
             return Pushed::OutOfOrder;
         }
-        if let Some(p) = self.pending.replace(Sample { t, v }) {
+        self.pending.set(Sample { t, v });
+        if let Some(p) = newest {
             self.commit(p);
         }
         Pushed::Appended
@@ -90,7 +115,7 @@ impl SeriesData {
             .first()
             .map(|c| c.min_t)
             .or((self.head.count() > 0).then(|| self.head.min_t()))
-            .or(self.pending.map(|p| p.t));
+            .or(self.pending.get().map(|p| p.t));
         match (first, self.last_t()) {
             (Some(first), Some(last)) => first.max(self.floor) <= end && last >= start,
             _ => false,
@@ -100,7 +125,7 @@ impl SeriesData {
     pub fn samples(&self) -> usize {
         self.chunks.iter().map(|c| c.count as usize).sum::<usize>()
             + self.head.count() as usize
-            + self.pending.is_some() as usize
+            + self.pending.get().is_some() as usize
     }
 
     /// Appends samples in `[start, end]` to `out`, decoding only the chunks
@@ -112,9 +137,18 @@ impl SeriesData {
             return;
         }
         let first = self.chunks.partition_point(|c| c.max_t < start);
-        // Room for every sample of the overlapping chunks, so `out` grows once.
-        let upper: usize = self.chunks[first..].iter().take_while(|c| c.min_t <= end).map(|c| c.count as usize).sum();
-        out.reserve(upper + self.head.count() as usize + 1);
+        // Room for about the samples in range (samples are spread evenly in
+        // time, near enough), so `out` grows once and a short window over a
+        // long chunk does not reserve the whole chunk: a query holds this
+        // for each series it selects.
+        let h = &self.head;
+        let estimate: usize = self.chunks[first..]
+            .iter()
+            .take_while(|c| c.min_t <= end)
+            .map(|c| share(c.count, c.min_t, c.max_t, start, end))
+            .sum::<usize>()
+            + if h.count() > 0 { share(h.count(), h.min_t(), h.max_t(), start, end) } else { 0 };
+        out.reserve(estimate + 1);
         for c in &self.chunks[first..] {
             if c.min_t > end {
                 return;
@@ -124,14 +158,27 @@ impl SeriesData {
                 tracing::warn!(error = %e, min_t = c.min_t, "store: corrupt chunk skipped");
             }
         }
-        let h = &self.head;
         if h.count() > 0 && h.max_t() >= start && h.min_t() <= end {
             if let Err(e) = decode_range(h.bytes(), h.count(), h.min_t(), start, end, out) {
                 tracing::warn!(error = %e, "store: corrupt head chunk");
             }
         }
-        if let Some(p) = self.pending.filter(|p| p.t >= start && p.t <= end) {
+        if let Some(p) = self.pending.get().filter(|p| p.t >= start && p.t <= end) {
             out.push(p);
+        }
+    }
+
+    /// The newest sample in `[start, end]`. The newest sample of all is
+    /// kept uncompressed, so when `end` is now (an instant query, a rule)
+    /// nothing is decoded.
+    pub fn newest_in(&self, start: i64, end: i64) -> Option<Sample> {
+        match self.pending.get() {
+            Some(p) if p.t <= end => (p.t >= start.max(self.floor)).then_some(p),
+            _ => {
+                let mut out = Vec::new();
+                self.read(start, end, &mut out);
+                out.pop()
+            }
         }
     }
 
@@ -148,7 +195,7 @@ impl SeriesData {
         if self.last_t().is_some_and(|t| t < cutoff) {
             self.chunks = Vec::new();
             self.head = HeadChunk::default();
-            self.pending = None;
+            self.pending = Newest::NONE;
         }
         let down_empty = match &mut self.down {
             Some(d) => {
@@ -161,6 +208,18 @@ impl SeriesData {
     }
 }
 
+/// About how many of `count` samples spread over `[min_t, max_t]` fall in
+/// `[start, end]` (one more, for rounding).
+fn share(count: u16, min_t: i64, max_t: i64, start: i64, end: i64) -> usize {
+    let (lo, hi) = (start.max(min_t), end.min(max_t));
+    if hi < lo {
+        return 0;
+    }
+    let span = i128::from(max_t) - i128::from(min_t) + 1;
+    let part = i128::from(hi) - i128::from(lo) + 1;
+    (i128::from(count) * part / span) as usize + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +228,37 @@ mod tests {
         let mut out = Vec::new();
         s.read(start, end, &mut out);
         out
+    }
+
+    #[test]
+    fn newest_in_a_window_reads_the_newest_sample_or_decodes_only_for_the_past() {
+        let mut s = SeriesData::new(false);
+        assert_eq!(s.newest_in(i64::MIN + 1, i64::MAX), None);
+        for i in 0..500i64 {
+            s.push(i * 10, i as f64);
+        }
+        let at = |t: i64| Some(Sample { t, v: (t / 10) as f64 });
+        assert_eq!(s.newest_in(4_000, 4_990), at(4_990)); // the uncompressed newest
+        assert_eq!(s.newest_in(4_995, 9_000), None);
+        assert_eq!(s.newest_in(1_000, 1_234), at(1_230)); // in a sealed chunk
+        assert_eq!(s.newest_in(4_801, 4_985), at(4_980)); // in the head
+        assert_eq!(s.newest_in(1_231, 1_239), None);
+        s.compact(2_000, 0);
+        assert_eq!(s.newest_in(0, 1_999), None); // behind the retention floor
+    }
+
+    #[test]
+    fn a_short_window_reserves_about_its_own_samples() {
+        let mut s = SeriesData::new(false);
+        for i in 0..1000i64 {
+            s.push(i * 10, i as f64);
+        }
+        let mut out = Vec::new();
+        s.read(5_000, 5_099, &mut out); // 10 samples inside one 120-sample chunk
+        assert_eq!(out.len(), 10);
+        assert!(out.capacity() < 20, "reserved {}", out.capacity());
+        let all = read_all(&s, 0, i64::MAX);
+        assert_eq!(all.len(), 1000);
     }
 
     #[test]

@@ -93,7 +93,7 @@ fn put_series(buf: &mut Vec<u8>, labels: &Labels, r: u64, d: &SeriesData) {
     put_uvarint(buf, d.head.count() as u64);
     put_varint(buf, d.head.min_t());
     put_bytes(buf, d.head.bytes());
-    match d.pending {
+    match d.pending.get() {
         Some(p) => {
             buf.push(1);
             put_varint(buf, p.t);
@@ -191,7 +191,7 @@ fn get_series(rd: &mut Reader<'_>, downsample: bool) -> Option<Loaded> {
     }
     data.head = head;
     if rd.u8()? == 1 {
-        data.pending = Some(Sample { t: rd.varint()?, v: rd.f64()? });
+        data.pending.set(Sample { t: rd.varint()?, v: rd.f64()? });
     }
     if rd.u8()? == 1 {
         let n = rd.uvarint()?;
