@@ -346,7 +346,7 @@ impl ScrapeState {
             // entry after the last one matched is nearly always this one,
             // found without the index (whose lookup is a cache miss).
             let predicted = cached.get(next_slot as usize).filter(|c| c.key == key).map(|_| next_slot);
-            let found = || index.find(key.0, |&i| cached[i as usize].key == key).copied();
+            let found = || index.find(key.0, |&i| cached.get(i as usize).is_some_and(|c| c.key == key)).copied();
             if let Some(slot) = predicted.or_else(found) {
                 next_slot = slot + 1;
                 let c = &mut cached[slot as usize];
@@ -362,7 +362,7 @@ impl ScrapeState {
             // New or changed: the slow path, once.
             let slot = cached.len() as u32;
             next_slot = slot + 1;
-            index.insert_unique(key.0, slot, |&i| cached[i as usize].key.0);
+            index.insert_unique(key.0, slot, |&i| cached.get(i as usize).map_or(0, |c| c.key.0));
             let Some(labels) = series_labels(t, s) else {
                 cached.push(Cached { key, series: None, epoch, watched: false, tail: 0 });
                 return;
@@ -650,6 +650,47 @@ mod tests {
         scrape("m{k=\"a\"} 7\n", 5000);
         assert_eq!(at(&store, "m", 5000), vec![("a".into(), "7".into())]);
         assert_eq!(at(&store, "up", 5000), vec![("".into(), "1".into())]);
+    }
+
+    /// The cache's index finds a series by key wherever it sits: after
+    /// series leave (the cache fills their places with its last entries) and
+    /// when the body lists the rest in another order (nothing predicted),
+    /// every series keeps its identity and no series counts as added.
+    #[test]
+    fn the_scrape_cache_finds_moved_and_reordered_series() {
+        use crate::store::Queryable;
+        let t = cached_target("");
+        let store = Store::new(i64::MAX / 4);
+        let mut st = ScrapeState::default();
+        let body = |ks: &mut dyn Iterator<Item = u32>, v: u32| -> String {
+            ks.map(|k| format!("m{{k=\"{k:02}\"}} {}\n", k * 100 + v)).collect()
+        };
+        let mut scrape = |body: String, now: i64| {
+            ingest(&t, Ok((body.as_bytes(), Format::Prometheus)), &store, &mut st, now, 0.0);
+        };
+        scrape(body(&mut (0..60), 1), 1000);
+        scrape(body(&mut (0..60).filter(|k| k % 3 != 0), 2), 2000);
+        scrape(body(&mut (0..60).filter(|k| k % 3 != 0).rev(), 3), 3000);
+        assert_eq!(at(&store, "scrape_series_added", 3000), vec![("".into(), "0".into())]);
+        let want: Vec<(String, String)> = (0..60u32)
+            .map(|k| (format!("{k:02}"), if k % 3 == 0 { "stale".into() } else { (k * 100 + 3).to_string() }))
+            .collect();
+        let got: Vec<(String, String)> = (0..60u32)
+            .map(|k| {
+                let m = [
+                    crate::labels::Matcher::equal(METRIC_NAME, "m"),
+                    crate::labels::Matcher::equal("k", format!("{k:02}")),
+                ];
+                let s = store.select(&m, 0, 3000);
+                let last = s[0].samples.last().map(|x| x.v).unwrap_or_default();
+                let v = if crate::store::is_stale(last) { "stale".to_string() } else { last.to_string() };
+                (format!("{k:02}"), v)
+            })
+            .collect();
+        assert_eq!(got, want);
+        // Each kept series has one sample per scrape: none was recreated.
+        let m = [crate::labels::Matcher::equal(METRIC_NAME, "m"), crate::labels::Matcher::equal("k", "59")];
+        assert_eq!(store.select(&m, 0, 3000)[0].samples.len(), 3);
     }
 
     /// A rotated credentials file is used at the very next scrape, and a
