@@ -44,6 +44,12 @@ impl Postings {
         }
     }
 
+    /// The series the value is read from (a list is never left empty: an
+    /// empty one leaves the table).
+    fn first(&self) -> SlotId {
+        self.as_slice().first().copied().unwrap_or(SlotId::MAX)
+    }
+
     fn insert(&mut self, id: SlotId) {
         match self {
             Postings::One(x) => *self = Postings::Many(Box::new(if *x < id { vec![*x, id] } else { vec![id, *x] })),
@@ -134,8 +140,8 @@ impl Shard {
             let hasher = &self.hasher;
             let entry = values.0.entry(
                 hasher.hash_one(v),
-                |p| value_at(series, p.as_slice()[0], n) == v,
-                |p| hasher.hash_one(value_at(series, p.as_slice()[0], n)),
+                |p| value_at(series, p.first(), n) == v,
+                |p| hasher.hash_one(value_at(series, p.first(), n)),
             );
             match entry {
                 hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().insert(id),
@@ -156,7 +162,7 @@ impl Shard {
         }
         for (n, v) in e.labels.iter() {
             let Some(values) = self.postings.get_mut(n) else { continue };
-            let probe = values.0.find_entry(self.hasher.hash_one(v), |p| value_at(series, p.as_slice()[0], n) == v);
+            let probe = values.0.find_entry(self.hasher.hash_one(v), |p| value_at(series, p.first(), n) == v);
             if let Ok(mut found) = probe {
                 if found.get_mut().remove(id) {
                     found.remove();
@@ -178,7 +184,7 @@ impl Shard {
     /// The values `name` takes in this shard.
     pub fn label_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let values = self.postings.get(name).into_iter().flat_map(|v| v.0.iter());
-        values.map(move |p| value_at(&self.series, p.as_slice()[0], name))
+        values.map(move |p| value_at(&self.series, p.first(), name))
     }
 
     /// Entries matching every matcher, using postings where they help.
@@ -195,14 +201,14 @@ impl Shard {
             let mut ids: Vec<SlotId> = match &m.op {
                 MatchOp::Equal(v) => values
                     .0
-                    .find(self.hasher.hash_one(v.as_str()), |p| value_at(&self.series, p.as_slice()[0], name) == v)
+                    .find(self.hasher.hash_one(v.as_str()), |p| value_at(&self.series, p.first(), name) == v)
                     .map(|p| p.as_slice().to_vec())
                     .unwrap_or_default(),
                 _ => {
                     let mut all: Vec<SlotId> = values
                         .0
                         .iter()
-                        .filter(|p| m.matches_value(value_at(&self.series, p.as_slice()[0], name)))
+                        .filter(|p| m.matches_value(value_at(&self.series, p.first(), name)))
                         .flat_map(|p| p.as_slice().iter().copied())
                         .collect();
                     all.sort_unstable();
