@@ -6,9 +6,9 @@
 //! scrape are marked stale so that queries stop returning them.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
-use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 

@@ -551,6 +551,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The matching series with what `read` takes of each, sorted by
+    /// labels; `more` hears each series' sample count and stops the
+    /// selection when it says no (see [`Queryable::select_checked`]).
+    fn select_each(
+        &self,
+        matchers: &[Matcher],
+        more: &mut dyn FnMut(usize) -> bool,
+        read: impl Fn(&SeriesData) -> Vec<super::Sample>,
+    ) -> Vec<Series> {
+        let mut out: Vec<Series> = Vec::new();
+        for e in self.matching(matchers) {
+            let samples = read(&e.lock());
+            if !more(samples.len()) {
+                break;
+            }
+            if !samples.is_empty() {
+                out.push(Series { labels: e.labels.to_labels(), samples });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+}
+
 impl Queryable for Store {
     fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series> {
         let mut out: Vec<Series> = self
@@ -573,19 +598,11 @@ impl Queryable for Store {
         end: i64,
         more: &mut dyn FnMut(usize) -> bool,
     ) -> Vec<Series> {
-        let mut out: Vec<Series> = Vec::new();
-        for e in self.matching(matchers) {
+        self.select_each(matchers, more, |d| {
             let mut samples = Vec::new();
-            e.lock().read(start, end, &mut samples);
-            if !more(samples.len()) {
-                break;
-            }
-            if !samples.is_empty() {
-                out.push(Series { labels: e.labels.to_labels(), samples });
-            }
-        }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        out
+            d.read(start, end, &mut samples);
+            samples
+        })
     }
 
     fn select_newest(
@@ -595,16 +612,7 @@ impl Queryable for Store {
         end: i64,
         more: &mut dyn FnMut(usize) -> bool,
     ) -> Vec<Series> {
-        let mut out: Vec<Series> = Vec::new();
-        for e in self.matching(matchers) {
-            let Some(newest) = e.lock().newest_in(start, end) else { continue };
-            if !more(1) {
-                break;
-            }
-            out.push(Series { labels: e.labels.to_labels(), samples: vec![newest] });
-        }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        out
+        self.select_each(matchers, more, |d| d.newest_in(start, end).into_iter().collect())
     }
 
     fn select_histograms(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<super::HistogramSeries> {
