@@ -251,8 +251,8 @@ impl Daemon {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(every_ms as u64));
             loop {
                 tick.tick().await;
-                store.compact(chrono::Utc::now().timestamp_millis());
-                crate::selfmon::refresh_gauges(&store);
+                let left = store.compact(chrono::Utc::now().timestamp_millis());
+                crate::selfmon::set_store_gauges(left);
             }
         });
         Ok(daemon)

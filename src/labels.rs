@@ -23,6 +23,11 @@ impl Labels {
         Labels(Vec::new())
     }
 
+    /// An empty set with room for `n` pairs.
+    pub fn with_capacity(n: usize) -> Self {
+        Labels(Vec::with_capacity(n))
+    }
+
     /// Builds a label set from pairs in any order. Later duplicates win;
     /// empty values are dropped (an empty label is the same as no label).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {

@@ -217,7 +217,11 @@ fn ingest_once(handle: &PrometheusHandle, t: &Target, store: &Store, state: &mut
 /// change: `/metrics` calls this, and the daemon's retention pass once a
 /// minute (what the self series see).
 pub fn refresh_gauges(store: &Store) {
-    let st = store.stats();
+    set_store_gauges(store.stats());
+}
+
+/// Sets the store gauges from counts already taken (the retention pass's).
+pub fn set_store_gauges(st: crate::store::StoreStats) {
     metrics::gauge!("forewarn_store_series").set(st.series as f64);
     metrics::gauge!("forewarn_store_samples").set(st.samples as f64);
 }

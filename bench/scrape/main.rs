@@ -12,7 +12,8 @@
 //!   values change every scrape (as real counters do);
 //! - the same with the caches evicted before each scrape (a 512 MiB sweep,
 //!   not timed): what a scrape costs when its series' memory has gone cold
-//!   in the 15 s since the last one, as in the side-by-side run at 15 s.
+//!   in the 15 s since the last one, as in the side-by-side run at 15 s;
+//! - a first scrape into an empty store, per new series (creation cost).
 //!
 //! The network fetch is not in it (its body buffer is one allocation per
 //! scrape); `bench/store/prometheus_side_by_side.sh` measures the whole
@@ -148,9 +149,33 @@ fn run(relabel: bool, changing: bool, cold: bool, n: usize, scrapes: u64) -> Run
     Run { allocs_per_sample: allocs as f64 / samples as f64, ns_per_sample: cpu as f64 / samples as f64 }
 }
 
+/// A target's first scrape into an empty store: every series is new (label
+/// set built, relabeled, indexed, packed). Short runs at 15 s count some of
+/// these, so their cost shows in the side-by-side figures. Returns
+/// allocations and CPU ns per new series, over `rounds` fresh stores.
+fn first_scrape(n: usize, rounds: u64) -> Run {
+    let t = target(false);
+    let b = body(n, 0);
+    let (mut allocs, mut cpu, mut samples) = (0, 0, 0);
+    for _ in 0..rounds {
+        let store = Store::new(3_600_000);
+        let mut state = ScrapeState::default();
+        let (a0, c0) = (ALLOCS.load(Ordering::Relaxed), cpu_ns());
+        samples +=
+            ingest(&t, Ok((b.as_slice(), Format::Prometheus)), &store, &mut state, 1_700_000_000_000, 0.01).samples;
+        let (a1, c1) = (ALLOCS.load(Ordering::Relaxed), cpu_ns());
+        allocs += a1 - a0;
+        cpu += c1 - c0;
+    }
+    Run { allocs_per_sample: allocs as f64 / samples as f64, ns_per_sample: cpu as f64 / samples as f64 }
+}
+
 fn main() {
     let n = 10_000;
     let scrapes = 60;
+    // `cargo bench --bench scrape -- first` runs only the cases whose name
+    // holds "first" (for a profile of one case).
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
     println!("ingest of a {n}-series body, {scrapes} scrapes after 2 warm-up scrapes:");
     println!("{:<44} {:>18} {:>16}", "case", "allocs / sample", "CPU ns / sample");
     for (name, relabel, changing, cold) in [
@@ -159,7 +184,19 @@ fn main() {
         ("values change, metric_relabel_configs", true, true, false),
         ("values change, caches cold (as at 15 s)", false, true, true),
     ] {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let r = run(relabel, changing, cold, n, scrapes);
         println!("{name:<44} {:>18.4} {:>16.0}", r.allocs_per_sample, r.ns_per_sample);
     }
+    let name = "first scrape, every series new (20 stores)";
+    if !name.contains(only.as_str()) {
+        return;
+    }
+    let r = first_scrape(n, 20);
+    println!(
+        "{:<44} {:>18.4} {:>16.0}",
+        "first scrape, every series new (20 stores)", r.allocs_per_sample, r.ns_per_sample
+    );
 }

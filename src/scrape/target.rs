@@ -272,7 +272,10 @@ fn watched(name: &str) -> bool {
 /// The labels of a new series: the body's, the target's (by
 /// `honor_labels`), then `metric_relabel_configs`; `None` when dropped.
 fn series_labels(t: &Target, s: &parse::ParsedSample<'_>) -> Option<Labels> {
-    let mut labels = Labels::from_pairs(s.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut labels = Labels::with_capacity(s.labels.len() + 1 + t.labels.len());
+    for (k, v) in s.labels.iter() {
+        labels.set(k.to_string(), v.to_string());
+    }
     labels.set(METRIC_NAME.into(), s.name.to_string());
     for (k, v) in t.labels.iter() {
         match labels.get(k) {
@@ -516,7 +519,9 @@ pub fn ingest(
                         (slot, t, v)
                     }
                     Pending::New { slot, labels, t, v } => {
-                        if state.seeded_series.remove(&labels.fingerprint()).is_none() {
+                        // (Seeded series exist only after a restart: no fingerprint to take otherwise.)
+                        if state.seeded_series.is_empty() || state.seeded_series.remove(&labels.fingerprint()).is_none()
+                        {
                             added += 1;
                         }
                         state.cached[slot as usize].series = Some(app.append_ref(&labels, t, v));

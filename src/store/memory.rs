@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::downsample::Aggregate;
-use super::packed::PackedLabels;
+use super::packed::{PackedLabels, SetHasher};
 use super::series::{Pushed, SeriesData};
 use super::shard::{Shard, SlotId};
 use super::wal::{SampleBatch, Wal};
@@ -25,6 +25,11 @@ const SHARDS: usize = 16;
 /// One series: its packed labels, WAL reference and samples.
 pub(crate) struct Entry {
     pub labels: PackedLabels,
+    /// The low half of the label set's [`SetHasher`] hash (the high half
+    /// picked the shard), kept so that the shard's table grows and forgets
+    /// the series without hashing its labels again. (32 bits sit in the
+    /// padding beside `name_bit`: the entry stays in its allocation class.)
+    pub hash: u32,
     /// The id that names this series in the WAL and snapshots.
     pub r: u64,
     /// The metric name's bit in an ingest mask ([`super::ingest`]).
@@ -33,6 +38,10 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    pub fn new(labels: &Labels, hash: u32, r: u64, name_bit: u8, data: Mutex<SeriesData>) -> Entry {
+        Entry { labels: PackedLabels::new(labels), hash, r, name_bit, data }
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, SeriesData> {
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -82,6 +91,8 @@ pub struct Store {
     /// on fresh data instead of up to an interval later.
     ingest: super::ingest::IngestBus,
     histograms: super::histograms::Histograms,
+    /// Picks a label set's shard and keys the shards' label-set tables.
+    hasher: SetHasher,
 }
 
 impl Store {
@@ -97,6 +108,7 @@ impl Store {
             durable: None,
             ingest: Default::default(),
             histograms: Default::default(),
+            hasher: SetHasher::default(),
         }
     }
 
@@ -118,8 +130,10 @@ impl Store {
         self.options.retention_ms
     }
 
-    fn shard(&self, fp: u64) -> &RwLock<Shard> {
-        &self.shards[((fp ^ (fp >> 32)) % SHARDS as u64) as usize]
+    /// The shard of a label set, by the high half of its hash (the low
+    /// half keys the shard's own table).
+    fn shard(&self, hash: u64) -> &RwLock<Shard> {
+        &self.shards[((hash >> 32) % SHARDS as u64) as usize]
     }
 
     fn wal(&self) -> Option<&Wal> {
@@ -170,27 +184,27 @@ impl Store {
     /// The series with these labels, created (and logged) if new; `r` is
     /// its WAL reference when replaying, `None` to assign a fresh one.
     pub(crate) fn get_or_create(&self, labels: &Labels, r: Option<u64>) -> Arc<Entry> {
-        let fp = labels.fingerprint();
-        let lock = self.shard(fp);
-        if let Some(e) = lock.read().unwrap_or_else(|e| e.into_inner()).find(fp, labels) {
+        let full = self.hasher.labels(labels);
+        let (lock, hash) = (self.shard(full), full as u32);
+        if let Some(e) = lock.read().unwrap_or_else(|e| e.into_inner()).find(hash, labels) {
             return e.clone();
         }
         let mut shard = lock.write().unwrap_or_else(|e| e.into_inner());
         // Another task may have created it between our read and write lock.
-        if let Some(e) = shard.find(fp, labels) {
+        if let Some(e) = shard.find(hash, labels) {
             return e.clone();
         }
         let r = r.unwrap_or_else(|| self.next_ref.fetch_add(1, Ordering::Relaxed));
         let data = SeriesData::new(self.options.downsample_retention_ms.is_some());
         let name_bit = super::ingest::name_bit(labels.value(crate::labels::METRIC_NAME));
-        let entry = Arc::new(Entry { labels: PackedLabels::new(labels), r, name_bit, data: Mutex::new(data) });
+        let entry = Arc::new(Entry::new(labels, hash, r, name_bit, Mutex::new(data)));
         metrics::counter!("forewarn_store_series_created_total").increment(1);
         // Logged under the shard lock: no other task can log a sample of
         // this series before the series record.
         if let Some(w) = self.wal() {
             w.log_series(r, labels);
         }
-        shard.insert(fp, entry.clone());
+        shard.insert(entry.clone());
         entry
     }
 
@@ -212,22 +226,33 @@ impl Store {
     /// Drops samples older than the retention window relative to `now`,
     /// aggregates older than the downsample retention, and series left
     /// with neither.
-    pub fn compact(&self, now: i64) {
+    /// Returns what is left, counted on the way ([`Store::stats`] would walk
+    /// every series again).
+    pub fn compact(&self, now: i64) -> StoreStats {
         let cutoff = now.saturating_sub(self.options.retention_ms);
         let down_cutoff = now.saturating_sub(self.options.downsample_retention_ms.unwrap_or(0));
         let ended_cutoff = self.options.stale_series_retention_ms.map(|r| now.saturating_sub(r));
         let ended = |d: &super::series::SeriesData| ended_cutoff.is_some_and(|c| d.ended_before(c));
         self.histograms.compact(cutoff);
         let (mut expired, mut stale) = (0u64, 0u64);
+        let mut left = StoreStats::default();
         for lock in self.shards.iter() {
             let mut empty = Vec::new();
             {
                 let shard = lock.read().unwrap_or_else(|e| e.into_inner());
                 for (id, e) in shard.series.iter().enumerate() {
+                    // Every entry is a cache miss a minute after the last
+                    // pass: start loading a few ahead so the misses overlap.
+                    if let Some(Some(ahead)) = shard.series.get(id + PREFETCH_AHEAD) {
+                        prefetch_entry(ahead);
+                    }
                     if let Some(e) = e {
                         let mut d = e.lock();
                         if d.compact(cutoff, down_cutoff) || ended(&d) {
                             empty.push(id as SlotId);
+                        } else {
+                            left.series += 1;
+                            left.samples += d.samples();
                         }
                     }
                 }
@@ -242,8 +267,12 @@ impl Store {
                     let d = e.lock();
                     if d.last_t().is_none() {
                         Some(false)
+                    } else if ended(&d) {
+                        Some(true)
                     } else {
-                        ended(&d).then_some(true)
+                        left.series += 1;
+                        left.samples += d.samples();
+                        None
                     }
                 });
                 if let Some(was_stale) = why {
@@ -259,6 +288,7 @@ impl Store {
         metrics::counter!("forewarn_store_series_removed_total", "reason" => "retention").increment(expired);
         metrics::counter!("forewarn_store_series_removed_total", "reason" => "stale").increment(stale);
         return_free_memory();
+        left
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -338,7 +368,7 @@ impl Store {
                 d.read(last, last, &mut buf);
             }
             if buf.last().is_some_and(|s| !super::is_stale(s.v)) {
-                out.push((e.labels.to_labels().fingerprint(), SeriesRef(e)));
+                out.push((e.labels.fingerprint(), SeriesRef(e)));
             }
         }
         out
@@ -375,6 +405,22 @@ pub struct Appender<'a> {
     signal: bool,
 }
 
+/// How many series ahead a walk over the store prefetches: enough for
+/// the misses to overlap, few enough that the lines are still there.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Starts loading an entry's cache lines, the Arc's counts (just before
+/// it) included.
+fn prefetch_entry(e: &Arc<Entry>) {
+    let start = Arc::as_ptr(e) as usize - 2 * std::mem::size_of::<usize>();
+    let end = Arc::as_ptr(e) as usize + std::mem::size_of::<Entry>();
+    let mut line = start & !63;
+    while line < end {
+        prefetch_line(line);
+        line += 64;
+    }
+}
+
 /// Asks the CPU to start loading the cache line holding `addr`. A hint: it
 /// never faults, whatever the address, and does nothing off x86-64.
 #[inline(always)]
@@ -407,14 +453,7 @@ impl SeriesRef {
     /// stale `tail` (the buffer has moved since) costs one useless load.
     #[inline]
     pub fn prefetch(&self, tail: usize) {
-        // The Arc's counts sit just before the entry.
-        let start = Arc::as_ptr(&self.0) as usize - 2 * std::mem::size_of::<usize>();
-        let end = Arc::as_ptr(&self.0) as usize + std::mem::size_of::<Entry>();
-        let mut line = start & !63;
-        while line < end {
-            prefetch_line(line);
-            line += 64;
-        }
+        prefetch_entry(&self.0);
         if tail != 0 {
             prefetch_line(tail);
         }

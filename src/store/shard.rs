@@ -13,34 +13,56 @@
 //! cache, not here.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use super::memory::Entry;
-use super::packed::PackedLabels;
+use super::packed::{PackedLabels, SetHasher};
 use crate::labels::{Labels, MatchOp, Matcher};
 
 /// Slot of a series within its shard.
 pub(crate) type SlotId = u32;
 
-/// The series a label value selects in a shard, sorted. Most values of
-/// labels like `id` or `instance` name one series: those keep the slot
-/// inline, the rest a boxed list (so an entry stays 16 bytes).
+/// The series a label value selects in a shard, sorted, with the value's
+/// hash (so the table grows without reading every value back from its
+/// series). Most values of labels like `id` or `instance` name one series:
+/// those keep the slot inline, the rest a boxed list (so an entry stays 16
+/// bytes).
 #[derive(Clone, Debug)]
 enum Postings {
-    One(SlotId),
+    One {
+        id: SlotId,
+        hash: u32,
+    },
     // Boxed on purpose: a bare `Vec` would make every entry 32 bytes.
     #[allow(clippy::box_collection)]
-    Many(Box<Vec<SlotId>>),
+    Many {
+        hash: u32,
+        ids: Box<Vec<SlotId>>,
+    },
+}
+
+const _: () = assert!(std::mem::size_of::<Postings>() == 16);
+
+/// The table hash of a 32-bit hash kept beside what it keys (a value's in
+/// [`Postings`], a label set's in [`Entry::hash`]): the low bits pick the
+/// bucket and the top seven are the tag, so both must come from all of `h`.
+fn table_hash(h: u32) -> u64 {
+    (h as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl Postings {
     fn as_slice(&self) -> &[SlotId] {
         match self {
-            Postings::One(x) => std::slice::from_ref(x),
-            Postings::Many(v) => v,
+            Postings::One { id, .. } => std::slice::from_ref(id),
+            Postings::Many { ids, .. } => ids,
+        }
+    }
+
+    fn hash(&self) -> u32 {
+        match self {
+            Postings::One { hash, .. } | Postings::Many { hash, .. } => *hash,
         }
     }
 
@@ -50,27 +72,30 @@ impl Postings {
         self.as_slice().first().copied().unwrap_or(SlotId::MAX)
     }
 
-    fn insert(&mut self, id: SlotId) {
+    fn insert(&mut self, new: SlotId) {
         match self {
-            Postings::One(x) => *self = Postings::Many(Box::new(if *x < id { vec![*x, id] } else { vec![id, *x] })),
-            Postings::Many(v) => {
-                let pos = v.partition_point(|&x| x < id);
-                v.insert(pos, id);
+            Postings::One { id, hash } => {
+                let ids = if *id < new { vec![*id, new] } else { vec![new, *id] };
+                *self = Postings::Many { hash: *hash, ids: Box::new(ids) }
+            }
+            Postings::Many { ids, .. } => {
+                let pos = ids.partition_point(|&x| x < new);
+                ids.insert(pos, new);
             }
         }
     }
 
-    /// Removes `id`; true when the list is left empty.
-    fn remove(&mut self, id: SlotId) -> bool {
+    /// Removes `gone`; true when the list is left empty.
+    fn remove(&mut self, gone: SlotId) -> bool {
         match self {
-            Postings::One(x) => *x == id,
-            Postings::Many(v) => {
-                v.retain(|&x| x != id);
-                if let [only] = v.as_slice() {
-                    *self = Postings::One(*only);
+            Postings::One { id, .. } => *id == gone,
+            Postings::Many { hash, ids } => {
+                ids.retain(|&x| x != gone);
+                if let [only] = ids.as_slice() {
+                    *self = Postings::One { id: *only, hash: *hash };
                     return false;
                 }
-                v.is_empty()
+                ids.is_empty()
             }
         }
     }
@@ -89,38 +114,43 @@ fn value_at<'a>(series: &'a Slots, id: SlotId, name: &str) -> &'a str {
     series.get(id as usize).and_then(Option::as_ref).map_or("", |e| e.labels.value(name))
 }
 
-fn labels_at(series: &Slots, id: SlotId) -> Option<&PackedLabels> {
-    series.get(id as usize).and_then(Option::as_ref).map(|e| &e.labels)
+/// [`value_at`] as bytes, without UTF-8 validation: what probes compare.
+fn value_bytes_at<'a>(series: &'a Slots, id: SlotId, name: &str) -> &'a [u8] {
+    series.get(id as usize).and_then(Option::as_ref).and_then(|e| e.labels.value_bytes(name)).unwrap_or_default()
 }
 
-/// Mixes a label set's fingerprint for the table: the shard was chosen by
-/// its low bits, so within a shard those are all alike.
-fn mix(fp: u64) -> u64 {
-    let x = fp.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x ^ (x >> 29)
+fn labels_at(series: &Slots, id: SlotId) -> Option<&PackedLabels> {
+    series.get(id as usize).and_then(Option::as_ref).map(|e| &e.labels)
 }
 
 #[derive(Default)]
 pub(crate) struct Shard {
     /// `None` once a series is dropped by retention (the slot is reused).
     pub series: Vec<Option<Arc<Entry>>>,
-    /// The slots by (mixed) label fingerprint; series with the same
-    /// fingerprint simply sit side by side, told apart by their labels.
+    /// The slots by label-set hash ([`Entry::hash`]); series with the same
+    /// hash simply sit side by side, told apart by their labels.
     by_labels: HashTable<SlotId>,
     /// Label name -> its values here.
     postings: HashMap<Box<str>, Values>,
     /// Hashes label values for `postings`.
-    hasher: std::hash::RandomState,
+    hasher: SetHasher,
     free: Vec<SlotId>,
 }
 
 impl Shard {
-    pub fn find(&self, fp: u64, labels: &Labels) -> Option<&Arc<Entry>> {
-        let id = self.by_labels.find(mix(fp), |&id| labels_at(&self.series, id).is_some_and(|l| l.same_as(labels)))?;
+    /// The series with `labels`, the low half of whose [`SetHasher::labels`]
+    /// is `hash`.
+    pub fn find(&self, hash: u32, labels: &Labels) -> Option<&Arc<Entry>> {
+        let same = |&id: &SlotId| labels_at(&self.series, id).is_some_and(|l| l.same_as(labels));
+        let id = self.by_labels.find(table_hash(hash), same)?;
         self.series[*id as usize].as_ref()
     }
 
-    pub fn insert(&mut self, fp: u64, entry: Arc<Entry>) {
+    fn value_hash(&self, v: &[u8]) -> u32 {
+        self.hasher.value(v) as u32
+    }
+
+    pub fn insert(&mut self, entry: Arc<Entry>) {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -131,22 +161,23 @@ impl Shard {
         // In its slot first: the tables read their keys from the series.
         self.series[id as usize] = Some(entry.clone());
         let series = &self.series;
-        self.by_labels.insert_unique(mix(fp), id, |&id| labels_at(series, id).map_or(0, |l| mix(l.fingerprint())));
+        let hash_at = |&id: &SlotId| series.get(id as usize).and_then(Option::as_ref).map_or(0, |e| table_hash(e.hash));
+        self.by_labels.insert_unique(table_hash(entry.hash), id, hash_at);
         for (n, v) in entry.labels.iter() {
+            let hash = self.value_hash(v.as_bytes());
             let values = match self.postings.get_mut(n) {
                 Some(values) => values,
                 None => self.postings.entry(n.into()).or_default(),
             };
-            let hasher = &self.hasher;
             let entry = values.0.entry(
-                hasher.hash_one(v),
-                |p| value_at(series, p.first(), n) == v,
-                |p| hasher.hash_one(value_at(series, p.first(), n)),
+                table_hash(hash),
+                |p| p.hash() == hash && value_bytes_at(series, p.first(), n) == v.as_bytes(),
+                |p| table_hash(p.hash()),
             );
             match entry {
                 hashbrown::hash_table::Entry::Occupied(mut o) => o.get_mut().insert(id),
                 hashbrown::hash_table::Entry::Vacant(slot) => {
-                    slot.insert(Postings::One(id));
+                    slot.insert(Postings::One { id, hash });
                 }
             }
         }
@@ -157,12 +188,15 @@ impl Shard {
         // Out of the tables while the slot still holds the series: the
         // probes below read keys from it.
         let series = &self.series;
-        if let Ok(found) = self.by_labels.find_entry(mix(e.labels.fingerprint()), |&x| x == id) {
+        if let Ok(found) = self.by_labels.find_entry(table_hash(e.hash), |&x| x == id) {
             found.remove();
         }
         for (n, v) in e.labels.iter() {
+            let hash = self.value_hash(v.as_bytes());
             let Some(values) = self.postings.get_mut(n) else { continue };
-            let probe = values.0.find_entry(self.hasher.hash_one(v), |p| value_at(series, p.first(), n) == v);
+            let probe = values.0.find_entry(table_hash(hash), |p| {
+                p.hash() == hash && value_bytes_at(series, p.first(), n) == v.as_bytes()
+            });
             if let Ok(mut found) = probe {
                 if found.get_mut().remove(id) {
                     found.remove();
@@ -199,11 +233,16 @@ impl Shard {
             let name = m.name.as_str();
             let Some(values) = self.postings.get(name) else { return Vec::new() };
             let mut ids: Vec<SlotId> = match &m.op {
-                MatchOp::Equal(v) => values
-                    .0
-                    .find(self.hasher.hash_one(v.as_str()), |p| value_at(&self.series, p.first(), name) == v)
-                    .map(|p| p.as_slice().to_vec())
-                    .unwrap_or_default(),
+                MatchOp::Equal(v) => {
+                    let hash = self.value_hash(v.as_bytes());
+                    values
+                        .0
+                        .find(table_hash(hash), |p| {
+                            p.hash() == hash && value_bytes_at(&self.series, p.first(), name) == v.as_bytes()
+                        })
+                        .map(|p| p.as_slice().to_vec())
+                        .unwrap_or_default()
+                }
                 _ => {
                     let mut all: Vec<SlotId> = values
                         .0
@@ -253,21 +292,22 @@ mod tests {
 
     #[test]
     fn posting_lists_stay_sorted_from_one_to_many_and_back() {
-        let mut p = Postings::One(5);
+        let mut p = Postings::One { id: 5, hash: 77 };
         for id in [9, 1, 7] {
             p.insert(id);
         }
-        assert_eq!(p.as_slice(), &[1, 5, 7, 9]);
+        assert_eq!((p.as_slice(), p.hash()), (&[1, 5, 7, 9][..], 77));
         assert!(!p.remove(5) && !p.remove(9) && !p.remove(1) && !p.remove(42));
-        assert!(matches!(p, Postings::One(7)));
+        assert!(matches!(p, Postings::One { id: 7, hash: 77 }));
         assert!(!p.remove(3) && p.remove(7));
     }
 
-    fn entry(pairs: &[(&str, &str)], r: u64) -> (u64, Arc<Entry>) {
+    fn entry(pairs: &[(&str, &str)], r: u64) -> Arc<Entry> {
         let labels = Labels::from_pairs(pairs.iter().copied());
-        let e = Entry { labels: PackedLabels::new(&labels), r, name_bit: 0, data: Mutex::default() };
-        (labels.fingerprint(), Arc::new(e))
+        Arc::new(Entry::new(&labels, HASHER.labels(&labels) as u32, r, 0, Mutex::default()))
     }
+
+    static HASHER: std::sync::LazyLock<SetHasher> = std::sync::LazyLock::new(SetHasher::default);
 
     fn refs(v: Vec<Arc<Entry>>) -> Vec<u64> {
         let mut r: Vec<u64> = v.iter().map(|e| e.r).collect();
@@ -282,8 +322,7 @@ mod tests {
     fn lookups_hold_as_series_come_and_go() {
         let mut s = Shard::default();
         for i in 0..200u64 {
-            let (fp, e) = entry(&[("__name__", "m"), ("id", &i.to_string()), ("k", &(i % 3).to_string())], i);
-            s.insert(fp, e);
+            s.insert(entry(&[("__name__", "m"), ("id", &i.to_string()), ("k", &(i % 3).to_string())], i));
         }
         let eq = |n: &str, v: &str| Matcher::equal(n, v);
         assert_eq!(refs(s.matching(&[eq("k", "0")])).len(), 67);
@@ -296,12 +335,11 @@ mod tests {
         assert_eq!(refs(s.matching(&[eq("id", "99")])), Vec::<u64>::new());
         assert_eq!(refs(s.matching(&[eq("id", "102")])), vec![102]);
         let series0 = Labels::from_pairs([("__name__", "m"), ("id", "0"), ("k", "0")]);
-        assert!(s.find(series0.fingerprint(), &series0).is_none());
+        assert!(s.find(HASHER.labels(&series0) as u32, &series0).is_none());
         let series1 = Labels::from_pairs([("__name__", "m"), ("id", "1"), ("k", "1")]);
-        assert_eq!(s.find(series1.fingerprint(), &series1).map(|e| e.r), Some(1));
+        assert_eq!(s.find(HASHER.labels(&series1) as u32, &series1).map(|e| e.r), Some(1));
         // Reused slots index their new labels.
-        let (fp, e) = entry(&[("__name__", "m"), ("id", "new"), ("k", "0")], 2000);
-        s.insert(fp, e);
+        s.insert(entry(&[("__name__", "m"), ("id", "new"), ("k", "0")], 2000));
         assert_eq!(refs(s.matching(&[eq("id", "new")])), vec![2000]);
         assert_eq!(refs(s.matching(&[eq("k", "0")])).len(), 67 - 34 + 1);
         let re = Matcher::regex("id", "1[0-9]", false).unwrap();

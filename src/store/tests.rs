@@ -247,10 +247,12 @@ fn ended_series_leave_memory_after_the_stale_series_retention() {
     s.append(&l("live", 0), t0, 1.0);
     s.append(&l("live", 0), t0 + 1000, 2.0);
     // Within the window the ended series is still there (and queryable).
-    s.compact(t0 + 30_000);
+    let left = s.compact(t0 + 30_000);
+    assert_eq!((left.series, left.samples), (2, 4), "what the pass counts is what is left");
     assert_eq!(s.stats().series, 2);
     // Past it, only the live one is left, however old its last sample.
-    s.compact(t0 + 120_000);
+    let left = s.compact(t0 + 120_000);
+    assert_eq!((left.series, left.samples), (1, 2));
     assert_eq!(s.stats().series, 1);
     assert!(all(&s, "gone").is_empty());
     assert_eq!(all(&s, "live").len(), 1);
