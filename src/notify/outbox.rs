@@ -337,11 +337,16 @@ type Done = (Queued, &'static str, Result<(), DeliveryError>);
 pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, ctx: SendContext, opts: WorkerOptions) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let mut busy: HashSet<(String, String)> = HashSet::new();
+    let mut unrecorded = Unrecorded::default();
     loop {
         let now = chrono::Utc::now().timestamp_millis();
+        unrecorded.record(&outbox);
         match outbox.due(now, &busy, 256) {
             Ok(due) => {
                 for q in due {
+                    if unrecorded.holds(q.id, now) {
+                        continue;
+                    }
                     let integ = {
                         let r = receivers.read().unwrap_or_else(|p| p.into_inner());
                         find_integration(&r, &q.integration)
@@ -350,11 +355,13 @@ pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, ctx: SendCont
                         tracing::error!(integration = %q.integration, group_key = %q.group_key, "outbox: the receiver or integration is no longer configured; notification dropped");
                         metrics::counter!("forewarn_notifications_failed_total", "integration" => "unknown")
                             .increment(1);
-                        let _ = outbox.remove(q.id);
+                        if outbox.remove(q.id).is_err() {
+                            unrecorded.removals.insert(q.id);
+                        }
                         continue;
                     };
                     if now - q.created_ms > opts.max_age_ms {
-                        expire(&outbox, &q, integ.kind(), "not delivered within max_age");
+                        expire(&outbox, &q, integ.kind(), "not delivered within max_age", &mut unrecorded);
                         continue;
                     }
                     busy.insert((q.group_key.clone(), q.integration.clone()));
@@ -373,16 +380,18 @@ pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, ctx: SendCont
         // an empty outbox each second; it sleeps until the next attempt is
         // due, at most 30 s (a safety net should the wall clock jump).
         let next = outbox.next_attempt().ok().flatten().map_or(30_000, |t| (t - now).clamp(0, 30_000));
-        // A due row whose key is busy must not spin the loop.
-        let sleep = if next == 0 && !busy.is_empty() { 1000 } else { next.max(5) };
+        // A due row whose key is busy, or whose outcome waits to be
+        // recorded, must not spin the loop.
+        let waiting = !busy.is_empty() || !unrecorded.is_empty();
+        let sleep = if next == 0 && waiting { 1000 } else { next.max(5) };
         tokio::select! {
             _ = outbox.wake.notified() => {}
             Some(done) = done_rx.recv() => {
                 busy.remove(&(done.0.group_key.clone(), done.0.integration.clone()));
-                finish(&outbox, done, &opts);
+                finish(&outbox, done, &opts, &mut unrecorded);
                 while let Ok(d) = done_rx.try_recv() {
                     busy.remove(&(d.0.group_key.clone(), d.0.integration.clone()));
-                    finish(&outbox, d, &opts);
+                    finish(&outbox, d, &opts, &mut unrecorded);
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(sleep as u64)) => {}
@@ -390,16 +399,47 @@ pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, ctx: SendCont
     }
 }
 
-fn expire(outbox: &Outbox, q: &Queued, kind: &'static str, why: &str) {
+fn expire(outbox: &Outbox, q: &Queued, kind: &'static str, why: &str, unrecorded: &mut Unrecorded) {
     tracing::error!(receiver = %q.notification.receiver, integration = kind, group_key = %q.group_key, attempts = q.attempts, reason = why, "notification dropped");
     metrics::counter!("forewarn_notifications_failed_total", "receiver" => q.notification.receiver.clone(), "integration" => kind)
         .increment(1);
     if let Err(e) = outbox.remove(q.id) {
-        tracing::error!(id = q.id, receiver = %q.notification.receiver, error = %e, "outbox: cannot remove a dropped notification");
+        tracing::error!(id = q.id, receiver = %q.notification.receiver, error = %e, "outbox: cannot remove a dropped notification; held in memory until it can");
+        unrecorded.removals.insert(q.id);
     }
 }
 
-fn finish(outbox: &Outbox, (q, kind, result): Done, opts: &WorkerOptions) {
+/// Outcomes the outbox could not write down (state.db failing, e.g. a
+/// full disk), kept by the worker until a write succeeds: a delivered (or
+/// dropped) row must not be sent again while it is still queued, and a
+/// failed one not before its backoff. Without this, such a row is due
+/// again at once and is sent in a tight loop.
+#[derive(Default)]
+struct Unrecorded {
+    /// Rows to remove: delivered or dropped.
+    removals: HashSet<i64>,
+    /// Row id -> (next attempt ms, attempts, last error).
+    retries: HashMap<i64, (i64, u32, String)>,
+}
+
+impl Unrecorded {
+    fn is_empty(&self) -> bool {
+        self.removals.is_empty() && self.retries.is_empty()
+    }
+
+    /// Whether row `id` must not be sent at `now`.
+    fn holds(&self, id: i64, now: i64) -> bool {
+        self.removals.contains(&id) || self.retries.get(&id).is_some_and(|(at, _, _)| *at > now)
+    }
+
+    /// Tries the writes again; what succeeds is forgotten here.
+    fn record(&mut self, outbox: &Outbox) {
+        self.removals.retain(|id| outbox.remove(*id).is_err());
+        self.retries.retain(|id, (at, attempts, err)| outbox.retry_at(*id, *at, *attempts, err).is_err());
+    }
+}
+
+fn finish(outbox: &Outbox, (q, kind, result): Done, opts: &WorkerOptions, unrecorded: &mut Unrecorded) {
     let now = chrono::Utc::now().timestamp_millis();
     let receiver = q.notification.receiver.clone();
     match result {
@@ -410,20 +450,23 @@ fn finish(outbox: &Outbox, (q, kind, result): Done, opts: &WorkerOptions) {
                 .record(latency);
             tracing::info!(receiver = %receiver, integration = kind, status = q.notification.status.as_str(), alerts = q.notification.alerts.len(), attempts = q.attempts + 1, latency_s = latency, "notification delivered");
             if let Err(e) = outbox.remove(q.id) {
-                tracing::error!(id = q.id, receiver = %receiver, integration = kind, error = %e, "outbox: delivered but cannot remove; it may be sent again after a restart");
+                tracing::error!(id = q.id, receiver = %receiver, integration = kind, error = %e, "outbox: delivered but cannot remove; not sent again unless forewarn restarts before the removal succeeds");
+                unrecorded.removals.insert(q.id);
             }
         }
-        Err(e) if !e.is_retryable() => expire(outbox, &q, kind, &e.to_string()),
+        Err(e) if !e.is_retryable() => expire(outbox, &q, kind, &e.to_string(), unrecorded),
         Err(e) if now - q.created_ms > opts.max_age_ms => {
-            expire(outbox, &q, kind, &format!("not delivered within max_age: {e}"))
+            expire(outbox, &q, kind, &format!("not delivered within max_age: {e}"), unrecorded)
         }
         Err(e) => {
             let attempts = q.attempts + 1;
             let wait = backoff_ms(q.attempts, opts.max_backoff_ms);
             metrics::counter!("forewarn_notifications_retried_total", "receiver" => receiver.clone(), "integration" => kind).increment(1);
             tracing::warn!(receiver = %receiver, integration = kind, error = %e, attempts, retry_in_ms = wait, "notification failed; will retry");
-            if let Err(e) = outbox.retry_at(q.id, now + wait as i64, attempts, &e.to_string()) {
-                tracing::error!(id = q.id, receiver = %receiver, integration = kind, error = %e, "outbox: cannot schedule a retry");
+            let (at, err) = (now + wait as i64, e.to_string());
+            if let Err(e) = outbox.retry_at(q.id, at, attempts, &err) {
+                tracing::error!(id = q.id, receiver = %receiver, integration = kind, error = %e, "outbox: cannot schedule a retry; held in memory until it can");
+                unrecorded.retries.insert(q.id, (at, attempts, err));
             }
         }
     }
@@ -493,6 +536,38 @@ mod tests {
         assert_eq!(ob.next_attempt().unwrap(), Some(5_000));
         // Old log entries are dropped on load.
         assert!(ob.load_log(10_000, 1000).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir.path);
+    }
+
+    /// state.db refusing writes (a full disk) while the worker finishes
+    /// sends: a delivered row stays queued and due, so without the worker
+    /// holding it, it went out again at once, thousands of times a second.
+    #[test]
+    fn outcomes_that_cannot_be_written_hold_their_rows_until_they_can() {
+        let dir = StateDir::ephemeral().unwrap();
+        let ob = Outbox::open(&dir).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let notes = [("team/webhook/0".into(), note("g1", "A")), ("team/webhook/0".into(), note("g2", "B"))];
+        ob.commit(&notes, &[], now).unwrap();
+        let due = ob.due(now, &HashSet::new(), 10).unwrap();
+        assert_eq!(due.len(), 2);
+        let opts = WorkerOptions { max_age_ms: 3_600_000, max_backoff_ms: 60_000 };
+        let failed = DeliveryError::Retryable { receiver: "team".into(), message: "503".into() };
+        ob.conn().execute_batch("PRAGMA query_only = 1").unwrap();
+        let mut held = Unrecorded::default();
+        finish(&ob, (due[0].clone(), "webhook", Ok(())), &opts, &mut held);
+        finish(&ob, (due[1].clone(), "webhook", Err(failed)), &opts, &mut held);
+        // Both rows are still queued and due; the worker holds them.
+        assert_eq!(ob.due(now, &HashSet::new(), 10).unwrap().len(), 2);
+        assert!(held.holds(due[0].id, now) && held.holds(due[1].id, now));
+        assert!(!held.holds(due[1].id, now + 3_600_000), "a held retry is due after its backoff");
+        held.record(&ob);
+        assert!(!held.is_empty(), "writes still fail: still held");
+        ob.conn().execute_batch("PRAGMA query_only = 0").unwrap();
+        held.record(&ob);
+        assert!(held.is_empty());
+        assert!(ob.due(now, &HashSet::new(), 10).unwrap().is_empty(), "delivered removed, failed rescheduled");
+        assert_eq!(ob.next_attempt().unwrap().map(|t| t > now), Some(true));
         let _ = std::fs::remove_dir_all(&dir.path);
     }
 
