@@ -13,6 +13,15 @@ use anyhow::Context;
 /// nest up to `promql::limits::MAX_DEPTH` levels.
 const THREAD_STACK: usize = 16 * 1024 * 1024;
 
+/// How long an idle thread of the runtime's blocking pool waits for work
+/// before it exits. Every rule evaluation runs in `block_in_place`, which
+/// hands the worker's queue to a pool thread; with tokio's default (10 s)
+/// that thread has exited by the next evaluation of a 15 s group, so each
+/// evaluation paid a thread's start and exit (stack mapping, a malloc
+/// arena's teardown): half the CPU of an idle daemon. Longer than the usual
+/// scrape and evaluation intervals, so a steady daemon keeps its threads.
+const IDLE_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs `cli_main` on a thread with [`THREAD_STACK`]: every command (check,
 /// test, replay) parses and evaluates PromQL, whose recursion may go as deep
 /// on the CLI as in the daemon's runtime threads.
@@ -51,6 +60,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(THREAD_STACK)
+        .thread_keep_alive(IDLE_THREAD_KEEP_ALIVE)
         .build()
         .context("cannot start the async runtime")
 }
