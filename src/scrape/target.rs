@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::client::JobClient;
 use super::config::{ScrapeConfig, ScrapeDefaults};
 use super::discovery::Discovery;
-use super::parse::{self, Format};
+use super::parse::{self, Format, Seen, SeriesKey};
 use super::relabel::{self, Relabel};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::store::{stale_nan, SeriesRef, Store};
@@ -75,10 +75,11 @@ pub struct TargetHealth {
 /// The state a target keeps between scrapes: Prometheus's scrape cache.
 ///
 /// Each series the target wrote is remembered by a hash of its raw form on
-/// the wire (name and labels as written), with its store handle. A series
-/// seen in the previous scrape costs one hash, one lookup and an append: no
-/// label set is built, hashed, relabeled or compared, and nothing is
-/// allocated. Only a new or changed series takes the slow path (labels,
+/// the wire (name and labels as written, [`parse::SeriesKey`]), with its
+/// store handle. A series seen in the previous scrape costs one hash of
+/// those bytes, one lookup and an append: its labels are not even lexed
+/// ([`parse::parse_keyed`]), no label set is built, hashed, relabeled or
+/// compared, and nothing is allocated. Only a new or changed series takes the slow path (labels,
 /// target labels, `metric_relabel_configs`, limits, the store's index); a
 /// series that relabeling drops is remembered as dropped. Entries not seen
 /// in a scrape get their staleness marker and go.
@@ -86,7 +87,7 @@ pub struct TargetHealth {
 pub struct ScrapeState {
     /// The series of the last good scrape.
     cached: Vec<Cached>,
-    /// Indexes into `cached` by raw series key. The table holds the index
+    /// Indexes into `cached` by series key. The table holds the index
     /// only (the key is read from `cached`), which makes an entry 4 bytes
     /// instead of 24.
     index: HashTable<u32>,
@@ -104,7 +105,7 @@ pub struct ScrapeState {
 }
 
 struct Cached {
-    key: (u64, u64),
+    key: SeriesKey,
     /// `None`: dropped by relabeling, or new in this scrape (not written yet).
     series: Option<SeriesRef>,
     epoch: u32,
@@ -334,33 +335,58 @@ impl ScrapeState {
         let mut next_slot = 0u32;
         // (`forewarn check metrics` stays strict.)
         let opts = parse::ParseOptions::scrape();
-        let res = parse::parse_with(body, format, opts, |s| {
+        let res = parse::parse_keyed(body, format, opts, |seen| {
             if limit_err.is_some() {
-                return;
+                return true;
             }
+            let (key, s) = match seen {
+                Seen::Key { key, value, timestamp_ms } => {
+                    // A body lists its series in the same order scrape after
+                    // scrape, and the cache holds them in the order first
+                    // seen: the entry after the last one matched is nearly
+                    // always this one, found without the index (whose lookup
+                    // is a cache miss).
+                    let predicted = cached.get(next_slot as usize).filter(|c| c.key == key).map(|_| next_slot);
+                    let found =
+                        || index.find(key.0, |&i| cached.get(i as usize).is_some_and(|c| c.key == key)).copied();
+                    let Some(slot) = predicted.or_else(found) else {
+                        return false; // new or changed: the parser lexes the labels
+                    };
+                    scraped += 1;
+                    next_slot = slot + 1;
+                    let c = &mut cached[slot as usize];
+                    if c.epoch == epoch {
+                        return true; // the same series twice in one body: the first one wins
+                    }
+                    c.epoch = epoch;
+                    if c.series.is_some() {
+                        let at = match timestamp_ms {
+                            Some(ts) if t.honor_timestamps => ts,
+                            _ => now,
+                        };
+                        pending.push(Pending::Known { slot, t: at, v: value });
+                    }
+                    return true;
+                }
+                Seen::Parsed { key, sample } => (key, sample),
+            };
             scraped += 1;
             let ts = match s.timestamp_ms {
                 Some(ts) if t.honor_timestamps => ts,
                 _ => now,
             };
-            let key = parse::hash::raw_series_key(s.name, &s.labels);
-            // A body lists its series in the same order scrape after
-            // scrape, and the cache holds them in the order first seen: the
-            // entry after the last one matched is nearly always this one,
-            // found without the index (whose lookup is a cache miss).
-            let predicted = cached.get(next_slot as usize).filter(|c| c.key == key).map(|_| next_slot);
-            let found = || index.find(key.0, |&i| cached.get(i as usize).is_some_and(|c| c.key == key)).copied();
-            if let Some(slot) = predicted.or_else(found) {
+            // A line the fast path did not take (a quoted name) may still
+            // be known.
+            if let Some(slot) = index.find(key.0, |&i| cached.get(i as usize).is_some_and(|c| c.key == key)).copied() {
                 next_slot = slot + 1;
                 let c = &mut cached[slot as usize];
-                if c.epoch == epoch {
-                    return; // the same series twice in one body: the first one wins
+                if c.epoch != epoch {
+                    c.epoch = epoch;
+                    if c.series.is_some() {
+                        pending.push(Pending::Known { slot, t: ts, v: s.value });
+                    }
                 }
-                c.epoch = epoch;
-                if c.series.is_some() {
-                    pending.push(Pending::Known { slot, t: ts, v: s.value });
-                }
-                return;
+                return true;
             }
             // New or changed: the slow path, once.
             let slot = cached.len() as u32;
@@ -368,13 +394,14 @@ impl ScrapeState {
             index.insert_unique(key.0, slot, |&i| cached.get(i as usize).map_or(0, |c| c.key.0));
             let Some(labels) = series_labels(t, s) else {
                 cached.push(Cached { key, series: None, epoch, watched: false, tail: 0 });
-                return;
+                return true;
             };
             if let Some(e) = over_label_limits(t, &labels) {
                 limit_err = Some(e);
             }
             cached.push(Cached { key, series: None, epoch, watched: watched(s.name), tail: 0 });
             pending.push(Pending::New { slot, labels, t: ts, v: s.value });
+            true
         });
         res.map_err(|e| ScrapeError::Parse { url: t.url.clone(), source: e })?;
         if let Some(message) = limit_err {

@@ -5,6 +5,8 @@
 //! more time than the rest of the parse. A collision only miscounts
 //! `ParseSummary::series` (or, with odds around 2^-64 per pair, flags a false
 //! interleaving in strict OpenMetrics), which is acceptable for these uses.
+//! A scraper's cache key ([`super::SeriesKey`]) takes two such hashes of a
+//! line's series text, so a collision there is ~2^-128 per pair.
 
 use std::borrow::Cow;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -92,21 +94,6 @@ pub(super) fn without(set_hash: u64, labels: &[(&str, Cow<'_, str>)], skip: &str
 /// Identity of a series: metric name plus the label set's hash.
 pub(super) fn series_hash(name: &str, set_hash: u64) -> u64 {
     mum(hash_str(name) ^ P2, set_hash ^ P0)
-}
-
-/// A series as written on the wire, name and labels in their order: two
-/// independent 64-bit hashes, so a scraper can key its cache on it with
-/// collision odds of about 2^-128 per pair (the raw bytes themselves would
-/// cost ~100 bytes of memory per series).
-#[inline]
-pub fn raw_series_key(name: &str, labels: &[(&str, Cow<'_, str>)]) -> (u64, u64) {
-    let mut a = hash_bytes(0x9E37_79B9_7F4A_7C15, name.as_bytes());
-    let mut b = hash_bytes(0xC2B2_AE3D_27D4_EB4F, name.as_bytes());
-    for (k, v) in labels {
-        a = hash_bytes(hash_bytes(a ^ P1, k.as_bytes()) ^ P2, v.as_bytes());
-        b = hash_bytes(hash_bytes(b ^ P2, k.as_bytes()) ^ P0, v.as_bytes());
-    }
-    (a, b)
 }
 
 /// Hasher for keys that already are well-mixed 64-bit hashes.

@@ -207,6 +207,7 @@ pub(super) fn unescape(raw: &str, quote: bool) -> String {
     out
 }
 
+#[derive(Clone)]
 pub(super) struct Cursor<'b> {
     pub s: &'b [u8],
     /// The line as `&str` when it is valid UTF-8 (nearly always): tokens are
@@ -379,6 +380,9 @@ pub(super) struct RawSample<'b> {
     pub value: f64,
     pub ts: Ts,
     pub exemplar: bool,
+    /// Where the series text (name and label set, as written) ends on the
+    /// line: the span a scraper keys its cache on.
+    pub series_end: usize,
 }
 
 /// Above this many labels the in-line duplicate check (quadratic) is skipped
@@ -402,24 +406,97 @@ pub(super) fn sample<'b>(
         Some(c) if is_metric_start(c) => name = Some((cur.metric_name()?, false)),
         _ => return err(cur.pos, "expected a metric name or '{'"),
     }
+    let mut series_end = cur.pos;
     // Prometheus allows blanks between the name and '{' (or the value).
     let mut blanks = !om && cur.skip_blanks();
-    let mut after_brace = false;
     let mut care = false;
     if cur.eat(b'{') {
         care = label_set(cur, om, labels, Some(&mut name))?;
-        after_brace = true;
-        blanks = false;
+        series_end = cur.pos;
+        // The closing brace separates the value as blanks do.
+        blanks = true;
     }
     let Some((name, name_escaped)) = name else {
         return err(name_pos, "metric name not set");
     };
+    let (value, ts, exemplar) = sample_tail(cur, om, blanks, ex)?;
+    Ok(RawSample { name, name_escaped, labels_need_care: care, value, ts, exemplar, series_end })
+}
 
+/// The scraper's fast path: a sample line whose series text is a plain
+/// metric name and, right after it, a label set, lexed without its labels
+/// (they are only skipped over, see [`skip_label_set`]). A scraper that
+/// has seen the same series text before (under the same family type) needs
+/// only the value: the labels were checked when it first saw them, and the
+/// same bytes check the same. Returns the name, where the series text ends,
+/// and the value, timestamp and exemplar flag; `None` sends the line to the
+/// full lexer ([`sample`]), which also words any error.
+pub(super) fn sample_unlabelled<'b>(
+    cur: &mut Cursor<'b>,
+    fmt: Format,
+    ex: &mut Vec<RawLabel<'b>>,
+) -> Option<(&'b str, usize, f64, Ts, bool)> {
+    let om = fmt == Format::OpenMetrics;
+    if !cur.peek().is_some_and(is_metric_start) {
+        return None;
+    }
+    let name = cur.metric_name().ok()?;
+    let separated = cur.eat(b'{');
+    if separated && !skip_label_set(cur) {
+        return None;
+    }
+    let series_end = cur.pos;
+    let (value, ts, exemplar) = sample_tail(cur, om, separated, ex).ok()?;
+    Some((name, series_end, value, ts, exemplar))
+}
+
+/// Moves the cursor, just past a label set's `{`, to just past its closing
+/// `}` without lexing the labels: the first `}` outside double quotes, where
+/// a backslash escapes the byte after it (as in [`Cursor::quoted`]). False,
+/// with the cursor somewhere inside, if the line ends first.
+pub(super) fn skip_label_set(cur: &mut Cursor<'_>) -> bool {
+    let s = cur.s;
+    let mut i = cur.pos;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'}' => {
+                cur.pos = i + 1;
+                return true;
+            }
+            b'"' => {
+                i += 1;
+                loop {
+                    let Some(rest) = s.get(i..) else { return false };
+                    i += find_quote_or_backslash(rest);
+                    match s.get(i) {
+                        None => return false,
+                        Some(b'"') => break,
+                        Some(_) => i += 2,
+                    }
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    cur.pos = i;
+    false
+}
+
+/// The rest of a sample line after its series text: value, timestamp and
+/// (OpenMetrics) exemplar. `separated`: blanks or a closing brace came
+/// right before the cursor.
+fn sample_tail<'b>(
+    cur: &mut Cursor<'b>,
+    om: bool,
+    separated: bool,
+    ex: &mut Vec<RawLabel<'b>>,
+) -> LResult<(f64, Ts, bool)> {
     if om {
         if !cur.eat(b' ') {
             return err(cur.pos, "expected a single space before the value");
         }
-    } else if !(cur.skip_blanks() || blanks || after_brace) {
+    } else if !(cur.skip_blanks() || separated) {
         // prometheus/common accepts `name{...}1`, but a name must be followed
         // by whitespace or a brace.
         return err(cur.pos, "expected whitespace or '{' after the metric name");
@@ -472,7 +549,7 @@ pub(super) fn sample<'b>(
             }
         }
     }
-    Ok(RawSample { name, name_escaped, labels_need_care: care, value, ts, exemplar })
+    Ok((value, ts, exemplar))
 }
 
 /// Exemplar after a sample (OpenMetrics): `# {labels} value [timestamp]`.

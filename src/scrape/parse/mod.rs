@@ -5,7 +5,10 @@
 //! storage. It is the hot path of every scrape, so it is zero-copy: names and
 //! label values borrow from the body, a label value is only copied when it
 //! contains a backslash escape, and the label buffer is reused from sample to
-//! sample. The body comes from the network, so nothing here panics on input:
+//! sample. A scraper that caches its series goes further ([`parse_keyed`]):
+//! a line is first offered by the hash of its series text, and only a
+//! series not seen before has its labels lexed. The body comes from the
+//! network, so nothing here panics on input:
 //! garbage, invalid UTF-8 and huge lines become [`ParseError`]s with a line and
 //! column.
 //!
@@ -228,14 +231,103 @@ pub fn parse_with(
     body: &[u8],
     format: Format,
     opts: ParseOptions,
-    mut on_sample: impl FnMut(&ParsedSample<'_>),
+    on_sample: impl FnMut(&ParsedSample<'_>),
 ) -> Result<ParseSummary, ParseError> {
     let mut p = Parser::new(body, format, opts, 1);
-    p.run(&mut on_sample);
+    p.run(&mut Every(on_sample));
     match p.errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(p.summary),
     }
+}
+
+/// A series as written on a sample line (its name and label set, byte for
+/// byte), the format and the family type it was read under, as two independent 64-bit
+/// hashes: a scraper keys its cache on it, with collision odds of about
+/// 2^-128 per pair, and never stores the bytes (~100 per series).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SeriesKey(pub u64, pub u64);
+
+/// What [`parse_keyed`] hands its callback for a sample line.
+pub enum Seen<'s, 'a> {
+    /// The line's series key, value and timestamp, its labels not yet
+    /// lexed. The callback returns whether it knows the key; if not, the
+    /// line is lexed in full and comes back as [`Seen::Parsed`].
+    Key { key: SeriesKey, value: f64, timestamp_ms: Option<i64> },
+    /// The whole sample, for a key the callback did not know (or a line the
+    /// fast path does not take: a quoted name, a blank before `{`). The
+    /// return value is ignored.
+    Parsed { key: SeriesKey, sample: &'s ParsedSample<'a> },
+}
+
+/// [`parse_with`] for a scraper that caches the series it has seen: each
+/// sample line is first offered as its [`SeriesKey`] with only the value
+/// and timestamp lexed, so a series seen in an earlier scrape costs no
+/// label lexing, unescaping or checking (Prometheus's scrape cache works
+/// from the raw series bytes the same way). Same bytes under the same
+/// family type pass the same checks, so nothing the full parse would reject
+/// gets through; the value checks (a negative bucket count) still run on
+/// every line.
+pub fn parse_keyed(
+    body: &[u8],
+    format: Format,
+    opts: ParseOptions,
+    on_line: impl FnMut(Seen<'_, '_>) -> bool,
+) -> Result<ParseSummary, ParseError> {
+    let mut p = Parser::new(body, format, opts, 1);
+    p.run(&mut Keyed(on_line));
+    match p.errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(p.summary),
+    }
+}
+
+/// Where the parser's samples go: every one in full ([`parse_with`]), or
+/// first as a key ([`parse_keyed`]).
+trait Sink {
+    /// Whether lines are offered by key first (and keys computed at all).
+    const KEYED: bool;
+    /// A line's key, value and timestamp; true if the caller knows the key.
+    fn known(&mut self, key: SeriesKey, value: f64, timestamp_ms: Option<i64>) -> bool;
+    fn sample(&mut self, key: SeriesKey, s: &ParsedSample<'_>);
+}
+
+struct Every<F>(F);
+
+impl<F: FnMut(&ParsedSample<'_>)> Sink for Every<F> {
+    const KEYED: bool = false;
+    fn known(&mut self, _: SeriesKey, _: f64, _: Option<i64>) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn sample(&mut self, _: SeriesKey, s: &ParsedSample<'_>) {
+        (self.0)(s)
+    }
+}
+
+struct Keyed<F>(F);
+
+impl<F: FnMut(Seen<'_, '_>) -> bool> Sink for Keyed<F> {
+    const KEYED: bool = true;
+    #[inline(always)]
+    fn known(&mut self, key: SeriesKey, value: f64, timestamp_ms: Option<i64>) -> bool {
+        (self.0)(Seen::Key { key, value, timestamp_ms })
+    }
+    #[inline(always)]
+    fn sample(&mut self, key: SeriesKey, s: &ParsedSample<'_>) {
+        (self.0)(Seen::Parsed { key, sample: s });
+    }
+}
+
+/// The [`SeriesKey`] of series text `series` read as a `typ` sample in
+/// format `fmt` (the formats check label sets differently).
+#[inline]
+fn series_key(series: &[u8], fmt: Format, typ: MetricType) -> SeriesKey {
+    let t = typ as u64 | (fmt as u64) << 8;
+    SeriesKey(
+        hash::hash_bytes(0x9E37_79B9_7F4A_7C15 ^ t, series),
+        hash::hash_bytes(0xC2B2_AE3D_27D4_EB4F ^ (t << 32), series),
+    )
 }
 
 /// Like [`parse`] but collects every error it can find (up to
@@ -248,7 +340,7 @@ pub fn check(body: &[u8], format: Format) -> (ParseSummary, Vec<ParseError>) {
 /// [`check`] with options.
 pub fn check_with(body: &[u8], format: Format, opts: ParseOptions) -> (ParseSummary, Vec<ParseError>) {
     let mut p = Parser::new(body, format, opts, MAX_CHECK_ERRORS);
-    p.run(&mut |_: &ParsedSample<'_>| {});
+    p.run(&mut Every(|_: &ParsedSample<'_>| {}));
     (p.summary, p.errors)
 }
 
@@ -257,7 +349,7 @@ pub fn check_with(body: &[u8], format: Format, opts: ParseOptions) -> (ParseSumm
 pub fn metadata(body: &[u8], format: Format) -> Result<Vec<MetricMetadata>, ParseError> {
     let mut p = Parser::new(body, format, ParseOptions::default(), 1);
     p.meta = Some(MetaCollector::default());
-    p.run(&mut |_: &ParsedSample<'_>| {});
+    p.run(&mut Every(|_: &ParsedSample<'_>| {}));
     match p.errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(p.meta.map(|m| m.list).unwrap_or_default()),
@@ -475,7 +567,7 @@ impl<'b> Parser<'b> {
         true
     }
 
-    fn run<F: FnMut(&ParsedSample<'_>)>(&mut self, on_sample: &mut F) {
+    fn run<S: Sink>(&mut self, on_sample: &mut S) {
         let body = self.body;
         // One UTF-8 check over the whole body is much cheaper than one per
         // line; only a body that fails it is checked line by line (so the
@@ -521,12 +613,12 @@ impl<'b> Parser<'b> {
         };
     }
 
-    fn line<F: FnMut(&ParsedSample<'_>)>(
+    fn line<S: Sink>(
         &mut self,
         ln: usize,
         mut line: &'b [u8],
         mut text: Option<&'b str>,
-        on_sample: &mut F,
+        on_sample: &mut S,
     ) -> Result<(), LineError> {
         match self.fmt {
             Format::Prometheus => {
@@ -598,13 +690,22 @@ impl<'b> Parser<'b> {
         }
     }
 
-    fn sample<F: FnMut(&ParsedSample<'_>)>(
-        &mut self,
-        mut cur: Cursor<'b>,
-        ln: usize,
-        on_sample: &mut F,
-    ) -> Result<(), LineError> {
+    fn sample<S: Sink>(&mut self, mut cur: Cursor<'b>, ln: usize, on_sample: &mut S) -> Result<(), LineError> {
         let start = cur.pos;
+        if S::KEYED && self.om.is_none() && !self.count_series && self.meta.is_none() {
+            let line = cur.s;
+            let mut fast = cur.clone();
+            if let Some((name, end, value, ts, _)) = lex::sample_unlabelled(&mut fast, self.fmt, &mut self.ex_labels) {
+                let (typ, suf) = self.fams.sample(name);
+                if on_sample.known(series_key(&line[start..end], self.fmt, typ), value, ts_ms(ts)) {
+                    if self.fmt == Format::Prometheus {
+                        prom_value_checks(typ, suf, name, value)?;
+                    }
+                    self.summary.samples += 1;
+                    return Ok(());
+                }
+            }
+        }
         let mut labels = std::mem::take(&mut self.labels);
         labels.clear();
         let raw = match lex::sample(&mut cur, self.fmt, &mut labels, &mut self.ex_labels) {
@@ -615,10 +716,10 @@ impl<'b> Parser<'b> {
             }
         };
         let result = if raw.name_escaped || raw.labels_need_care {
-            self.sample_slow(&raw, &labels, start, ln, on_sample)
+            self.sample_slow(&raw, &labels, &cur.s[start..raw.series_end], start, ln, on_sample)
         } else {
             let s = ParsedSample { name: raw.name, labels, value: raw.value, timestamp_ms: ts_ms(raw.ts) };
-            let r = self.accept(&s, raw.ts, raw.exemplar, ln, on_sample);
+            let r = self.accept(&s, &cur.s[start..raw.series_end], raw.ts, raw.exemplar, ln, on_sample);
             labels = s.labels;
             r
         };
@@ -628,13 +729,14 @@ impl<'b> Parser<'b> {
 
     /// Rare path: quoted names with escapes, or very many labels. Decodes
     /// names into owned strings and checks duplicates with a hash set.
-    fn sample_slow<F: FnMut(&ParsedSample<'_>)>(
+    fn sample_slow<S: Sink>(
         &mut self,
         raw: &RawSample<'b>,
         labels: &[RawLabel<'b>],
+        series: &[u8],
         start: usize,
         ln: usize,
-        on_sample: &mut F,
+        on_sample: &mut S,
     ) -> Result<(), LineError> {
         let decode = |s: &'b str| -> Cow<'b, str> {
             if s.contains('\\') {
@@ -660,17 +762,18 @@ impl<'b> Parser<'b> {
             value: raw.value,
             timestamp_ms: ts_ms(raw.ts),
         };
-        self.accept(&s, raw.ts, raw.exemplar, ln, on_sample)
+        self.accept(&s, series, raw.ts, raw.exemplar, ln, on_sample)
     }
 
     /// Family/semantic checks, then counting and the callback.
-    fn accept<F: FnMut(&ParsedSample<'_>)>(
+    fn accept<S: Sink>(
         &mut self,
         s: &ParsedSample<'_>,
+        series: &[u8],
         ts: Ts,
         exemplar: bool,
         ln: usize,
-        on_sample: &mut F,
+        on_sample: &mut S,
     ) -> Result<(), LineError> {
         if let Some(v) = self.om.as_mut() {
             let set_hash = label_set_hash(&s.labels);
@@ -682,17 +785,25 @@ impl<'b> Parser<'b> {
             if self.drain_om() {
                 return Ok(());
             }
+            if S::KEYED {
+                on_sample.sample(series_key(series, self.fmt, MetricType::Unknown), s);
+            }
         } else {
             let (typ, suf) = self.fams.sample(s.name);
             if self.fmt == Format::Prometheus {
                 prom_checks(typ, suf, s)?;
+            }
+            if S::KEYED {
+                on_sample.sample(series_key(series, self.fmt, typ), s);
             }
         }
         if self.count_series {
             self.series.insert(series_hash(s.name, label_set_hash(&s.labels)));
         }
         self.summary.samples += 1;
-        on_sample(s);
+        if !S::KEYED {
+            on_sample.sample(SeriesKey(0, 0), s);
+        }
         Ok(())
     }
 }
@@ -733,21 +844,27 @@ fn prom_checks(typ: MetricType, suf: Suffix, s: &ParsedSample<'_>) -> Result<(),
     let bad_float = |l: &str| s.label(l).is_some_and(|v| lex::parse_number(v).is_none());
     let fail = |msg: String| Err(LineError::new(0, msg));
     match (typ, suf) {
-        (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket) => {
-            if bad_float("le") {
-                return fail(format!("expected a number as value of the 'le' label of {:?}", s.name));
-            }
-            if s.value < 0.0 {
-                return fail(format!("negative bucket population in histogram sample {:?}", s.name));
-            }
-        }
-        (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Count | Suffix::Gcount) if s.value < 0.0 => {
-            return fail(format!("negative count in histogram sample {:?}", s.name));
+        (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket) if bad_float("le") => {
+            fail(format!("expected a number as value of the 'le' label of {:?}", s.name))
         }
         (MetricType::Summary, Suffix::None) if bad_float("quantile") => {
-            return fail(format!("expected a number as value of the 'quantile' label of {:?}", s.name));
+            fail(format!("expected a number as value of the 'quantile' label of {:?}", s.name))
         }
-        _ => {}
+        _ => prom_value_checks(typ, suf, s.name, s.value),
     }
-    Ok(())
+}
+
+/// The part of [`prom_checks`] that looks at the value only (run on every
+/// line, also on those a scraper knows by key).
+fn prom_value_checks(typ: MetricType, suf: Suffix, name: &str, value: f64) -> Result<(), LineError> {
+    let fail = |msg: String| Err(LineError::new(0, msg));
+    match (typ, suf) {
+        (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket) if value < 0.0 => {
+            fail(format!("negative bucket population in histogram sample {name:?}"))
+        }
+        (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Count | Suffix::Gcount) if value < 0.0 => {
+            fail(format!("negative count in histogram sample {name:?}"))
+        }
+        _ => Ok(()),
+    }
 }

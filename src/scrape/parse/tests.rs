@@ -532,3 +532,140 @@ fn float_fast_path_agrees_bit_for_bit_with_the_standard_parser() {
         assert_eq!(super::lex::parse_real(&s).map(f64::to_bits), Some(want.to_bits()), "{s}");
     }
 }
+
+/// What `parse_keyed` yields, with a callback that knows the keys in
+/// `known` and learns every key that comes back parsed: per sample its key,
+/// value and timestamp, and how many came back parsed.
+type KeyedRun = (Result<Vec<(SeriesKey, u64, Option<i64>)>, ParseError>, usize);
+
+fn keyed(body: &[u8], fmt: Format, known: &mut std::collections::HashSet<SeriesKey>) -> KeyedRun {
+    let (mut out, mut parsed) = (Vec::new(), 0);
+    let r = parse_keyed(body, fmt, ParseOptions::scrape(), |seen| match seen {
+        Seen::Key { key, value, timestamp_ms } => {
+            let hit = known.contains(&key);
+            if hit {
+                out.push((key, value.to_bits(), timestamp_ms));
+            }
+            hit
+        }
+        Seen::Parsed { key, sample } => {
+            parsed += 1;
+            known.insert(key);
+            out.push((key, sample.value.to_bits(), sample.timestamp_ms));
+            true
+        }
+    });
+    (r.map(|_| out), parsed)
+}
+
+/// The same samples (value, timestamp) and the same error as `parse_with`.
+fn same_as_full_parse(body: &[u8], fmt: Format, run: &KeyedRun) {
+    let mut full = Vec::new();
+    let r = parse_with(body, fmt, ParseOptions::scrape(), |s| full.push((s.value.to_bits(), s.timestamp_ms)));
+    match (&run.0, r) {
+        (Ok(k), Ok(_)) => {
+            let k: Vec<_> = k.iter().map(|(_, v, t)| (*v, *t)).collect();
+            assert_eq!(k, full, "{:?}", String::from_utf8_lossy(body));
+        }
+        (Err(a), Err(b)) => assert_eq!(a, &b, "{:?}", String::from_utf8_lossy(body)),
+        (a, b) => panic!("{:?}: keyed {a:?}, full {b:?}", String::from_utf8_lossy(body)),
+    }
+}
+
+#[test]
+fn known_series_skip_label_lexing_and_keep_their_keys() {
+    let body = b"# TYPE h histogram\nh_bucket{le=\"1\",path=\"/a}b\",q=\"x\\\"}\"} 3 1000\nh_bucket{le=\"+Inf\",path=\"/a}b\",q=\"x\\\"}\"} 4 1000\nh_count{path=\"/a}b\",q=\"x\\\"}\"} 4\nh_sum 2.5\n{\"q.x\",b=\"c\"} 1\nm {a=\"b\"} 7\n";
+    let mut known = std::collections::HashSet::new();
+    let first = keyed(body, P, &mut known);
+    assert_eq!(first.1, 6, "a new series comes back parsed");
+    same_as_full_parse(body, P, &first);
+    let second = keyed(body, P, &mut known);
+    // The quoted name and the blank before '{' take the full path; their
+    // keys are still the same, so the scraper finds them.
+    assert_eq!(second.1, 2, "known series are not lexed again");
+    assert_eq!(first.0, second.0, "same keys, values and timestamps");
+    same_as_full_parse(body, P, &second);
+
+    // Label order, a label's value and the family type are part of the key.
+    let key_of = |b: &[u8]| keyed(b, P, &mut Default::default()).0.expect("parses")[0].0;
+    let k = key_of(b"m{a=\"1\",b=\"2\"} 1\n");
+    assert_eq!(k, key_of(b"m{a=\"1\",b=\"2\"} 5 100\n"), "the value is not");
+    assert_ne!(k, key_of(b"m{b=\"2\",a=\"1\"} 1\n"));
+    assert_ne!(k, key_of(b"m{a=\"1\",b=\"3\"} 1\n"));
+    assert_ne!(k, key_of(b"# TYPE m gauge\nm{a=\"1\",b=\"2\"} 1\n"));
+    // And the format: OpenMetrics rejects what the Prometheus format took.
+    let mut known = std::collections::HashSet::new();
+    assert!(keyed(b"# TYPE m gauge\nm{a=\"1\", b=\"2\"} 1\n", P, &mut known).0.is_ok());
+    let run = keyed(b"# TYPE m gauge\nm{a=\"1\", b=\"2\"} 1\n# EOF\n", OM, &mut known);
+    assert!(run.0.is_err(), "{:?}", run.0);
+}
+
+#[test]
+fn a_known_series_still_fails_the_value_checks() {
+    let mut known = std::collections::HashSet::new();
+    let good = b"# TYPE h histogram\nh_bucket{le=\"1\"} 3\nh_count 3\n";
+    assert!(keyed(good, P, &mut known).0.is_ok());
+    let bad = b"# TYPE h histogram\nh_bucket{le=\"1\"} -3\nh_count 3\n";
+    let run = keyed(bad, P, &mut known);
+    assert_eq!(run.1, 0, "known by key");
+    assert!(run.0.as_ref().is_err_and(|e| e.message.contains("negative bucket")), "{:?}", run.0);
+    same_as_full_parse(bad, P, &run);
+    // The same bytes under another type were checked under that type: a
+    // bucket with a bad `le` learnt as untyped is no known histogram bucket.
+    let mut known = std::collections::HashSet::new();
+    assert!(keyed(b"h_bucket{le=\"x\"} 3\n", P, &mut known).0.is_ok());
+    let run = keyed(b"# TYPE h histogram\nh_bucket{le=\"x\"} 3\n", P, &mut known);
+    assert!(run.0.as_ref().is_err_and(|e| e.message.contains("'le' label")), "{:?}", run.0);
+}
+
+/// Keys learnt from a valid body let nothing through on a mutated one that
+/// the full parse rejects, and read the same values from what it accepts.
+#[test]
+fn known_keys_never_change_what_a_body_parses_to() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let alphabet = b"ab_:{}=\",# \t\n\\.0123456789eE+-InfNa\xff\xc3";
+    let base: &[u8] = b"# TYPE h histogram\nh_bucket{le=\"1\",a=\"x\\\"}y\"} 1 # {t=\"1\"} 0.5 1\nh_bucket{le=\"+Inf\",a=\"x\\\"}y\"} 2\nh_count{a=\"x\\\"}y\"} 2\nh_sum{a=\"x\\\"}y\"} 1\n{\"q.x\",b=\"c\"} 1\nm{a=\"1\"} 5 1000\n# EOF\n";
+    for fmt in [P, OM] {
+        let mut known = std::collections::HashSet::new();
+        let _ = keyed(base, fmt, &mut known);
+        for _ in 0..20_000 {
+            let mut b = base.to_vec();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(0..b.len());
+                match rng.u8(0..3) {
+                    0 => b[at] = alphabet[rng.usize(0..alphabet.len())],
+                    1 => {
+                        b.remove(at);
+                    }
+                    _ => b.insert(at, alphabet[rng.usize(0..alphabet.len())]),
+                }
+            }
+            let run = keyed(&b, fmt, &mut known.clone());
+            same_as_full_parse(&b, fmt, &run);
+        }
+    }
+}
+
+/// Real node_exporter bodies: a second scrape lexes no labels at all.
+#[test]
+fn real_bodies_are_known_by_key_on_the_second_scrape() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/exposition/node_exporter");
+    let mut bodies = 0;
+    for entry in std::fs::read_dir(dir).expect("shared testdata beside the checkout") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "txt") {
+            continue;
+        }
+        let body = std::fs::read(&path).expect("readable");
+        let mut known = std::collections::HashSet::new();
+        let first = keyed(&body, P, &mut known);
+        let n = first.0.as_ref().map(Vec::len).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(first.1, n, "{}: every series is new on the first scrape", path.display());
+        let second = keyed(&body, P, &mut known);
+        assert_eq!(second.1, 0, "{}", path.display());
+        assert_eq!(first.0, second.0, "{}", path.display());
+        same_as_full_parse(&body, P, &second);
+        bodies += 1;
+    }
+    assert!(bodies >= 5, "node_exporter bodies found: {bodies}");
+}
