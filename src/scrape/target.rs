@@ -79,8 +79,9 @@ pub struct TargetHealth {
 /// store handle. A series seen in the previous scrape costs one hash of
 /// those bytes, one lookup and an append: its labels are not even lexed
 /// ([`parse::parse_keyed`]), no label set is built, hashed, relabeled or
-/// compared, and nothing is allocated. Only a new or changed series takes the slow path (labels,
-/// target labels, `metric_relabel_configs`, limits, the store's index); a
+/// compared, and nothing is allocated. Only a new or changed series takes
+/// the slow path (labels, target labels, `metric_relabel_configs`, limits,
+/// the store's index); a
 /// series that relabeling drops is remembered as dropped. Entries not seen
 /// in a scrape get their staleness marker and go.
 #[derive(Default)]
@@ -317,6 +318,19 @@ fn over_label_limits(t: &Target, labels: &Labels) -> Option<String> {
     None
 }
 
+/// A sample of cached series `slot`: the first one in this body goes to
+/// `pending` (unless relabeling dropped the series); a repeat is ignored.
+fn seen_again(cached: &mut [Cached], pending: &mut Vec<Pending>, epoch: u32, slot: u32, t: i64, v: f64) {
+    let c = &mut cached[slot as usize];
+    if c.epoch == epoch {
+        return; // the same series twice in one body: the first one wins
+    }
+    c.epoch = epoch;
+    if c.series.is_some() {
+        pending.push(Pending::Known { slot, t, v });
+    }
+}
+
 impl ScrapeState {
     /// Parses `body` into `pending`, through the cache. Returns how many
     /// samples the body held (before relabeling).
@@ -335,10 +349,16 @@ impl ScrapeState {
         let mut next_slot = 0u32;
         // (`forewarn check metrics` stays strict.)
         let opts = parse::ParseOptions::scrape();
+        let at = |ts: Option<i64>| match ts {
+            Some(ts) if t.honor_timestamps => ts,
+            _ => now,
+        };
         let res = parse::parse_keyed(body, format, opts, |seen| {
             if limit_err.is_some() {
                 return true;
             }
+            let find =
+                |key: SeriesKey| index.find(key.0, |&i| cached.get(i as usize).is_some_and(|c| c.key == key)).copied();
             let (key, s) = match seen {
                 Seen::Key { key, value, timestamp_ms } => {
                     // A body lists its series in the same order scrape after
@@ -347,47 +367,25 @@ impl ScrapeState {
                     // always this one, found without the index (whose lookup
                     // is a cache miss).
                     let predicted = cached.get(next_slot as usize).filter(|c| c.key == key).map(|_| next_slot);
-                    let found =
-                        || index.find(key.0, |&i| cached.get(i as usize).is_some_and(|c| c.key == key)).copied();
-                    let Some(slot) = predicted.or_else(found) else {
+                    let Some(slot) = predicted.or_else(|| find(key)) else {
                         return false; // new or changed: the parser lexes the labels
                     };
                     scraped += 1;
                     next_slot = slot + 1;
-                    let c = &mut cached[slot as usize];
-                    if c.epoch == epoch {
-                        return true; // the same series twice in one body: the first one wins
-                    }
-                    c.epoch = epoch;
-                    if c.series.is_some() {
-                        let at = match timestamp_ms {
-                            Some(ts) if t.honor_timestamps => ts,
-                            _ => now,
-                        };
-                        pending.push(Pending::Known { slot, t: at, v: value });
-                    }
+                    seen_again(cached, pending, epoch, slot, at(timestamp_ms), value);
                     return true;
                 }
                 Seen::Parsed { key, sample } => (key, sample),
             };
             scraped += 1;
-            let ts = match s.timestamp_ms {
-                Some(ts) if t.honor_timestamps => ts,
-                _ => now,
-            };
-            // A line the fast path did not take (a quoted name) may still
+            // A line the fast path does not take (a quoted name) may still
             // be known.
-            if let Some(slot) = index.find(key.0, |&i| cached.get(i as usize).is_some_and(|c| c.key == key)).copied() {
+            if let Some(slot) = find(key) {
                 next_slot = slot + 1;
-                let c = &mut cached[slot as usize];
-                if c.epoch != epoch {
-                    c.epoch = epoch;
-                    if c.series.is_some() {
-                        pending.push(Pending::Known { slot, t: ts, v: s.value });
-                    }
-                }
+                seen_again(cached, pending, epoch, slot, at(s.timestamp_ms), s.value);
                 return true;
             }
+            let ts = at(s.timestamp_ms);
             // New or changed: the slow path, once.
             let slot = cached.len() as u32;
             next_slot = slot + 1;

@@ -47,7 +47,9 @@ const _: () = assert!(std::mem::size_of::<Postings>() == 16);
 
 /// The table hash of a 32-bit hash kept beside what it keys (a value's in
 /// [`Postings`], a label set's in [`Entry::hash`]): the low bits pick the
-/// bucket and the top seven are the tag, so both must come from all of `h`.
+/// bucket and the top seven are the tag. `h` itself fills only the low 32
+/// bits; the multiply spreads all of it into the tag bits (the bucket bits
+/// stay the low bits of `h`, which is random enough).
 fn table_hash(h: u32) -> u64 {
     (h as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
