@@ -21,37 +21,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FW="${FW:-$ROOT/target/release/forewarn}"
 WORK=$(mktemp -d /tmp/forewarn-snapshot-cost.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT/bench/store/targets.sh"
 
-cat > "$WORK/gen.py" <<'PY'
-import os, random, sys, time
-d, n = sys.argv[1], int(sys.argv[2])
-vals = [random.randint(0, 1000) for _ in range(n)]
-while True:
-    lines = ["# TYPE bench_metric counter"]
-    for i in range(n):
-        vals[i] += random.randint(0, 5) if i % 3 else 0
-        lines.append(f'bench_metric{{kind="k{i % 10}",id="{i}"}} {vals[i]}')
-    tmp = os.path.join(d, "metrics.tmp")
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, os.path.join(d, "metrics"))
-    time.sleep(1)
-PY
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-TARGET_LIST=""
-for t in $(seq 1 "$TARGETS"); do
-  mkdir -p "$WORK/t$t"
-  python3 "$WORK/gen.py" "$WORK/t$t" "$SERIES" & PIDS+=($!)
-  port=$(free_port)
-  (cd "$WORK/t$t" && exec python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1) & PIDS+=($!)
-  TARGET_LIST="$TARGET_LIST\"127.0.0.1:$port\","
-done
+start_targets "$TARGETS" "$SERIES"
 sleep 2
 
 declare -A PID PORT

@@ -400,14 +400,35 @@ fn check_caps_errors() {
     assert_eq!(errs.len(), MAX_CHECK_ERRORS);
 }
 
+/// Bytes the fuzz tests draw from: the format's punctuation, digits and
+/// number words, and bytes that are not UTF-8.
+const FUZZ_ALPHABET: &[u8] = b"ab_:{}=\",# \t\n\\.0123456789eE+-InfNa\xff\xc3";
+
+/// `base` with one to three bytes replaced, removed or inserted.
+fn mutated(rng: &mut fastrand::Rng, base: &[u8]) -> Vec<u8> {
+    let mut b = base.to_vec();
+    for _ in 0..rng.usize(1..4) {
+        let at = rng.usize(0..b.len());
+        let byte = FUZZ_ALPHABET[rng.usize(0..FUZZ_ALPHABET.len())];
+        match rng.u8(0..3) {
+            0 => b[at] = byte,
+            1 => {
+                b.remove(at);
+            }
+            _ => b.insert(at, byte),
+        }
+    }
+    b
+}
+
 #[test]
 fn garbage_never_panics() {
     let mut rng = fastrand::Rng::with_seed(7);
-    let alphabet = b"ab_:{}=\",# \t\n\\.0123456789eE+-InfNa\xff\xc3";
     for i in 0..20_000 {
         let len = rng.usize(0..80);
-        let body: Vec<u8> =
-            (0..len).map(|_| if i % 5 == 0 { rng.u8(..) } else { alphabet[rng.usize(0..alphabet.len())] }).collect();
+        let body: Vec<u8> = (0..len)
+            .map(|_| if i % 5 == 0 { rng.u8(..) } else { FUZZ_ALPHABET[rng.usize(0..FUZZ_ALPHABET.len())] })
+            .collect();
         for fmt in [P, OM] {
             let _ = parse(&body, fmt, |_| {});
             let _ = check(&body, fmt);
@@ -416,17 +437,7 @@ fn garbage_never_panics() {
     // Mutations of a valid body.
     let base = b"# TYPE h histogram\nh_bucket{le=\"1\",a=\"x\\\"y\"} 1 # {t=\"1\"} 0.5 1\nh_bucket{le=\"+Inf\",a=\"x\\\"y\"} 2\nh_count{a=\"x\\\"y\"} 2\nh_sum{a=\"x\\\"y\"} 1\n{\"q.x\",b=\"c\"} 1\n# EOF\n";
     for _ in 0..20_000 {
-        let mut b = base.to_vec();
-        for _ in 0..rng.usize(1..4) {
-            let at = rng.usize(0..b.len());
-            match rng.u8(0..3) {
-                0 => b[at] = alphabet[rng.usize(0..alphabet.len())],
-                1 => {
-                    b.remove(at);
-                }
-                _ => b.insert(at, alphabet[rng.usize(0..alphabet.len())]),
-            }
-        }
+        let b = mutated(&mut rng, base);
         for fmt in [P, OM] {
             let _ = parse(&b, fmt, |_| {});
             let _ = check(&b, fmt);
@@ -623,23 +634,12 @@ fn a_known_series_still_fails_the_value_checks() {
 #[test]
 fn known_keys_never_change_what_a_body_parses_to() {
     let mut rng = fastrand::Rng::with_seed(11);
-    let alphabet = b"ab_:{}=\",# \t\n\\.0123456789eE+-InfNa\xff\xc3";
     let base: &[u8] = b"# TYPE h histogram\nh_bucket{le=\"1\",a=\"x\\\"}y\"} 1 # {t=\"1\"} 0.5 1\nh_bucket{le=\"+Inf\",a=\"x\\\"}y\"} 2\nh_count{a=\"x\\\"}y\"} 2\nh_sum{a=\"x\\\"}y\"} 1\n{\"q.x\",b=\"c\"} 1\nm{a=\"1\"} 5 1000\n# EOF\n";
     for fmt in [P, OM] {
         let mut known = std::collections::HashSet::new();
         let _ = keyed(base, fmt, &mut known);
         for _ in 0..20_000 {
-            let mut b = base.to_vec();
-            for _ in 0..rng.usize(1..4) {
-                let at = rng.usize(0..b.len());
-                match rng.u8(0..3) {
-                    0 => b[at] = alphabet[rng.usize(0..alphabet.len())],
-                    1 => {
-                        b.remove(at);
-                    }
-                    _ => b.insert(at, alphabet[rng.usize(0..alphabet.len())]),
-                }
-            }
+            let b = mutated(&mut rng, base);
             let run = keyed(&b, fmt, &mut known.clone());
             same_as_full_parse(&b, fmt, &run);
         }
