@@ -355,9 +355,7 @@ pub async fn run_worker(outbox: Arc<Outbox>, receivers: Receivers, ctx: SendCont
                         tracing::error!(integration = %q.integration, group_key = %q.group_key, "outbox: the receiver or integration is no longer configured; notification dropped");
                         metrics::counter!("forewarn_notifications_failed_total", "integration" => "unknown")
                             .increment(1);
-                        if outbox.remove(q.id).is_err() {
-                            unrecorded.removals.insert(q.id);
-                        }
+                        let _ = unrecorded.remove(&outbox, q.id);
                         continue;
                     };
                     if now - q.created_ms > opts.max_age_ms {
@@ -403,9 +401,8 @@ fn expire(outbox: &Outbox, q: &Queued, kind: &'static str, why: &str, unrecorded
     tracing::error!(receiver = %q.notification.receiver, integration = kind, group_key = %q.group_key, attempts = q.attempts, reason = why, "notification dropped");
     metrics::counter!("forewarn_notifications_failed_total", "receiver" => q.notification.receiver.clone(), "integration" => kind)
         .increment(1);
-    if let Err(e) = outbox.remove(q.id) {
+    if let Err(e) = unrecorded.remove(outbox, q.id) {
         tracing::error!(id = q.id, receiver = %q.notification.receiver, error = %e, "outbox: cannot remove a dropped notification; held in memory until it can");
-        unrecorded.removals.insert(q.id);
     }
 }
 
@@ -432,6 +429,14 @@ impl Unrecorded {
         self.removals.contains(&id) || self.retries.get(&id).is_some_and(|(at, _, _)| *at > now)
     }
 
+    /// Removes row `id` (delivered or dropped), or holds it here if the
+    /// removal fails.
+    fn remove(&mut self, outbox: &Outbox, id: i64) -> Result<(), OutboxError> {
+        outbox.remove(id).inspect_err(|_| {
+            self.removals.insert(id);
+        })
+    }
+
     /// Tries the writes again; what succeeds is forgotten here.
     fn record(&mut self, outbox: &Outbox) {
         self.removals.retain(|id| outbox.remove(*id).is_err());
@@ -449,9 +454,8 @@ fn finish(outbox: &Outbox, (q, kind, result): Done, opts: &WorkerOptions, unreco
             metrics::histogram!("forewarn_notification_delivery_latency_seconds", "integration" => kind)
                 .record(latency);
             tracing::info!(receiver = %receiver, integration = kind, status = q.notification.status.as_str(), alerts = q.notification.alerts.len(), attempts = q.attempts + 1, latency_s = latency, "notification delivered");
-            if let Err(e) = outbox.remove(q.id) {
+            if let Err(e) = unrecorded.remove(outbox, q.id) {
                 tracing::error!(id = q.id, receiver = %receiver, integration = kind, error = %e, "outbox: delivered but cannot remove; not sent again unless forewarn restarts before the removal succeeds");
-                unrecorded.removals.insert(q.id);
             }
         }
         Err(e) if !e.is_retryable() => expire(outbox, &q, kind, &e.to_string(), unrecorded),

@@ -18,7 +18,7 @@ const THREAD_STACK: usize = 16 * 1024 * 1024;
 /// hands the worker's queue to a pool thread; with tokio's default (10 s)
 /// that thread has exited by the next evaluation of a 15 s group, so each
 /// evaluation paid a thread's start and exit (stack mapping, a malloc
-/// arena's teardown): half the CPU of an idle daemon. Longer than the usual
+/// arena's teardown): a third of an idle daemon's CPU. Longer than the usual
 /// scrape and evaluation intervals, so a steady daemon keeps its threads.
 const IDLE_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(300);
 

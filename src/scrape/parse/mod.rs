@@ -775,7 +775,8 @@ impl<'b> Parser<'b> {
         ln: usize,
         on_sample: &mut S,
     ) -> Result<(), LineError> {
-        if let Some(v) = self.om.as_mut() {
+        // The strict OpenMetrics validator keeps family types itself.
+        let typ = if let Some(v) = self.om.as_mut() {
             let set_hash = label_set_hash(&s.labels);
             let secs = match ts {
                 Ts::Seconds(t) => Some(t),
@@ -785,25 +786,20 @@ impl<'b> Parser<'b> {
             if self.drain_om() {
                 return Ok(());
             }
-            if S::KEYED {
-                on_sample.sample(series_key(series, self.fmt, MetricType::Unknown), s);
-            }
+            MetricType::Unknown
         } else {
             let (typ, suf) = self.fams.sample(s.name);
             if self.fmt == Format::Prometheus {
                 prom_checks(typ, suf, s)?;
             }
-            if S::KEYED {
-                on_sample.sample(series_key(series, self.fmt, typ), s);
-            }
-        }
+            typ
+        };
         if self.count_series {
             self.series.insert(series_hash(s.name, label_set_hash(&s.labels)));
         }
         self.summary.samples += 1;
-        if !S::KEYED {
-            on_sample.sample(SeriesKey(0, 0), s);
-        }
+        let key = if S::KEYED { series_key(series, self.fmt, typ) } else { SeriesKey(0, 0) };
+        on_sample.sample(key, s);
         Ok(())
     }
 }
