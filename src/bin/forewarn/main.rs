@@ -317,6 +317,7 @@ struct DeployArgs {
 }
 
 fn main() -> ExitCode {
+    runtime::one_malloc_arena();
     runtime::on_main_thread(cli_main)
 }
 
