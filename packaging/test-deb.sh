@@ -4,7 +4,8 @@
 # fields, maintainer scripts and the stripped binary. As root with CI=true it
 # also installs it with apt-get, runs the installed forewarn, reinstalls it
 # over an edited conffile, removes and purges it. Any missing piece exits 1.
-# FOREWARN_DEB_NO_BUILD=1 (as .ci/run sets it) packs the binary already built.
+# FOREWARN_DEB_NO_BUILD=1 with FOREWARN_DEB_PROFILE=release (as .ci/run sets
+# them) packs the binary already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -13,7 +13,9 @@
 # start-up is left out; PERF_OUT=file records forewarn's profile too), CPU microseconds per scraped sample, RSS, series
 # count and RSS per series. Installs prometheus and victoria-metrics with
 # apt-get when missing (needs root); without victoria-metrics it runs two.
-# NO_BUILD=1 uses target/release/forewarn as it is; FW=path runs another binary.
+# Builds and runs the binary the Debian package ships (`cargo build
+# --profile dist`, whole-program LTO; the first build takes ~10 minutes);
+# NO_BUILD=1 uses target/dist/forewarn as it is; FW=path runs another binary.
 set -euo pipefail
 
 SERIES=${1:-10000}
@@ -28,8 +30,8 @@ source "$ROOT/bench/store/targets.sh"
 if ! command -v prometheus >/dev/null || ! command -v victoria-metrics >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus victoria-metrics >/dev/null || true
 fi
-[ -n "${NO_BUILD:-}" ] || (cd "$ROOT" && cargo build --release -q)
-FW="${FW:-$ROOT/target/release/forewarn}"
+[ -n "${NO_BUILD:-}" ] || [ -n "${FW:-}" ] || (cd "$ROOT" && cargo build --profile dist --bin forewarn -q)
+FW="${FW:-$ROOT/target/dist/forewarn}"
 
 # The targets: one directory each, a writer loop changes the values every second.
 start_targets "$TARGETS" "$SERIES"
