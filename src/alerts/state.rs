@@ -114,6 +114,9 @@ pub struct NamedTemplate {
     pub name: String,
     pub source: String,
     pub template: Arc<Template>,
+    /// Whether the text uses `$deploy` or `$changes`, which cost a deploy
+    /// marker lookup per alert (found once here, not at every evaluation).
+    pub uses_changes: bool,
 }
 
 impl NamedTemplate {
@@ -122,6 +125,7 @@ impl NamedTemplate {
             name: name.to_string(),
             source: source.to_string(),
             template: Arc::new(Template::parse(name, source)?),
+            uses_changes: source.contains("$deploy") || source.contains("$changes"),
         })
     }
 }
@@ -266,12 +270,7 @@ impl AlertingRule {
         changes: Option<&ChangesHook>,
     ) -> Vec<Alert> {
         // Correlating with deploys costs a marker lookup: only when used.
-        let wants_changes = changes.is_some()
-            && self
-                .annotations
-                .iter()
-                .chain(&self.labels)
-                .any(|t| t.source.contains("$deploy") || t.source.contains("$changes"));
+        let wants_changes = changes.is_some() && self.annotations.iter().chain(&self.labels).any(|t| t.uses_changes);
         let mut seen = std::collections::HashSet::new();
         let mut template_errors = Vec::new();
         for s in result {

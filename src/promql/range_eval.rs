@@ -290,7 +290,7 @@ impl RangeEval<'_> {
     }
 
     fn binary(&self, b: &BinaryExpr) -> Result<Cols, EvalError> {
-        let Some(op) = Op::from_token(&b.op.to_string()) else {
+        let Some(op) = Op::of(b.op) else {
             return Err(EvalError::Unsupported(format!("binary operator {}", b.op)));
         };
         let modifier = b.modifier.clone().unwrap_or_default();
