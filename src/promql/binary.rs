@@ -17,7 +17,8 @@ use super::{EvalError, VectorSample};
 use crate::labels::{Labels, METRIC_NAME};
 use crate::native_histogram::FloatHistogram;
 
-/// The operator, decoded once from the parser's token.
+/// A binary operator, decoded from the parser's token ([`Op::of`]) at each
+/// evaluation of its expression.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Op {
     Add,

@@ -81,9 +81,8 @@ pub struct TargetHealth {
 /// ([`parse::parse_keyed`]), no label set is built, hashed, relabeled or
 /// compared, and nothing is allocated. Only a new or changed series takes
 /// the slow path (labels, target labels, `metric_relabel_configs`, limits,
-/// the store's index); a
-/// series that relabeling drops is remembered as dropped. Entries not seen
-/// in a scrape get their staleness marker and go.
+/// the store's index); a series that relabeling drops is remembered as
+/// dropped. Entries not seen in a scrape get their staleness marker and go.
 #[derive(Default)]
 pub struct ScrapeState {
     /// The series of the last good scrape.
